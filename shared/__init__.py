@@ -1,0 +1,1 @@
+"""sigmabatch shared library: settings, calendar, providers, storage and pure analytics."""

@@ -1,0 +1,1 @@
+"""Pure analytics: arrays/DataFrames in, tidy DataFrames out. No I/O, no settings, no clock."""

@@ -1,0 +1,46 @@
+"""Exceptions with a meaning for operators, each mapped to a documented exit code."""
+
+from __future__ import annotations
+
+
+class SigmabatchError(Exception):
+    """Base class. ``exit_code`` is what a phase entrypoint exits with."""
+
+    exit_code = 1
+
+
+class ConfigError(SigmabatchError):
+    """A setting (environment variable or flag) has a bad value."""
+
+    exit_code = 2
+
+
+class BadInputError(SigmabatchError):
+    """Input data or arguments are invalid; nothing was written."""
+
+    exit_code = 2
+
+
+class ProviderError(SigmabatchError):
+    """A market-data provider failed (outage, no network, malformed payload)."""
+
+    exit_code = 1
+
+
+class LockBusyError(SigmabatchError):
+    """Another run holds the batch lock."""
+
+    exit_code = 4
+
+
+class PartialFailure(SigmabatchError):
+    """The phase finished but some items failed."""
+
+    exit_code = 3
+
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+EXIT_PARTIAL = 3
+EXIT_LOCK_BUSY = 4

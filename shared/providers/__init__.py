@@ -1,0 +1,1 @@
+"""Market-data providers: one small interface per data kind, several implementations each."""

@@ -1,0 +1,1 @@
+"""The pipeline DAG (plain data), its local runner and its Argo rendering."""

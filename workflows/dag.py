@@ -1,0 +1,181 @@
+"""The one description of the nightly DAG: steps, their entrypoints, edges, artifacts and retries.
+
+Plain data. :mod:`workflows.local` runs it on this machine and :mod:`workflows.argo` renders it to Argo
+with Hera; neither keeps a second list of phases. Every step is ``python -m <module> <args>``, and
+:func:`step_args` builds the same argument list for both runners (Argo passes template expressions,
+the local runner passes values).
+
+Edges follow the data: phase 1.5 (symbol factors) and 1.75 (symbol metrics) both need only prices and
+profiles, so they run in parallel; 3 (P&L) and 4 (market values) start as soon as prices exist; 6 waits
+for everything it aggregates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+#: Name of the price-cache snapshot artifact (Parquet), produced by market-data.
+PRICE_CACHE = "price-cache"
+PRICE_CACHE_FILE = "price_cache.parquet"
+
+
+@dataclass(frozen=True)
+class Retry:
+    """Retry policy of one step (Argo ``retryStrategy``; the local runner honours ``limit``).
+
+    Exit code 2 (bad input) and 4 (lock busy) are never retried: retrying cannot fix them.
+    """
+
+    limit: int = 3
+    policy: str = "OnFailure"
+    backoff: str = "30s"
+    factor: int = 2
+    max_duration: str = "30m"
+    no_retry_exit_codes: tuple[int, ...] = (2,)
+
+
+@dataclass(frozen=True)
+class Resources:
+    cpu_request: str = "250m"
+    memory_request: str = "512Mi"
+    memory_limit: str = "2Gi"
+
+
+@dataclass(frozen=True)
+class Step:
+    """One node of the DAG.
+
+    Attributes
+    ----------
+    name : Argo task/template name (DNS-1123, never starting with a digit).
+    phase : The phase number of the system we replace ("1.5"), for humans.
+    module : Python module run as ``python -m <module>``.
+    upstream : Names of the steps that must succeed first.
+    reads_price_cache / writes_price_cache : Whether the step consumes / produces the snapshot.
+    """
+
+    name: str
+    phase: str
+    title: str
+    module: str
+    upstream: tuple[str, ...] = ()
+    reads_price_cache: bool = False
+    writes_price_cache: bool = False
+    outputs_dates: bool = False
+    retry: Retry = field(default_factory=Retry)
+    resources: Resources = field(default_factory=Resources)
+    deadline_seconds: int = 3600
+
+
+STEPS: tuple[Step, ...] = (
+    Step("plan", "-", "Plan the run: resolve the dates, record the run", "phases.plan",
+         outputs_dates=True, retry=Retry(limit=2, backoff="10s", max_duration="5m"),
+         resources=Resources("100m", "256Mi", "512Mi"), deadline_seconds=600),
+    Step("company-profiles", "0", "Company profiles", "phases.company_profiles", ("plan",)),
+    Step("market-data", "1", "Market data and price-cache snapshot", "phases.market_data", ("plan",),
+         writes_price_cache=True, resources=Resources("500m", "1Gi", "4Gi")),
+    Step("symbol-factors", "1.5", "Symbol factor betas", "phases.symbol_factors",
+         ("market-data", "company-profiles"), reads_price_cache=True, resources=Resources("1", "1Gi", "4Gi")),
+    Step("symbol-metrics", "1.75", "Symbol metrics", "phases.symbol_metrics",
+         ("market-data", "company-profiles"), reads_price_cache=True),
+    Step("fundamentals", "2", "Fundamentals", "phases.fundamentals", ("company-profiles",)),
+    Step("pnl-snapshots", "3", "P&L, equity roll-forward and snapshots", "phases.pnl_snapshots",
+         ("market-data",), reads_price_cache=True),
+    Step("market-values", "4", "Position market values", "phases.market_values", ("market-data",),
+         reads_price_cache=True),
+    Step("sector-tags", "5", "Sector tags", "phases.sector_tags", ("company-profiles",)),
+    Step("risk-analytics", "6", "Risk analytics", "phases.risk_analytics",
+         ("symbol-factors", "symbol-metrics", "pnl-snapshots", "market-values", "sector-tags"),
+         reads_price_cache=True, resources=Resources("1", "2Gi", "6Gi")),
+)
+
+#: The step that always runs last, whatever happened (Argo ``onExit``): records the run's outcome.
+EXIT_STEP = Step("record-run", "-", "Record the run's status", "phases.record_run",
+                 retry=Retry(limit=3, backoff="10s", max_duration="10m"),
+                 resources=Resources("100m", "256Mi", "512Mi"), deadline_seconds=600)
+
+#: Argo-side placeholders: what each argument is in a WorkflowTemplate.
+ARGO_VALUES = {
+    "run_id": "{{workflow.name}}",
+    "portfolio": "{{workflow.parameters.portfolio}}",
+    "trigger": "{{workflow.parameters.trigger}}",
+    "scheduled_time": "{{workflow.scheduledTime}}",
+    "force": "{{workflow.parameters.force}}",
+}
+
+
+def steps_by_name() -> dict[str, Step]:
+    return {s.name: s for s in STEPS}
+
+
+def edges() -> set[tuple[str, str]]:
+    """All (upstream, downstream) pairs."""
+    return {(u, s.name) for s in STEPS for u in s.upstream}
+
+
+def topological_order(steps: tuple[Step, ...] = STEPS) -> list[Step]:
+    """Steps sorted so every step comes after its upstream steps (stable in declaration order)."""
+    by_name = {s.name: s for s in steps}
+    done: set[str] = set()
+    order: list[Step] = []
+    pending = list(steps)
+    while pending:
+        ready = [s for s in pending if all(u in done for u in s.upstream)]
+        if not ready:
+            raise ValueError(f"cycle or unknown upstream among {[s.name for s in pending]}")
+        for s in ready:
+            missing = [u for u in s.upstream if u not in by_name]
+            if missing:
+                raise ValueError(f"{s.name}: unknown upstream {missing}")
+            order.append(s)
+            done.add(s.name)
+            pending.remove(s)
+    return order
+
+
+def has_path(a: str, b: str) -> bool:
+    """Whether ``b`` is reachable from ``a`` along the edges."""
+    children: dict[str, list[str]] = {}
+    for u, d in edges():
+        children.setdefault(u, []).append(d)
+    stack, seen = [a], set()
+    while stack:
+        n = stack.pop()
+        for c in children.get(n, []):
+            if c == b:
+                return True
+            if c not in seen:
+                seen.add(c)
+                stack.append(c)
+    return False
+
+
+def step_args(
+    step: Step,
+    *,
+    start_date: str,
+    end_date: str,
+    portfolio: str,
+    run_id: str,
+    price_cache_in: str | None = None,
+    price_cache_out: str | None = None,
+    outputs_dir: str | None = None,
+    trigger: str | None = None,
+    scheduled_time: str | None = None,
+    force: str | None = None,
+) -> list[str]:
+    """The argument list after ``python -m <module>``, identical for the local runner and Argo."""
+    args = ["--run-id", run_id, "--start-date", start_date, "--end-date", end_date, "--portfolio", portfolio]
+    if step.reads_price_cache and price_cache_in is not None:
+        args += ["--price-cache", price_cache_in]
+    if step.writes_price_cache and price_cache_out is not None:
+        args += ["--price-cache-out", price_cache_out]
+    if step.outputs_dates and outputs_dir is not None:
+        args += ["--outputs-dir", outputs_dir]
+    if trigger is not None and step.name in ("plan", EXIT_STEP.name):
+        args += ["--trigger", trigger]
+    if scheduled_time is not None and step.name == "plan":
+        args += ["--scheduled-time", scheduled_time]
+    if force is not None and step.name not in (EXIT_STEP.name,):
+        args += ["--force", force]
+    return args
