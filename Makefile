@@ -1,0 +1,42 @@
+# sigmabatch — `make help` lists the targets. Everything runs from ./.venv, created on first use.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+EXTRAS ?= dev,deploy,report
+
+.DEFAULT_GOAL := help
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[$(EXTRAS)]"
+	@touch $(STAMP)
+
+.PHONY: help install run test lint format workflows check-generated bench clean
+help: ## show this help
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*?## "}{printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
+
+install: $(STAMP) ## create .venv and install sigmabatch with its dev/deploy extras
+
+run: $(STAMP) ## run the whole pipeline on the embedded default (SQLite, local artifacts, synthetic data)
+	$(BIN)/sigmabatch run
+
+test: $(STAMP) ## run the test suite (PostgreSQL at 127.0.0.1:5432 required when CI=true)
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP) ## ruff over the code
+	$(BIN)/ruff check phases shared workflows tests
+
+format: $(STAMP) ## apply ruff's fixes
+	$(BIN)/ruff check --fix phases shared workflows tests
+
+workflows: $(STAMP) ## render the Argo manifests into charts/sigmabatch/files
+	$(BIN)/python -m workflows.argo render --out charts/sigmabatch/files
+
+check-generated: $(STAMP) ## fail when the committed Argo manifests differ from what the code renders
+	$(BIN)/python -m workflows.argo check --out charts/sigmabatch/files
+
+clean: ## remove the local database, artifacts and run logs (var/)
+	rm -rf var

@@ -1,0 +1,1 @@
+"""Phase entrypoints: each is ``python -m phases.<name>`` with ``main(argv) -> int``."""

@@ -1,0 +1,243 @@
+"""What every phase entrypoint shares: arguments, settings, logging, date resolution, run records.
+
+A phase module defines ``run(ctx: PhaseContext) -> PhaseResult`` and
+``main = entrypoint("step-name", "description", run)``. The wrapper parses the common arguments,
+builds settings and the database, resolves the sessions (explicit dates, or detection of missed
+sessions), calls ``run``, records the outcome in ``batch_phase_runs`` and exits with a documented code:
+
+0 success, nothing to do, or partial (recorded as such; the DAG goes on) · 1 failed · 2 bad input
+(not retried) · 4 lock busy. The run as a whole (``sigmabatch run``, ``record-run``) exits 3 when some
+phase was partial.
+
+The last stdout line is ``sigmabatch-result: {json}`` with the row counts, for the local runner.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+import traceback
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine
+
+from shared import calendar
+from shared.errors import EXIT_OK, BadInputError, ConfigError, SigmabatchError
+from shared.logs import setup_logging
+from shared.planning import RunRange, parse_date, resolve_range
+from shared.settings import VARIABLES, Settings
+
+RESULT_PREFIX = "sigmabatch-result: "
+log = logging.getLogger("sigmabatch")
+
+
+@dataclass
+class PhaseResult:
+    """What a phase reports: rows written per table, free-form details, and its status."""
+
+    rows: dict[str, int] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
+    status: str = "ok"  # ok | partial | skipped
+    message: str = ""
+
+
+@dataclass
+class PhaseContext:
+    step: str
+    settings: Settings
+    engine: Engine
+    run_id: str
+    range: RunRange | None
+    portfolio_id: str | None
+    force: bool
+    args: argparse.Namespace
+    log: logging.Logger
+
+    @cached_property
+    def market_data(self):
+        from shared.providers.registry import build_market_data
+
+        return build_market_data(self.settings)
+
+    @property
+    def price_cache_path(self) -> Path:
+        return Path(self.args.price_cache) if self.args.price_cache else default_price_cache(self.settings)
+
+    @property
+    def price_cache_out(self) -> Path:
+        return Path(self.args.price_cache_out) if self.args.price_cache_out else default_price_cache(self.settings)
+
+    @cached_property
+    def price_cache(self):
+        from shared.storage.price_cache import read_price_cache
+
+        return read_price_cache(self.price_cache_path)
+
+    def transaction(self):
+        from shared.storage.db import transaction
+
+        return transaction(self.engine)
+
+
+def default_price_cache(settings: Settings) -> Path:
+    if settings.artifacts_are_s3:
+        return Path("/tmp/sigmabatch/price_cache.parquet")
+    return settings.artifacts_path / "latest" / "price_cache.parquet"
+
+
+def _bool(value: str) -> bool:
+    v = (value or "").strip().lower()
+    if v in ("", "false", "0", "no"):
+        return False
+    if v in ("true", "1", "yes"):
+        return True
+    raise argparse.ArgumentTypeError(f"expected true/false, got {value!r}")
+
+
+def build_parser(step: str, description: str) -> argparse.ArgumentParser:
+    env_help = "\n".join(f"  {k:<34} {v}" for k, v in VARIABLES.items())
+    p = argparse.ArgumentParser(
+        prog=f"python -m phases.{step.replace('-', '_')}",
+        description=description,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=(
+            "Dates: with no --start-date the phase detects the first session some active portfolio lacks;\n"
+            "with no --end-date it runs to the last completed NYSE session (16:30 New York time).\n"
+            "Exit codes: 0 ok, nothing to do or partial (recorded), 1 failed, 2 bad input, 4 lock busy.\n\n"
+            "Environment:\n" + env_help
+        ),
+    )
+    p.add_argument("--start-date", default="", metavar="YYYY-MM-DD", help="first session (empty = detect)")
+    p.add_argument("--end-date", default="", metavar="YYYY-MM-DD", help="last session (empty = last completed)")
+    p.add_argument("--portfolio", default="", metavar="ID", help="limit the phase to one portfolio (empty = all)")
+    p.add_argument("--run-id", default="", help="the run this phase belongs to (default: a new manual run id)")
+    p.add_argument("--force", type=_bool, default=False, nargs="?", const=True,
+                   help="recompute and replace results for the range even if they exist")
+    p.add_argument("--price-cache", default="", metavar="PATH", help="price-cache snapshot to read")
+    p.add_argument("--price-cache-out", default="", metavar="PATH", help="price-cache snapshot to write")
+    p.add_argument("--provider", default=None, help="override SIGMABATCH_PROVIDER (synthetic, file:PATH, …)")
+    p.add_argument("--scheduled-time", default="", help="the scheduled time of a cron run (RFC 3339); "
+                   "the business date comes from it instead of the clock")
+    return p
+
+
+def reference_time(settings: Settings, scheduled: str) -> datetime:
+    """The instant that decides the last completed session: the cron's scheduled time, else the clock."""
+    scheduled = (scheduled or "").strip()
+    if scheduled and not scheduled.startswith("{{"):
+        try:
+            return datetime.fromisoformat(scheduled.replace("Z", "+00:00"))
+        except ValueError:
+            raise BadInputError(f"--scheduled-time={scheduled!r} is not an RFC 3339 time") from None
+    return settings.current_time()
+
+
+def entrypoint(
+    step: str,
+    description: str,
+    run: Callable[[PhaseContext], PhaseResult],
+    *,
+    add_arguments: Callable[[argparse.ArgumentParser], None] | None = None,
+    record: bool = True,
+    allow_empty: bool = False,
+) -> Callable[[list[str] | None], int]:
+    """Wrap ``run`` into ``main(argv) -> int`` with the shared behaviour described above."""
+
+    def main(argv: list[str] | None = None) -> int:
+        parser = build_parser(step, description)
+        if add_arguments:
+            add_arguments(parser)
+        args = parser.parse_args(argv)
+        t0 = time.monotonic()
+        started = datetime.now().astimezone()
+        try:
+            settings = Settings.from_env().with_overrides(provider=args.provider)
+        except ConfigError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return exc.exit_code
+        setup_logging(settings.log_format, settings.log_level)
+        plog = logging.getLogger(f"sigmabatch.{step}")
+        run_id = args.run_id or f"manual-{started:%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
+        engine = None
+        result = PhaseResult()
+        error: str | None = None
+        code = EXIT_OK
+        try:
+            from shared.storage.db import get_engine, migrate
+
+            engine = get_engine(settings.database_url)
+            migrate(engine)
+            from shared.storage.db import transaction
+
+            with transaction(engine) as session:
+                rng = resolve_range(
+                    session,
+                    start=parse_date(args.start_date, "--start-date"),
+                    end=parse_date(args.end_date, "--end-date"),
+                    latest=calendar.last_completed_session(reference_time(settings, args.scheduled_time)),
+                    portfolio_id=args.portfolio or None,
+                )
+            if rng is None and not allow_empty:
+                result = PhaseResult(status="skipped", message="up to date: no missing session")
+                plog.info("nothing to do: every portfolio is up to date")
+            else:
+                ctx = PhaseContext(step, settings, engine, run_id, rng, args.portfolio or None, bool(args.force),
+                                   args, plog)
+                plog.info("start", extra={"run_id": run_id, "range": str(rng or "up to date"),
+                                          "portfolio": args.portfolio or "all"})
+                result = run(ctx)
+        except SigmabatchError as exc:
+            error, code = str(exc), exc.exit_code
+            result.status = "failed"
+            plog.error(error)
+        except Exception as exc:  # unexpected: keep the traceback in the log and the run record
+            error, code = f"{type(exc).__name__}: {exc}", 1
+            result.status = "failed"
+            plog.error("unexpected failure\n%s", traceback.format_exc())
+        duration = time.monotonic() - t0
+        if record and engine is not None:
+            _record(engine, run_id, step, result, started, error, plog)
+        summary = {"step": step, "status": result.status, "seconds": round(duration, 3), "rows": result.rows,
+                   "details": result.details, "message": result.message, "error": error, "exit_code": code}
+        print(RESULT_PREFIX + json.dumps(summary, default=str), flush=True)
+        if error:
+            print(f"error: {error}", file=sys.stderr)
+        return code
+
+    return main
+
+
+def _record(engine, run_id, step, result, started, error, plog) -> None:
+    from shared import runs
+    from shared.storage.db import transaction
+
+    try:
+        with transaction(engine) as session:
+            runs.ensure_run(session, run_id)
+            runs.record_phase(session, run_id, step, status=result.status, started_at=started,
+                              finished_at=datetime.now().astimezone(), rows=result.rows,
+                              details=result.details, error=error)
+    except Exception as exc:  # the database may be the thing that failed
+        plog.warning("could not record the phase outcome: %s", exc)
+
+
+def not_implemented(step: str, what: str) -> Callable[[PhaseContext], PhaseResult]:
+    def run(ctx: PhaseContext) -> PhaseResult:
+        ctx.log.info("%s: not implemented yet", what)
+        return PhaseResult(status="skipped", message=f"{what}: not implemented yet")
+
+    return run
+
+
+def require_sessions(ctx: PhaseContext) -> None:
+    if not ctx.range.sessions:
+        raise BadInputError("no session to process")

@@ -1,0 +1,54 @@
+"""Phase 4 — position market values as of the run's last session (positions hold current state).
+
+Mark = last close on or before the end date from the price-cache snapshot (entry price when the symbol
+has no close, e.g. an unpriced option). Positions closed by then get a zero market value. A backfill of
+older dates never overwrites values from a later date (unless ``--force``).
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+import numpy as np
+import pandas as pd
+
+from phases._runtime import PhaseContext, PhaseResult, entrypoint
+from shared.analytics.pnl import marks, multipliers
+from shared.storage import models as m
+from shared.storage import repository as repo
+
+
+def market_values(positions: pd.DataFrame, closes: pd.DataFrame, as_of: date) -> pd.DataFrame:
+    """[id, last_price, market_value, unrealized_pnl, market_value_date] for ``positions`` at ``as_of``."""
+    mk = marks(closes, positions["symbol"].tolist())[-1] if len(closes) else np.full(len(positions), np.nan)
+    price = np.where(np.isnan(mk), positions["entry_price"].to_numpy(dtype="float64"), mk)
+    qm = positions["quantity"].to_numpy(dtype="float64") * multipliers(positions["position_type"])
+    exit_ = pd.to_datetime(positions["exit_date"])
+    is_open = exit_.isna().to_numpy() | (exit_ > pd.Timestamp(as_of)).to_numpy()
+    mv = np.where(is_open, qm * price, 0.0)
+    upnl = np.where(is_open, mv - qm * positions["entry_price"].to_numpy(dtype="float64"), 0.0)
+    return pd.DataFrame({"id": positions["id"].to_numpy(), "last_price": price, "market_value": mv,
+                         "unrealized_pnl": upnl, "market_value_date": as_of})
+
+
+def run(ctx: PhaseContext) -> PhaseResult:
+    end = ctx.range.end
+    with ctx.transaction() as s:
+        positions = repo.load_positions(s, [ctx.portfolio_id] if ctx.portfolio_id else None, end=end)
+    if not ctx.force:
+        stale = pd.to_datetime(positions["market_value_date"])
+        positions = positions[stale.isna() | (stale <= pd.Timestamp(end))]
+    if positions.empty:
+        return PhaseResult(status="ok", message="no position to update")
+    closes = ctx.price_cache.wide(sorted(set(positions["symbol"])))
+    values = market_values(positions, closes.loc[: pd.Timestamp(end)], end)
+    with ctx.transaction() as s:
+        written = repo.bulk_update(s, m.Position, values)
+    return PhaseResult(rows={"positions": written}, details={"as_of": end.isoformat(),
+                       "open_positions": int((values["market_value"] != 0).sum())})
+
+
+main = entrypoint("market-values", "Phase 4: update each position's last price and market value.", run)
+
+if __name__ == "__main__":
+    raise SystemExit(main())

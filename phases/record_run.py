@@ -1,0 +1,67 @@
+"""Record the run's outcome in ``batch_run_history`` (Argo ``onExit``; the local runner's last step).
+
+Idempotent: re-running it (Argo retries exit handlers) rewrites the same status. The status is
+``completed``, ``partial`` or ``failed``, from the phase records, the Argo workflow status and its
+failed nodes (``--workflow-status``, ``--failures`` JSON).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from shared import runs
+from shared.errors import SigmabatchError
+from shared.logs import setup_logging
+from shared.settings import Settings
+
+
+def parse_failures(raw: str) -> list[dict]:
+    raw = (raw or "").strip()
+    if not raw or raw.startswith("{{") or raw == "null":
+        return []
+    try:
+        items = json.loads(raw)
+    except json.JSONDecodeError:
+        return [{"message": raw[:2000]}]
+    return [
+        {"node": i.get("displayName"), "template": i.get("templateName"), "phase": i.get("phase"),
+         "message": i.get("message")}
+        for i in items if isinstance(i, dict)
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m phases.record_run", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--run-id", required=True)
+    p.add_argument("--workflow-status", default="", help="Argo {{workflow.status}}: Succeeded, Failed, Error")
+    p.add_argument("--failures", default="", help="Argo {{workflow.failures}} (JSON list of failed nodes)")
+    p.add_argument("--trigger", default="manual", choices=runs.TRIGGERS)
+    for flag in ("--start-date", "--end-date", "--portfolio", "--scheduled-time", "--force"):
+        p.add_argument(flag, default="", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    try:
+        settings = Settings.from_env()
+        setup_logging(settings.log_format, settings.log_level)
+        from shared.storage.db import get_engine, migrate, transaction
+
+        engine = get_engine(settings.database_url)
+        migrate(engine)
+        failures = parse_failures(args.failures)
+        forced = None
+        if args.workflow_status in ("Failed", "Error") and not failures:
+            failures = [{"message": f"workflow {args.workflow_status}"}]
+        with transaction(engine) as session:
+            runs.ensure_run(session, args.run_id, args.trigger)
+            status = runs.finish_run(session, args.run_id, status=forced, errors=failures)
+    except SigmabatchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    print(f"run {args.run_id}: {status}")
+    return {"completed": 0, "partial": 3}.get(status, 1)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

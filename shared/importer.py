@@ -1,0 +1,189 @@
+"""``sigmabatch import``: portfolios and positions from CSV, all or nothing.
+
+Portfolios: ``portfolio,equity_balance[,currency,name]``. Positions:
+``portfolio,symbol,quantity,entry_price,entry_date[,exit_date,exit_price,position_type,investment_class]``.
+Quantities are signed (short < 0); the type defaults from the sign (LONG/SHORT) and, when given, must
+agree with it (LC/LP long, SC/SP short options, multiplier 100). Every bad row is reported with its
+file, line and field, and a file with any bad row imports nothing. Re-importing the same files is a
+no-op (positions are keyed by portfolio, symbol, type and entry date).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+from sqlalchemy.orm import Session
+
+from shared.analytics.factors import OPTION_TYPES, POSITION_TYPES
+from shared.errors import BadInputError
+from shared.providers.symbols import normalize_symbol
+from shared.storage import models as m
+from shared.storage import repository as repo
+
+PORTFOLIO_REQUIRED = ("portfolio", "equity_balance")
+POSITION_REQUIRED = ("portfolio", "symbol", "quantity", "entry_price", "entry_date")
+INVESTMENT_CLASSES = ("PUBLIC", "OPTIONS", "PRIVATE")
+MAX_REPORTED = 25
+
+
+@dataclass
+class ImportSummary:
+    portfolios: int
+    positions: int
+
+
+class _Errors(list):
+    def add(self, file: str, line: int, field: str, msg: str) -> None:
+        self.append(f"{file} line {line}, field {field}: {msg}")
+
+    def raise_if_any(self) -> None:
+        if self:
+            more = f"\n… and {len(self) - MAX_REPORTED} more" if len(self) > MAX_REPORTED else ""
+            raise BadInputError("import rejected, nothing was written:\n  " + "\n  ".join(self[:MAX_REPORTED]) + more)
+
+
+def _read(path: Path, required: tuple[str, ...], errors: _Errors) -> list[tuple[int, dict[str, str]]]:
+    if not path.exists():
+        raise BadInputError(f"{path}: no such file")
+    text = path.read_text(encoding="utf-8-sig")
+    if not text.strip():
+        raise BadInputError(f"{path}: the file is empty")
+    reader = csv.reader(io.StringIO(text))
+    try:
+        header = [h.strip().lower() for h in next(reader)]
+    except (StopIteration, csv.Error) as exc:
+        raise BadInputError(f"{path} line 1: unreadable header ({exc})") from None
+    missing = [c for c in required if c not in header]
+    if missing:
+        raise BadInputError(f"{path} line 1: missing required column(s) {', '.join(missing)} (found {', '.join(header)})")
+    rows = []
+    try:
+        for fields in reader:
+            line = reader.line_num
+            if not any(f.strip() for f in fields):
+                continue
+            if len(fields) != len(header):
+                errors.add(path.name, line, "*", f"expected {len(header)} fields, found {len(fields)} "
+                           "(truncated or malformed row)")
+                continue
+            rows.append((line, {h: f.strip() for h, f in zip(header, fields, strict=True)}))
+    except csv.Error as exc:
+        errors.add(path.name, reader.line_num, "*", f"malformed CSV: {exc}")
+    if not text.endswith("\n") and rows and len(rows[-1][1]) != len(header):
+        errors.add(path.name, rows[-1][0], "*", "file ends in the middle of a row (truncated)")
+    return rows
+
+
+def _num(value: str, file: str, line: int, field: str, errors: _Errors, *, positive: bool = False,
+         nonzero: bool = False) -> float | None:
+    try:
+        x = float(value.replace(",", "")) if value else math.nan
+    except ValueError:
+        errors.add(file, line, field, f"{value!r} is not a number")
+        return None
+    if not math.isfinite(x):
+        errors.add(file, line, field, "a number is required" if not value else f"{value!r} is not finite")
+        return None
+    if positive and x <= 0:
+        errors.add(file, line, field, f"{value} must be greater than 0")
+        return None
+    if nonzero and x == 0:
+        errors.add(file, line, field, "must not be 0")
+        return None
+    return x
+
+
+def _date(value: str, file: str, line: int, field: str, errors: _Errors, *, required: bool) -> date | None:
+    if not value:
+        if required:
+            errors.add(file, line, field, "a date (YYYY-MM-DD) is required")
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        errors.add(file, line, field, f"{value!r} is not a date (YYYY-MM-DD)")
+        return None
+
+
+def parse_portfolios(path: Path, errors: _Errors) -> pd.DataFrame:
+    rows, out, seen = _read(path, PORTFOLIO_REQUIRED, errors), [], {}
+    for line, r in rows:
+        pid = r["portfolio"]
+        if not pid:
+            errors.add(path.name, line, "portfolio", "an id is required")
+            continue
+        if pid in seen:
+            errors.add(path.name, line, "portfolio", f"{pid!r} already defined on line {seen[pid]}")
+            continue
+        seen[pid] = line
+        eq = _num(r["equity_balance"], path.name, line, "equity_balance", errors, positive=True)
+        cur = (r.get("currency") or "USD").upper()
+        if len(cur) != 3 or not cur.isalpha():
+            errors.add(path.name, line, "currency", f"{cur!r} is not a 3-letter currency code")
+        out.append({"id": pid, "name": r.get("name") or pid, "equity_balance": eq, "currency": cur,
+                    "is_active": True})
+    return pd.DataFrame(out)
+
+
+def parse_positions(path: Path, known_portfolios: set[str], errors: _Errors) -> pd.DataFrame:
+    rows, out, seen = _read(path, POSITION_REQUIRED, errors), [], {}
+    f = path.name
+    for line, r in rows:
+        pid = r["portfolio"]
+        if pid not in known_portfolios:
+            errors.add(f, line, "portfolio", f"unknown portfolio {pid!r}")
+        symbol = normalize_symbol(r["symbol"])
+        if not symbol:
+            errors.add(f, line, "symbol", "a symbol is required")
+        qty = _num(r["quantity"], f, line, "quantity", errors, nonzero=True)
+        px = _num(r["entry_price"], f, line, "entry_price", errors, positive=True)
+        entry = _date(r["entry_date"], f, line, "entry_date", errors, required=True)
+        exit_d = _date(r.get("exit_date", ""), f, line, "exit_date", errors, required=False)
+        exit_px = _num(r["exit_price"], f, line, "exit_price", errors, positive=True) if r.get("exit_price") else None
+        if exit_px is not None and exit_d is None:
+            errors.add(f, line, "exit_date", "exit_price is given but exit_date is missing")
+        if entry and exit_d and exit_d < entry:
+            errors.add(f, line, "exit_date", f"{exit_d} is before entry_date {entry}")
+        ptype = (r.get("position_type") or "").upper()
+        if qty is not None:
+            if not ptype:
+                ptype = "LONG" if qty > 0 else "SHORT"
+            elif ptype not in POSITION_TYPES:
+                errors.add(f, line, "position_type", f"{ptype!r} is not one of {', '.join(sorted(POSITION_TYPES))}")
+            elif (ptype in ("LONG", "LC", "LP")) != (qty > 0):
+                errors.add(f, line, "quantity", f"{qty:g} has the wrong sign for a {ptype} position")
+        iclass = (r.get("investment_class") or ("OPTIONS" if ptype in OPTION_TYPES else "PUBLIC")).upper()
+        if iclass not in INVESTMENT_CLASSES:
+            errors.add(f, line, "investment_class", f"{iclass!r} is not one of {', '.join(INVESTMENT_CLASSES)}")
+        key = (pid, symbol, ptype, entry)
+        if key in seen:
+            errors.add(f, line, "*", f"duplicate lot of line {seen[key]} (same portfolio, symbol, type, entry date)")
+        seen[key] = line
+        out.append({"portfolio_id": pid, "symbol": symbol, "position_type": ptype, "investment_class": iclass,
+                    "quantity": qty, "entry_price": px, "entry_date": entry, "exit_date": exit_d,
+                    "exit_price": exit_px, "underlying_symbol": _underlying(symbol) if ptype in OPTION_TYPES else None})
+    return pd.DataFrame(out)
+
+
+def _underlying(symbol: str) -> str | None:
+    """The root of an OCC option symbol (``AAPL  261218C00150000`` -> ``AAPL``)."""
+    s = symbol.replace(" ", "")
+    return s[:-15] if len(s) > 15 and s[-9] in "CP" and s[-8:].isdigit() and s[-15:-9].isdigit() else None
+
+
+def import_files(session: Session, portfolios: Path | None, positions: Path | None) -> ImportSummary:
+    """Validate both files completely, then write them in the caller's transaction."""
+    errors = _Errors()
+    pf = parse_portfolios(Path(portfolios), errors) if portfolios else pd.DataFrame()
+    known = set(repo.load_portfolios(session, active_only=False)["id"]) | set(pf.get("id", []))
+    pos = parse_positions(Path(positions), known, errors) if positions else pd.DataFrame()
+    errors.raise_if_any()
+    n_pf = repo.upsert(session, m.Portfolio, pf)
+    n_pos = repo.upsert(session, m.Position, pos, conflict=("portfolio_id", "symbol", "position_type", "entry_date"))
+    return ImportSummary(n_pf, n_pos)

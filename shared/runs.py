@@ -1,0 +1,82 @@
+"""Run tracking: one ``batch_run_history`` row per run and one ``batch_phase_runs`` row per phase."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from shared.storage import models as m
+from shared.storage import repository as repo
+
+TRIGGERS = ("cron", "backfill", "onboarding", "manual")
+
+
+def utcnow() -> datetime:
+    return datetime.now(tz=UTC)
+
+
+def start_run(
+    session: Session, run_id: str, *, trigger: str, start: date | None, end: date | None, sessions: int,
+    portfolio_id: str | None = None, workflow_name: str | None = None,
+) -> None:
+    """Create (or reset, on a re-run with the same id) the run's history row with status running."""
+    frame = pd.DataFrame([{
+        "run_id": run_id, "triggered_by": trigger, "workflow_name": workflow_name, "portfolio_id": portfolio_id,
+        "start_date": start, "end_date": end, "sessions": sessions, "status": "running",
+        "started_at": utcnow(), "completed_at": None, "error_summary": None,
+    }])
+    repo.upsert(session, m.BatchRunHistory, frame)
+
+
+def ensure_run(session: Session, run_id: str, trigger: str = "manual") -> None:
+    """Make sure a history row exists for a phase started on its own."""
+    if session.get(m.BatchRunHistory, run_id) is None:
+        start_run(session, run_id, trigger=trigger, start=None, end=None, sessions=0)
+
+
+def record_phase(
+    session: Session, run_id: str, phase: str, *, status: str, started_at: datetime, finished_at: datetime,
+    rows: dict[str, int] | None = None, details: dict[str, Any] | None = None, error: str | None = None,
+) -> None:
+    existing = session.get(m.BatchPhaseRun, (run_id, phase))
+    attempt = 1 if existing is None else existing.attempt + 1
+    frame = pd.DataFrame([{
+        "run_id": run_id, "phase": phase, "status": status, "attempt": attempt, "started_at": started_at,
+        "finished_at": finished_at, "duration_seconds": (finished_at - started_at).total_seconds(),
+        "rows_written": rows or {}, "details": details or {}, "error": error,
+    }])
+    repo.upsert(session, m.BatchPhaseRun, frame)
+
+
+def finish_run(session: Session, run_id: str, *, status: str | None = None,
+               errors: list[dict[str, Any]] | None = None) -> str:
+    """Close the run. Without an explicit status: completed / partial / failed from the phase rows."""
+    phases = repo.load_phase_runs(session, run_id)
+    if status is None:
+        if phases.empty:
+            status = "failed" if errors else "completed"
+        else:
+            statuses = set(phases["status"])
+            if "failed" in statuses or errors:
+                status = "partial" if statuses & {"ok", "skipped"} else "failed"
+            elif "partial" in statuses:
+                status = "partial"
+            else:
+                status = "completed"
+    failed = phases[phases["status"].isin(["failed", "partial"])] if not phases.empty else phases
+    summary = list(errors or []) + [
+        {"phase": r.phase, "status": r.status, "error": r.error} for r in failed.itertuples()
+    ]
+    session.execute(
+        update(m.BatchRunHistory).where(m.BatchRunHistory.run_id == run_id)
+        .values(status=status, completed_at=utcnow(), error_summary=summary or None)
+    )
+    return status
+
+
+def run_exists(session: Session, run_id: str) -> bool:
+    return session.execute(select(m.BatchRunHistory.run_id).where(m.BatchRunHistory.run_id == run_id)).first() is not None

@@ -1,0 +1,87 @@
+"""The price-cache snapshot: one Parquet file of closes that phase 1 writes and later phases read.
+
+Long layout ``date, symbol, close`` (sorted), with the covered range in the file's metadata. Readers get a
+wide frame on the NYSE session grid (sessions × symbols, NaN where a symbol has no close), which is what
+the vectorized kernels take. In Argo the file travels between steps as an S3 artifact; locally the
+runner passes its path.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from shared import calendar
+from shared.errors import BadInputError
+
+META_KEY = b"sigmabatch"
+
+
+@dataclass(frozen=True)
+class PriceCache:
+    """Closes for a set of symbols over ``[start, end]``."""
+
+    start: date
+    end: date
+    long: pd.DataFrame  # date (datetime64), symbol, close
+
+    @property
+    def symbols(self) -> list[str]:
+        return sorted(self.long["symbol"].unique().tolist())
+
+    def wide(self, symbols: list[str] | None = None, start: date | None = None) -> pd.DataFrame:
+        """Closes as a sessions × symbols frame over ``[start or self.start, self.end]``."""
+        idx = calendar.session_index(start or self.start, self.end)
+        frame = self.long
+        if symbols is not None:
+            frame = frame[frame["symbol"].isin(symbols)]
+        wide = frame.pivot(index="date", columns="symbol", values="close")
+        wide = wide.reindex(index=idx)
+        if symbols is not None:
+            wide = wide.reindex(columns=list(symbols))
+        wide.index.name = "date"
+        wide.columns.name = "symbol"
+        return wide.astype("float64")
+
+
+def write_price_cache(path: str | Path, prices: pd.DataFrame, start: date, end: date) -> Path:
+    """Write ``prices`` (long: date, symbol, close) atomically to ``path``; returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame = prices[["date", "symbol", "close"]].copy()
+    frame["date"] = pd.to_datetime(frame["date"]).astype("datetime64[ms]")
+    frame["symbol"] = frame["symbol"].astype(str)
+    frame["close"] = frame["close"].astype("float64")
+    frame = frame.sort_values(["symbol", "date"], kind="stable").reset_index(drop=True)
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    meta = {"start": start.isoformat(), "end": end.isoformat(), "rows": len(frame),
+            "symbols": int(frame["symbol"].nunique())}
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}), META_KEY: json.dumps(meta).encode()})
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    pq.write_table(table, tmp, compression="zstd")
+    tmp.replace(path)
+    return path
+
+
+def read_price_cache(path: str | Path) -> PriceCache:
+    """Read a snapshot; a missing or corrupt file raises :class:`BadInputError` naming it."""
+    path = Path(path)
+    if not path.exists():
+        raise BadInputError(f"price cache {path} does not exist (run phase market-data first, or pass --price-cache)")
+    try:
+        table = pq.read_table(path)
+        meta = json.loads((table.schema.metadata or {})[META_KEY])
+        frame = table.to_pandas()
+    except Exception as exc:  # pyarrow raises several types for truncated/corrupt files
+        raise BadInputError(f"price cache {path} is corrupt or not a sigmabatch snapshot: {exc}") from None
+    missing = {"date", "symbol", "close"} - set(frame.columns)
+    if missing:
+        raise BadInputError(f"price cache {path} lacks columns {sorted(missing)}")
+    frame["date"] = pd.to_datetime(frame["date"]).astype("datetime64[ns]")
+    return PriceCache(date.fromisoformat(meta["start"]), date.fromisoformat(meta["end"]), frame)

@@ -1,0 +1,311 @@
+"""The only module with queries: bulk idempotent upserts and loaders that return DataFrames.
+
+Writes take tidy frames whose columns are the table's columns. ``upsert`` is ``INSERT … ON CONFLICT
+(primary key) DO UPDATE`` on both SQLite and PostgreSQL, in chunks; ``replace`` deletes a scope (e.g. one
+portfolio and date) and inserts the new rows, for result sets that may shrink. Callers own the
+transaction, so a phase can make a whole date all-or-nothing.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import and_, delete, func, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from shared.storage import models as m
+
+CHUNK = 2000
+
+
+# --- conversion helpers -------------------------------------------------------------------------
+
+def _py(value: Any) -> Any:
+    """A DB-friendly Python scalar: NaN/NaT -> None, numpy -> Python, Timestamp -> date/datetime."""
+    if value is None:
+        return None
+    if isinstance(value, float | np.floating):
+        return None if math.isnan(value) else float(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if value is pd.NaT:
+        return None
+    if isinstance(value, pd.Timestamp):
+        return value.to_pydatetime()
+    if isinstance(value, dict | list):
+        return value
+    try:
+        if pd.isna(value):
+            return None
+    except (TypeError, ValueError):
+        pass
+    return value
+
+
+def frame_records(model: type[m.Base], frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Rows of ``frame`` restricted to the model's columns, with DB-friendly values."""
+    table = model.__table__
+    cols = [c.name for c in table.columns if c.name in frame.columns]
+    date_cols = {c.name for c in table.columns if c.type.python_type is date and c.name in frame.columns}
+    out = frame[cols]
+    records = []
+    for row in out.itertuples(index=False, name=None):
+        rec = {}
+        for name, value in zip(cols, row, strict=True):
+            v = _py(value)
+            if name in date_cols and isinstance(v, datetime):
+                v = v.date()
+            rec[name] = v
+        records.append(rec)
+    return records
+
+
+def _insert(session: Session, model: type[m.Base]):
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        return postgresql.insert(model)
+    if dialect == "sqlite":
+        return sqlite.insert(model)
+    raise NotImplementedError(f"upsert is implemented for sqlite and postgresql, not {dialect}")
+
+
+def upsert(
+    session: Session, model: type[m.Base], frame: pd.DataFrame, *, update: bool = True,
+    conflict: Sequence[str] | None = None,
+) -> int:
+    """Insert rows, or update the non-key columns of rows whose key exists. Returns rows sent.
+
+    The key is the primary key, or the columns of a unique constraint given as ``conflict``.
+    """
+    if frame is None or frame.empty:
+        return 0
+    table = model.__table__
+    keys = list(conflict) if conflict else [c.name for c in table.primary_key.columns]
+    missing = [k for k in keys if k not in frame.columns]
+    if missing:
+        raise ValueError(f"{table.name}: frame lacks key columns {missing}")
+    records = frame_records(model, frame)
+    cols = list(records[0].keys())
+    n = 0
+    for i in range(0, len(records), CHUNK):
+        chunk = records[i : i + CHUNK]
+        stmt = _insert(session, model)
+        non_keys = [c for c in cols if c not in keys]
+        if update and non_keys:
+            stmt = stmt.on_conflict_do_update(index_elements=keys, set_={c: stmt.excluded[c] for c in non_keys})
+        else:
+            stmt = stmt.on_conflict_do_nothing(index_elements=keys)
+        session.execute(stmt, chunk)
+        n += len(chunk)
+    return n
+
+
+def bulk_update(session: Session, model: type[m.Base], frame: pd.DataFrame) -> int:
+    """UPDATE existing rows by primary key with the frame's other columns (ORM bulk update)."""
+    if frame is None or frame.empty:
+        return 0
+    from sqlalchemy import update as sa_update
+
+    records = frame_records(model, frame)
+    for i in range(0, len(records), CHUNK):
+        session.execute(sa_update(model), records[i : i + CHUNK])
+    return len(records)
+
+
+def replace(session: Session, model: type[m.Base], frame: pd.DataFrame, scope: dict[str, Iterable[Any]]) -> int:
+    """Delete the rows matching ``scope`` (column -> allowed values) and insert ``frame``."""
+    delete_where(session, model, scope)
+    if frame is None or frame.empty:
+        return 0
+    session.execute(_insert(session, model), frame_records(model, frame))
+    return len(frame)
+
+
+def delete_where(session: Session, model: type[m.Base], scope: dict[str, Iterable[Any]]) -> int:
+    table = model.__table__
+    conds = []
+    for col, values in scope.items():
+        values = list(values)
+        if not values:
+            return 0
+        conds.append(table.c[col].in_(values))
+    res = session.execute(delete(table).where(and_(*conds)))
+    return res.rowcount or 0
+
+
+def read_frame(session: Session, stmt) -> pd.DataFrame:
+    """Run a select and return a DataFrame (column names from the select)."""
+    result = session.execute(stmt)
+    return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+
+
+# --- portfolios and positions -------------------------------------------------------------------
+
+def load_portfolios(session: Session, portfolio_id: str | None = None, *, active_only: bool = True) -> pd.DataFrame:
+    t = m.Portfolio.__table__
+    stmt = select(t)
+    if active_only:
+        stmt = stmt.where(t.c.is_active.is_(True), t.c.deleted_at.is_(None))
+    if portfolio_id:
+        stmt = stmt.where(t.c.id == portfolio_id)
+    return read_frame(session, stmt.order_by(t.c.id))
+
+
+def load_positions(
+    session: Session, portfolio_ids: Sequence[str] | None = None, *, start: date | None = None, end: date | None = None
+) -> pd.DataFrame:
+    """Non-deleted positions held at some point in ``[start, end]`` (entry <= end, exit null or > start)."""
+    t = m.Position.__table__
+    stmt = select(t).where(t.c.deleted_at.is_(None))
+    if portfolio_ids is not None:
+        stmt = stmt.where(t.c.portfolio_id.in_(list(portfolio_ids)))
+    if end is not None:
+        stmt = stmt.where(t.c.entry_date <= end)
+    if start is not None:
+        stmt = stmt.where(or_(t.c.exit_date.is_(None), t.c.exit_date >= start))
+    return read_frame(session, stmt.order_by(t.c.portfolio_id, t.c.id))
+
+
+def load_equity_changes(session: Session, portfolio_ids: Sequence[str], start: date, end: date) -> pd.DataFrame:
+    t = m.EquityChange.__table__
+    stmt = select(t.c.portfolio_id, t.c.change_date, t.c.amount).where(
+        t.c.deleted_at.is_(None), t.c.portfolio_id.in_(list(portfolio_ids)), t.c.change_date.between(start, end)
+    )
+    return read_frame(session, stmt)
+
+
+# --- prices -------------------------------------------------------------------------------------
+
+def load_prices(session: Session, symbols: Sequence[str] | None, start: date, end: date) -> pd.DataFrame:
+    """Long frame [date, symbol, close, volume, data_source] of cached closes (close > 0)."""
+    t = m.MarketDataCache.__table__
+    stmt = select(t.c.date, t.c.symbol, t.c.close, t.c.volume, t.c.data_source).where(
+        t.c.date.between(start, end), t.c.close > 0
+    )
+    if symbols is not None:
+        symbols = list(symbols)
+        if not symbols:
+            return pd.DataFrame(columns=["date", "symbol", "close", "volume", "data_source"])
+        stmt = stmt.where(t.c.symbol.in_(symbols))
+    return read_frame(session, stmt.order_by(t.c.symbol, t.c.date))
+
+
+def price_coverage(session: Session, symbols: Sequence[str], start: date, end: date) -> pd.DataFrame:
+    """Per symbol: first and last cached date in the range and the row count."""
+    t = m.MarketDataCache.__table__
+    stmt = (
+        select(t.c.symbol, func.min(t.c.date).label("first"), func.max(t.c.date).label("last"),
+               func.count().label("rows"))
+        .where(t.c.symbol.in_(list(symbols)), t.c.date.between(start, end), t.c.close > 0)
+        .group_by(t.c.symbol)
+    )
+    return read_frame(session, stmt)
+
+
+def cached_symbols(session: Session) -> list[str]:
+    t = m.MarketDataCache.__table__
+    return [r[0] for r in session.execute(select(t.c.symbol).distinct().order_by(t.c.symbol))]
+
+
+# --- profiles -----------------------------------------------------------------------------------
+
+def load_profiles(session: Session, symbols: Sequence[str] | None = None) -> pd.DataFrame:
+    t = m.CompanyProfile.__table__
+    stmt = select(t)
+    if symbols is not None:
+        stmt = stmt.where(t.c.symbol.in_(list(symbols)))
+    return read_frame(session, stmt)
+
+
+# --- snapshots ----------------------------------------------------------------------------------
+
+def snapshot_watermarks(session: Session, portfolio_ids: Sequence[str] | None = None) -> pd.DataFrame:
+    """Per active portfolio: its latest snapshot date (NaT/None when it has none)."""
+    p = m.Portfolio.__table__
+    s = m.PortfolioSnapshot.__table__
+    stmt = (
+        select(p.c.id.label("portfolio_id"), func.max(s.c.snapshot_date).label("last_snapshot"))
+        .select_from(p.outerjoin(s, s.c.portfolio_id == p.c.id))
+        .where(p.c.is_active.is_(True), p.c.deleted_at.is_(None))
+        .group_by(p.c.id)
+    )
+    if portfolio_ids is not None:
+        stmt = stmt.where(p.c.id.in_(list(portfolio_ids)))
+    return read_frame(session, stmt)
+
+
+def load_snapshots(
+    session: Session, portfolio_ids: Sequence[str] | None, start: date | None, end: date | None
+) -> pd.DataFrame:
+    t = m.PortfolioSnapshot.__table__
+    stmt = select(t)
+    if portfolio_ids is not None:
+        stmt = stmt.where(t.c.portfolio_id.in_(list(portfolio_ids)))
+    if start is not None:
+        stmt = stmt.where(t.c.snapshot_date >= start)
+    if end is not None:
+        stmt = stmt.where(t.c.snapshot_date <= end)
+    return read_frame(session, stmt.order_by(t.c.portfolio_id, t.c.snapshot_date))
+
+
+def latest_snapshots_before(session: Session, portfolio_ids: Sequence[str], before: date) -> pd.DataFrame:
+    """For each portfolio, its most recent snapshot strictly before ``before`` (if any)."""
+    t = m.PortfolioSnapshot.__table__
+    last = (
+        select(t.c.portfolio_id, func.max(t.c.snapshot_date).label("d"))
+        .where(t.c.portfolio_id.in_(list(portfolio_ids)), t.c.snapshot_date < before)
+        .group_by(t.c.portfolio_id)
+        .subquery()
+    )
+    stmt = select(t).join(last, and_(t.c.portfolio_id == last.c.portfolio_id, t.c.snapshot_date == last.c.d))
+    return read_frame(session, stmt)
+
+
+# --- factor definitions -------------------------------------------------------------------------
+
+def seed_factor_definitions(session: Session) -> dict[str, int]:
+    """Insert the factor definitions if missing; return name -> id."""
+    from shared.analytics.factors import FACTOR_DEFINITIONS
+
+    frame = pd.DataFrame(
+        [
+            {"id": i + 1, "name": f.name, "description": f.description, "factor_type": f.factor_type,
+             "calculation_method": f.calculation_method, "etf_proxy": f.etf_proxy,
+             "display_order": f.display_order, "is_active": True}
+            for i, f in enumerate(FACTOR_DEFINITIONS)
+        ]
+    )
+    upsert(session, m.FactorDefinitionRow, frame)
+    return factor_ids(session)
+
+
+def factor_ids(session: Session) -> dict[str, int]:
+    t = m.FactorDefinitionRow.__table__
+    return {name: fid for fid, name in session.execute(select(t.c.id, t.c.name))}
+
+
+# --- run tracking -------------------------------------------------------------------------------
+
+def load_runs(session: Session, limit: int = 20) -> pd.DataFrame:
+    t = m.BatchRunHistory.__table__
+    return read_frame(session, select(t).order_by(t.c.started_at.desc()).limit(limit))
+
+
+def load_phase_runs(session: Session, run_id: str) -> pd.DataFrame:
+    t = m.BatchPhaseRun.__table__
+    return read_frame(session, select(t).where(t.c.run_id == run_id).order_by(t.c.started_at))
+
+
+def table_counts(session: Session) -> dict[str, int]:
+    return {
+        name: session.execute(select(func.count()).select_from(table)).scalar_one()
+        for name, table in m.Base.metadata.tables.items()
+    }

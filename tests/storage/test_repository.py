@@ -1,0 +1,82 @@
+"""Storage on SQLite and PostgreSQL: migrations, idempotent upserts, replace, loaders."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pandas as pd
+import pytest
+from sqlalchemy import inspect
+
+from shared.storage import models as m
+from shared.storage import repository as repo
+from shared.storage.db import migrate, transaction
+
+
+def test_migration_creates_every_table_and_is_idempotent(engine):
+    migrate(engine)  # second time: nothing to do
+    tables = set(inspect(engine).get_table_names())
+    assert set(m.Base.metadata.tables) <= tables
+    idx = {i["name"] for i in inspect(engine).get_indexes("positions")}
+    assert "ix_positions_portfolio_asof" in idx
+
+
+def _prices(close: float) -> pd.DataFrame:
+    return pd.DataFrame({"symbol": ["AAA", "AAA", "BBB"], "date": [date(2026, 3, 2), date(2026, 3, 3), date(2026, 3, 2)],
+                         "close": [close, close + 1, 50.0], "volume": [1e6, float("nan"), 2e6],
+                         "data_source": "synthetic"})
+
+
+def test_upsert_is_idempotent_and_updates(engine):
+    with transaction(engine) as s:
+        assert repo.upsert(s, m.MarketDataCache, _prices(100.0)) == 3
+    with transaction(engine) as s:
+        repo.upsert(s, m.MarketDataCache, _prices(100.0))
+        repo.upsert(s, m.MarketDataCache, _prices(101.0))
+    with transaction(engine) as s:
+        got = repo.load_prices(s, ["AAA", "BBB"], date(2026, 3, 1), date(2026, 3, 31))
+        cov = repo.price_coverage(s, ["AAA", "BBB"], date(2026, 3, 1), date(2026, 3, 31)).set_index("symbol")
+    assert len(got) == 3
+    assert got.loc[got.symbol == "AAA", "close"].tolist() == [101.0, 102.0]
+    assert got["volume"].isna().sum() == 1
+    assert cov.loc["AAA", "rows"] == 2 and cov.loc["AAA", "last"] == date(2026, 3, 3)
+
+
+def test_transaction_rolls_back_on_error(engine):
+    with pytest.raises(RuntimeError), transaction(engine) as s:
+        repo.upsert(s, m.MarketDataCache, _prices(100.0))
+        raise RuntimeError("boom")
+    with transaction(engine) as s:
+        assert repo.load_prices(s, None, date(2026, 1, 1), date(2026, 12, 31)).empty
+
+
+def test_positions_upsert_on_lot_key_and_replace(engine):
+    with transaction(engine) as s:
+        repo.upsert(s, m.Portfolio, pd.DataFrame([{"id": "p1", "name": "P1", "equity_balance": 1e5,
+                                                    "currency": "USD", "is_active": True}]))
+        lots = pd.DataFrame([{"portfolio_id": "p1", "symbol": "AAA", "position_type": "LONG", "quantity": 10.0,
+                              "entry_price": 9.0, "entry_date": date(2026, 1, 5), "investment_class": "PUBLIC"}])
+        conflict = ("portfolio_id", "symbol", "position_type", "entry_date")
+        repo.upsert(s, m.Position, lots, conflict=conflict)
+        repo.upsert(s, m.Position, lots.assign(quantity=12.0), conflict=conflict)
+    with transaction(engine) as s:
+        pos = repo.load_positions(s, ["p1"], start=date(2026, 2, 1), end=date(2026, 2, 2))
+        assert pos["quantity"].tolist() == [12.0]
+        ids = repo.seed_factor_definitions(s)
+        assert len(ids) == 13
+        rows = pd.DataFrame({"portfolio_id": "p1", "factor_id": [ids["Value"], ids["Growth"]],
+                             "calculation_date": date(2026, 3, 2), "exposure_value": [0.1, 0.2],
+                             "exposure_dollar": [1e4, 2e4]})
+        repo.replace(s, m.FactorExposure, rows, {"portfolio_id": ["p1"], "calculation_date": [date(2026, 3, 2)]})
+        repo.replace(s, m.FactorExposure, rows.iloc[:1], {"portfolio_id": ["p1"], "calculation_date": [date(2026, 3, 2)]})
+    with transaction(engine) as s:
+        assert repo.table_counts(s)["factor_exposures"] == 1
+
+
+def test_watermarks(engine):
+    with transaction(engine) as s:
+        repo.upsert(s, m.Portfolio, pd.DataFrame([
+            {"id": p, "name": p, "equity_balance": 1e5, "currency": "USD", "is_active": True} for p in ("a", "b")]))
+    with transaction(engine) as s:
+        marks = repo.snapshot_watermarks(s).set_index("portfolio_id")
+    assert set(marks.index) == {"a", "b"} and marks["last_snapshot"].isna().all()

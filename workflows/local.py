@@ -1,0 +1,244 @@
+"""Run the DAG of :mod:`workflows.dag` on this machine, the way Argo runs it on a cluster.
+
+The algorithm:
+
+1. Give the run an id and a folder ``var/runs/<run-id>/`` (one log file per step).
+2. Run ``plan`` with the requested dates (empty = detect). It writes ``start-date``, ``end-date`` and
+   ``has-work`` files, exactly Argo's output parameters. No work: record the run and stop ("up to date").
+3. Schedule the other steps in topological order: every step whose upstream steps succeeded is started
+   as a subprocess with the same command line as its container (``python -m <module> <dag.step_args>``),
+   up to ``max_parallel`` at once, so independent phases (1.5 and 1.75, 3 and 4 …) run concurrently.
+4. A failed step is retried up to its ``retry.limit`` (not for exit codes that retrying cannot fix). After
+   a final failure no new step starts (Argo's failFast); running ones finish.
+5. The price-cache snapshot is passed by path; with an ``s3://`` artifact location it goes through S3
+   under the same key Argo uses (upload after market-data, download before each consumer).
+6. ``record-run`` always runs last (Argo's onExit) and closes the run's history row.
+
+Progress: a live table on a terminal; plain structured lines otherwise. The outcome carries per-step
+status, duration and rows written, for the closing summary.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from shared.settings import Settings
+from shared.storage.artifacts import artifact_store, price_cache_key
+from workflows import dag
+
+log = logging.getLogger("sigmabatch.runner")
+RESULT_PREFIX = "sigmabatch-result: "
+EXIT_CODES = {"completed": 0, "partial": 3, "failed": 1}
+
+
+@dataclass
+class StepOutcome:
+    name: str
+    status: str = "pending"  # pending | running | ok | partial | skipped | failed | not-run
+    exit_code: int | None = None
+    seconds: float = 0.0
+    attempts: int = 0
+    rows: dict[str, int] = field(default_factory=dict)
+    details: dict = field(default_factory=dict)
+    message: str = ""
+    error: str | None = None
+    log_path: Path | None = None
+
+
+@dataclass
+class RunOutcome:
+    run_id: str
+    status: str
+    exit_code: int
+    start_date: str
+    end_date: str
+    steps: dict[str, StepOutcome]
+    seconds: float
+    up_to_date: bool = False
+    run_dir: Path | None = None
+
+    @property
+    def rows(self) -> dict[str, int]:
+        total: dict[str, int] = {}
+        for s in self.steps.values():
+            for k, v in s.rows.items():
+                total[k] = total.get(k, 0) + int(v)
+        return total
+
+
+@dataclass
+class LocalRunner:
+    """Runs the DAG with subprocesses. ``on_change`` is called whenever a step changes state."""
+
+    settings: Settings
+    max_parallel: int = 3
+    python: str = sys.executable
+    workdir: Path = Path(".")
+    env: dict[str, str] | None = None
+    on_change: Callable[[dict[str, StepOutcome]], None] | None = None
+    retry_delay_cap: float = 2.0
+
+    def run(self, *, start_date: str = "", end_date: str = "", portfolio: str = "", trigger: str = "manual",
+            force: bool = False, run_id: str | None = None) -> RunOutcome:
+        t0 = time.monotonic()
+        run_id = run_id or f"local-{datetime.now():%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
+        run_dir = Path(self.workdir) / "var" / "runs" / run_id
+        run_dir.mkdir(parents=True, exist_ok=True)
+        steps = {s.name: StepOutcome(s.name) for s in (*dag.STEPS, dag.EXIT_STEP)}
+        common = {"portfolio": portfolio, "run_id": run_id, "force": "true" if force else "false"}
+
+        plan = dag.steps_by_name()["plan"]
+        outputs = run_dir / "outputs"
+        self._run_step(plan, steps, run_dir, dag.step_args(
+            plan, start_date=start_date, end_date=end_date, outputs_dir=str(outputs), trigger=trigger, **common))
+        has_work = (outputs / "has-work").exists() and (outputs / "has-work").read_text().strip() == "true"
+        start = (outputs / "start-date").read_text().strip() if has_work else ""
+        end = (outputs / "end-date").read_text().strip() if has_work else ""
+        if steps["plan"].status != "ok" or not has_work:
+            for s in dag.STEPS[1:]:
+                steps[s.name].status = "not-run"
+        else:
+            self._run_dag(steps, run_dir, start, end, common)
+        self._run_step(dag.EXIT_STEP, steps, run_dir, dag.step_args(
+            dag.EXIT_STEP, start_date=start, end_date=end, trigger=trigger, **common))
+        status = self._status(steps)
+        code = EXIT_CODES[status]
+        if steps["plan"].status == "failed" and steps["plan"].exit_code in (2, 4):
+            code = steps["plan"].exit_code
+        return RunOutcome(run_id, status, code, start, end, steps, time.monotonic() - t0,
+                          up_to_date=steps["plan"].status == "skipped", run_dir=run_dir)
+
+    # -- scheduling ------------------------------------------------------------------------------
+
+    def _run_dag(self, steps: dict[str, StepOutcome], run_dir: Path, start: str, end: str, common: dict) -> None:
+        store = artifact_store(self.settings)
+        key = price_cache_key(end, common["run_id"])
+        produced = run_dir / "out" / dag.PRICE_CACHE_FILE
+        pending = [s for s in dag.topological_order() if s.name != "plan"]
+        running: dict[str, tuple[dag.Step, subprocess.Popen, float, object]] = {}
+        failed = False
+        while pending or running:
+            if not failed:
+                for s in list(pending):
+                    if len(running) >= self.max_parallel:
+                        break
+                    ups = [steps[u].status for u in s.upstream]
+                    if all(u in ("ok", "partial", "skipped") for u in ups):
+                        pending.remove(s)
+                        cache_in = None
+                        if s.reads_price_cache:
+                            cache_in = run_dir / "in" / s.name / dag.PRICE_CACHE_FILE
+                            store.get(key, cache_in)
+                        args = dag.step_args(s, start_date=start, end_date=end,
+                                             price_cache_in=str(cache_in) if cache_in else None,
+                                             price_cache_out=str(produced), **common)
+                        running[s.name] = (s, *self._start(s, steps, run_dir, args), args)
+            if failed and not running:
+                break
+            finished = [n for n, (_, proc, _, _) in running.items() if proc.poll() is not None]
+            if not finished:
+                time.sleep(0.05)
+                continue
+            for name in finished:
+                s, proc, t_start, args = running.pop(name)
+                self._finish(s, proc, steps, t_start)
+                out = steps[name]
+                if out.status == "failed" and self._should_retry(s, out):
+                    delay = min(self.retry_delay_cap, 0.5 * (2 ** (out.attempts - 1)))
+                    log.warning("retrying %s in %.1fs (attempt %d failed with exit %s)", name, delay,
+                                out.attempts, out.exit_code)
+                    time.sleep(delay)
+                    running[name] = (s, *self._start(s, steps, run_dir, args), args)
+                    continue
+                if out.status == "failed":
+                    failed = True
+                elif s.writes_price_cache and produced.exists():
+                    store.put(produced, key)
+                    latest = self.settings.artifacts_path / "latest" if not self.settings.artifacts_are_s3 else None
+                    if latest is not None:
+                        latest.mkdir(parents=True, exist_ok=True)
+                        shutil.copyfile(produced, latest / dag.PRICE_CACHE_FILE)
+        for s in pending:
+            steps[s.name].status = "not-run"
+        self._notify(steps)
+
+    def _should_retry(self, step: dag.Step, out: StepOutcome) -> bool:
+        return out.attempts <= step.retry.limit and out.exit_code not in step.retry.no_retry_exit_codes
+
+    def _run_step(self, step: dag.Step, steps: dict[str, StepOutcome], run_dir: Path, args: list[str]) -> None:
+        while True:
+            proc, t_start = self._start(step, steps, run_dir, args)
+            proc.wait()
+            self._finish(step, proc, steps, t_start)
+            out = steps[step.name]
+            if out.status != "failed" or not self._should_retry(step, out):
+                return
+            time.sleep(min(self.retry_delay_cap, 0.5 * (2 ** (out.attempts - 1))))
+
+    def _start(self, step: dag.Step, steps: dict[str, StepOutcome], run_dir: Path, args: list[str]):
+        out = steps[step.name]
+        out.attempts += 1
+        out.status = "running"
+        out.log_path = run_dir / f"{step.name}.log"
+        cmd = [self.python, "-m", step.module, *args]
+        log.info("start %s", step.name, extra={"step": step.name, "attempt": out.attempts})
+        fh = open(out.log_path, "a")  # noqa: SIM115 - closed in _finish
+        fh.write(f"$ {' '.join(cmd)}\n")
+        fh.flush()
+        env = {**os.environ, **(self.env or {})}
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=fh, text=True, cwd=self.workdir, env=env)
+        proc._sigmabatch_log = fh  # type: ignore[attr-defined]
+        self._notify(steps)
+        return proc, time.monotonic()
+
+    def _finish(self, step: dag.Step, proc: subprocess.Popen, steps: dict[str, StepOutcome], t_start: float) -> None:
+        stdout = proc.stdout.read() if proc.stdout else ""
+        fh = proc._sigmabatch_log  # type: ignore[attr-defined]
+        fh.write(stdout)
+        fh.close()
+        out = steps[step.name]
+        out.exit_code = proc.returncode
+        out.seconds += time.monotonic() - t_start
+        result = None
+        for line in stdout.splitlines():
+            if line.startswith(RESULT_PREFIX):
+                result = json.loads(line[len(RESULT_PREFIX):])
+        if result:
+            out.rows, out.details = result.get("rows") or {}, result.get("details") or {}
+            out.message, out.error = result.get("message") or "", result.get("error")
+        if proc.returncode == 0:
+            out.status = result["status"] if result and result.get("status") in ("ok", "partial", "skipped") else "ok"
+        elif step is dag.EXIT_STEP and proc.returncode == 3:
+            out.status = "ok"
+        else:
+            out.status = "failed"
+            if not out.error:
+                tail = out.log_path.read_text().strip().splitlines()[-3:] if out.log_path else []
+                out.error = " | ".join(tail) or f"exit code {proc.returncode}"
+        log.info("finish %s", step.name, extra={"step": step.name, "status": out.status,
+                                                 "exit_code": proc.returncode, "seconds": round(out.seconds, 2)})
+        self._notify(steps)
+
+    def _notify(self, steps: dict[str, StepOutcome]) -> None:
+        if self.on_change:
+            self.on_change(steps)
+
+    @staticmethod
+    def _status(steps: dict[str, StepOutcome]) -> str:
+        body = [steps[s.name] for s in dag.STEPS]
+        if any(s.status == "failed" for s in body):
+            return "partial" if any(s.status in ("ok", "partial") for s in body[1:]) else "failed"
+        if any(s.status == "partial" for s in body):
+            return "partial"
+        return "completed"
