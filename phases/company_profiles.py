@@ -1,11 +1,83 @@
-"""Phase 0: refresh company profiles older than the configured age."""
+"""Phase 0 — company profiles: refresh profiles older than the configured age; benchmark sector weights.
+
+Symbols: the run's position symbols and the factor ETFs. A profile is fetched when missing, older than
+``SIGMABATCH_PROFILE_MAX_AGE_DAYS`` (default 3) or with ``--force``. ETFs and funds are flagged by the
+provider. The symbol universe records first/last seen dates and sectors. The benchmark's (SP500) sector
+weights as of the run's last session are stored for phase 6.
+"""
 
 from __future__ import annotations
 
-from phases._runtime import entrypoint, not_implemented
+from datetime import timedelta
 
-run = not_implemented("company-profiles", "Phase 0")
-main = entrypoint("company-profiles", "Phase 0: refresh company profiles older than the configured age.", run)
+import pandas as pd
+
+from phases._runtime import PhaseContext, PhaseResult, entrypoint
+from phases._universe import position_symbols, run_positions
+from shared.analytics.factors import FACTOR_ETFS
+from shared.storage import models as m
+from shared.storage import repository as repo
+
+BENCHMARK = "SP500"
+
+
+def run(ctx: PhaseContext) -> PhaseResult:
+    end = ctx.range.end
+    now = ctx.settings.current_time()
+    symbols = sorted(set(position_symbols(run_positions(ctx))) | set(FACTOR_ETFS))
+    with ctx.transaction() as s:
+        existing = repo.load_profiles(s, symbols)
+        universe = repo.read_frame(s, m.SymbolUniverse.__table__.select())
+    fresh_after = now - timedelta(days=ctx.settings.profile_max_age_days)
+    if ctx.force or existing.empty:
+        stale = symbols
+    else:
+        last = pd.to_datetime(existing.set_index("symbol")["last_updated"], utc=True)
+        stale = [s for s in symbols if s not in last.index or last[s] < fresh_after]
+    md = ctx.market_data
+    profiles = md.profiles.fetch_profiles(stale) if stale else pd.DataFrame()
+    missing = sorted(set(stale) - set(profiles.get("symbol", [])))
+    if not profiles.empty:
+        profiles = profiles.assign(last_updated=now)
+        profiles["is_etf"] = profiles["is_etf"].fillna(False).astype(bool)
+        profiles["is_fund"] = profiles["is_fund"].fillna(False).astype(bool)
+    uni = _universe_rows(universe, symbols, profiles, existing, end)
+    weights = md.benchmarks.fetch_sector_weights(BENCHMARK, end)
+    with ctx.transaction() as s:
+        n_prof = repo.upsert(s, m.CompanyProfile, profiles)
+        n_uni = repo.upsert(s, m.SymbolUniverse, uni)
+        n_bench = repo.upsert(s, m.BenchmarkSectorWeight, weights.assign(asof_date=end, data_source=md.benchmarks.name)
+                              if not weights.empty else weights)
+    details = {"symbols": len(symbols), "refreshed": len(profiles), "fresh": len(symbols) - len(stale),
+               "max_age_days": ctx.settings.profile_max_age_days, "without_profile": missing[:50],
+               "benchmark_sectors": len(weights)}
+    status = "ok"
+    message = ""
+    if missing:
+        message = f"no profile for {len(missing)} symbol(s): {', '.join(missing[:10])}"
+        ctx.log.warning(message)
+    return PhaseResult(rows={"company_profiles": n_prof, "symbol_universe": n_uni,
+                             "benchmarks_sector_weights": n_bench}, details=details, status=status, message=message)
+
+
+def _universe_rows(universe: pd.DataFrame, symbols: list[str], profiles: pd.DataFrame, existing: pd.DataFrame,
+                   end) -> pd.DataFrame:
+    prof = pd.concat([existing, profiles]).drop_duplicates("symbol", keep="last").set_index("symbol") \
+        if not (existing.empty and profiles.empty) else pd.DataFrame()
+    prev = universe.set_index("symbol") if not universe.empty else pd.DataFrame()
+    rows = []
+    for s in symbols:
+        first = prev.at[s, "first_seen_date"] if s in prev.index else end
+        last = max(prev.at[s, "last_seen_date"], end) if s in prev.index else end
+        is_etf = bool(prof.at[s, "is_etf"]) if s in prof.index else s in FACTOR_ETFS
+        rows.append({"symbol": s, "asset_type": "etf" if is_etf else "equity",
+                     "sector": prof.at[s, "sector"] if s in prof.index else None,
+                     "industry": prof.at[s, "industry"] if s in prof.index else None,
+                     "first_seen_date": min(first, end), "last_seen_date": last, "is_active": True})
+    return pd.DataFrame(rows)
+
+
+main = entrypoint("company-profiles", "Phase 0: refresh stale company profiles and benchmark sector weights.", run)
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -1,0 +1,22 @@
+"""The symbols a run is about: its positions' symbols (scoped by ``--portfolio``) and option underlyings."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from phases._runtime import PhaseContext
+from shared.providers.symbols import is_skipped_symbol, normalize_symbol
+from shared.storage import repository as repo
+
+
+def run_positions(ctx: PhaseContext) -> pd.DataFrame:
+    """Non-deleted positions held at some point during the run."""
+    with ctx.transaction() as s:
+        return repo.load_positions(s, [ctx.portfolio_id] if ctx.portfolio_id else None,
+                                   start=ctx.range.start, end=ctx.range.end)
+
+
+def position_symbols(positions: pd.DataFrame) -> list[str]:
+    """Priceable symbols of ``positions``: their own (unless skipped, e.g. OCC options) and underlyings."""
+    raw = list(positions["symbol"]) + [s for s in positions.get("underlying_symbol", pd.Series(dtype=object)) if s]
+    return sorted({n for n in map(normalize_symbol, raw) if n and not is_skipped_symbol(n)})

@@ -1,0 +1,76 @@
+"""The whole DAG end to end on the embedded default (SQLite, local artifacts, synthetic market)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import date, timedelta
+
+import pytest
+from sqlalchemy import text
+
+from shared import calendar
+from shared.storage.db import get_engine
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.slow
+
+LAST = date(2026, 11, 27)  # SIGMABATCH_NOW in run_env is 2026-11-27 18:00 New York: after that day's (early) close
+
+
+def sigmabatch(env, *args, check=True):
+    proc = subprocess.run([sys.executable, "-m", "shared.cli", *args], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=600)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"exit {proc.returncode}\nSTDOUT\n{proc.stdout}\nSTDERR\n{proc.stderr[-4000:]}")
+    return proc
+
+
+def counts(url):
+    eng = get_engine(url)
+    with eng.connect() as c:
+        tables = [r[0] for r in c.execute(text("select name from sqlite_master where type='table'"))]
+        return {t: c.execute(text(f"select count(*) from {t}")).scalar_one() for t in tables
+                if t not in ("batch_run_history", "batch_phase_runs", "alembic_version")}
+
+
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("e2e")
+    url = f"sqlite:///{tmp / 'sb.db'}"
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SIGMABATCH_")}
+    env.update({"SIGMABATCH_DATABASE_URL": url, "SIGMABATCH_ARTIFACTS": str(tmp / "artifacts"),
+                "SIGMABATCH_SYNTHETIC_SYMBOLS": "30", "SIGMABATCH_NOW": "2026-11-27T18:00:00-05:00",
+                "SIGMABATCH_DEFAULT_SESSIONS": "25"})
+    proc = sigmabatch(env, "run", "--no-progress")
+    return env, url, proc
+
+
+def test_first_run_builds_every_session_for_every_demo_portfolio(first_run):
+    env, url, proc = first_run
+    assert "seeded 5 demo portfolios" in proc.stdout
+    first = calendar.shift_sessions(LAST, -25)
+    expected = calendar.sessions(first, LAST)
+    assert len(expected) >= 20
+    eng = get_engine(url)
+    with eng.connect() as c:
+        rows = c.execute(text("select portfolio_id, count(*), min(snapshot_date), max(snapshot_date) "
+                              "from portfolio_snapshots group by portfolio_id")).fetchall()
+        span = c.execute(text("select min(date), max(date) from market_data_cache where symbol='SPY'")).one()
+        status = c.execute(text("select status from batch_run_history")).scalars().all()
+    assert len(rows) == 5
+    for pid, n, lo, hi in rows:
+        assert n == len(expected), pid
+        assert str(lo) == first.isoformat() and str(hi) == LAST.isoformat()
+    assert date.fromisoformat(str(span[0])) <= first - timedelta(days=360)
+    assert status == ["completed"]
+
+
+def test_second_run_is_up_to_date_and_changes_nothing(first_run):
+    env, url, _ = first_run
+    before = counts(url)
+    proc = sigmabatch(env, "run", "--no-progress")
+    assert "Up to date" in proc.stdout
+    assert counts(url) == before
