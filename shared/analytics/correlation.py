@@ -238,7 +238,7 @@ def position_filters(positions: pd.DataFrame, portfolio_value: pd.Series, log_re
     pv = portfolio_value.reindex(g["portfolio_id"]).to_numpy(np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
         g["weight"] = np.where(pv > 0, g["abs_value"].to_numpy() / pv, np.nan)
-    counts = log_returns.notna().sum(0)
+    counts = log_returns.notna().sum(axis=0)
     g["n_returns"] = counts.reindex(g["symbol"]).fillna(0).astype(np.int64).to_numpy()
     g["passes_value"] = g["abs_value"] >= min_position_value
     g["passes_weight"] = (g["weight"] >= min_weight).fillna(False)
