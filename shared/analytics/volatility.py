@@ -62,8 +62,12 @@ def right_align(x: pd.DataFrame | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """
     a = _as_array(x)
     valid = ~np.isnan(a)
+    n = valid.sum(0)
+    T = a.shape[0]
+    if n.min(initial=T) == T:                                # nothing missing
+        return a.copy(), n
     order = np.argsort(valid, axis=0, kind="stable")       # NaN rows first, valid rows in time order
-    return np.take_along_axis(a, order, axis=0), valid.sum(0)
+    return np.take_along_axis(a, order, axis=0), n
 
 
 def rolling_realized_vol(returns: pd.DataFrame | np.ndarray, window: int = 21,
@@ -208,7 +212,10 @@ def har_fit(y: pd.DataFrame | np.ndarray, *, min_valid: int = 63) -> HarFit:
     -------
     HarFit
     """
-    aligned, n = right_align(y)
+    return _har_fit_aligned(*right_align(y), min_valid)
+
+
+def _har_fit_aligned(aligned: np.ndarray, n: np.ndarray, min_valid: int) -> HarFit:
     T, S = aligned.shape
     params = np.full((S, 4), np.nan)
     r2 = np.full(S, np.nan)
@@ -252,7 +259,10 @@ def har_forecast(y: pd.DataFrame | np.ndarray, params: np.ndarray, horizon: int 
     ndarray, shape (S, H)
         Forecast daily variances (same units as ``y``); NaN rows where params are NaN.
     """
-    aligned, _ = right_align(y)
+    return _har_forecast_aligned(right_align(y)[0], params, horizon)
+
+
+def _har_forecast_aligned(aligned: np.ndarray, params: np.ndarray, horizon: int) -> np.ndarray:
     S = aligned.shape[1]
     buf = np.full((S, _HOLD_BACK + horizon), np.nan)
     k = min(_HOLD_BACK, aligned.shape[0])
@@ -341,8 +351,8 @@ def volatility_metrics(returns: pd.DataFrame, *, min_obs: int = 63, horizon: int
 
     rv21 = last_std(21)
     y = r * r
-    fit = har_fit(y, min_valid=min_obs)
-    fc = har_forecast(y, fit.params, horizon)
+    fit = _har_fit_aligned(y, n, min_obs)                    # y is already right-aligned
+    fc = _har_forecast_aligned(y, fit.params, horizon)
     with np.errstate(invalid="ignore"):
         mean_var = fc.mean(1)
         expected = np.where(mean_var >= 0, np.sqrt(ANNUALIZATION * np.maximum(mean_var, 0.0)), np.nan)
