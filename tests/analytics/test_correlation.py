@@ -1,0 +1,106 @@
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from shared.analytics.correlation import (
+    correlation_clusters,
+    effective_positions,
+    pair_counts,
+    pairwise_correlation,
+    position_filters,
+    repair_psd,
+    statistical_significance,
+)
+
+
+@pytest.fixture
+def log_returns(rng):
+    T, N = 90, 60
+    F = rng.normal(0, 0.01, (T, 3))
+    L = rng.normal(0, 1, (N, 3))
+    R = F @ L.T + rng.normal(0, 0.01, (T, N))
+    R[rng.random((T, N)) < 0.05] = np.nan
+    R[:65, 3] = np.nan            # 25 obs -> all pairs below min_periods 30
+    R[:55, 4] = np.nan            # 35 obs -> some pairs below 30 after the scattered gaps
+    R[:, 5] = 0.003               # zero variance -> NaN row/column like pandas
+    return pd.DataFrame(R, columns=[f"S{i}" for i in range(N)])
+
+
+@pytest.mark.parametrize("min_periods", [1, 30, 60])
+def test_pairwise_correlation_equals_pandas(log_returns, min_periods):
+    exp = log_returns.corr(min_periods=min_periods).to_numpy()
+    got = pairwise_correlation(log_returns, min_periods=min_periods)
+    assert list(got.columns) == list(log_returns.columns)
+    got = got.to_numpy()
+    assert np.array_equal(np.isnan(got), np.isnan(exp))
+    np.testing.assert_allclose(got, exp, rtol=0, atol=1e-10, equal_nan=True)
+
+
+def test_pair_counts(log_returns):
+    n = pair_counts(log_returns)
+    assert n[0, 1] == (log_returns["S0"].notna() & log_returns["S1"].notna()).sum()
+
+
+def test_significance_matches_pearsonr(rng):
+    rs, ns, exp = [], [], []
+    for n in (5, 30, 90):
+        x = rng.normal(size=n)
+        y = 0.3 * x + rng.normal(size=n)
+        res = stats.pearsonr(x, y)
+        rs.append(res.statistic)
+        ns.append(n)
+        exp.append(1 - res.pvalue)
+    np.testing.assert_allclose(statistical_significance(np.array(rs), np.array(ns)), exp, rtol=1e-10)
+    assert statistical_significance(1.0, 30) == 1.0
+    assert np.isnan(statistical_significance(0.5, 2))
+
+
+def test_repair_psd():
+    C = np.array([[1.0, 0.9, -0.9], [0.9, 1.0, 0.9], [-0.9, 0.9, 1.0]])   # not PSD
+    assert np.linalg.eigvalsh(C).min() < -1e-10
+    R = repair_psd(C)
+    assert np.linalg.eigvalsh(R).min() > -1e-12
+    np.testing.assert_allclose(np.diag(R), 1.0)
+    np.testing.assert_allclose(R, R.T)
+    ok = np.array([[1.0, 0.3], [0.3, 1.0]])
+    np.testing.assert_array_equal(repair_psd(ok), ok)
+
+
+def test_effective_positions():
+    N = 4
+    C = np.full((N, N), 0.5)
+    np.fill_diagonal(C, 1.0)
+    w_eq = np.full(N, 1.0 / N)
+    assert effective_positions(C, w_eq) == pytest.approx(1.0 / (w_eq @ C @ w_eq))
+    assert effective_positions(np.eye(N), np.array([0.4, 0.3, 0.2, 0.1])) == pytest.approx(1 / 0.3)
+    W = np.array([w_eq, [0.7, 0.1, 0.1, 0.1]])
+    out = effective_positions(C, W)
+    assert out.shape == (2,)
+    assert out[1] == pytest.approx(1.0 / (W[1] @ C @ W[1]))
+
+
+def test_correlation_clusters():
+    syms = ["A", "B", "C", "D", "E"]
+    C = np.eye(5)
+    C[0, 1] = C[1, 0] = 0.9
+    C[2, 3] = C[3, 2] = -0.85     # strong negative counts (|rho|)
+    C[0, 4] = C[4, 0] = 0.3
+    out = correlation_clusters(C, syms, threshold=0.7)
+    groups = out.groupby("cluster_number")["symbol"].apply(set).tolist()
+    assert sorted(map(sorted, groups)) == [["A", "B"], ["C", "D"]]
+    assert "E" not in set(out["symbol"])
+
+
+def test_position_filters():
+    pos = pd.DataFrame({"portfolio_id": [1, 1, 1, 1, 1], "symbol": ["A", "A", "B", "C", "D"],
+                        "market_value": [6_000.0, 6_000.0, 9_000.0, 500_000.0, 50_000.0]})
+    pv = pd.Series({1: 2_000_000.0})
+    rets = pd.DataFrame({"A": np.zeros(25), "B": np.zeros(25), "C": np.zeros(25),
+                         "D": np.r_[np.zeros(19), np.full(6, np.nan)]})
+    out = position_filters(pos, pv, rets).set_index("symbol")
+    assert not out.loc["A", "included"]                    # 12k passes value, 0.6 % fails weight
+    assert out.loc["A", "passes_value"] and not out.loc["A", "passes_weight"]
+    assert not out.loc["B", "passes_value"]
+    assert out.loc["C", "included"]
+    assert not out.loc["D", "passes_history"] and out.loc["D", "n_returns"] == 19

@@ -1,0 +1,168 @@
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import statsmodels.api as sm
+from arch.univariate import HARX
+from scipy import stats
+
+from shared.analytics.aggregation import portfolio_factor_exposures
+from shared.analytics.volatility import (
+    har_fit,
+    har_forecast,
+    holding_weights,
+    portfolio_returns,
+    realized_vol,
+    right_align,
+    rolling_realized_vol,
+    volatility_metrics,
+)
+
+SQ = np.sqrt(252)
+
+
+@pytest.fixture
+def returns_with_gaps(make_returns, rng):
+    r = make_returns(300, 7)
+    r[40:47, 1] = np.nan                           # a block gap
+    r[rng.random(300) < 0.08, 2] = np.nan          # scattered gaps
+    r[:150, 3] = np.nan                            # listed late (150 valid)
+    r[-30:, 4] = np.nan                            # stopped trading 30 sessions ago
+    r[:240, 6] = np.nan                            # only 60 valid -> below min_obs 63
+    return r
+
+
+def _arch(y_valid, horizon=21):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = HARX(y_valid, lags=[1, 5, 22], rescale=False).fit(disp="off")
+        fc = res.forecast(horizon=horizon, reindex=False).mean.to_numpy()[-1]
+    return res.params.to_numpy()[:4], fc, res.rsquared
+
+
+def test_har_matches_arch_params_forecast_and_r2(returns_with_gaps):
+    y = returns_with_gaps ** 2
+    fit = har_fit(y)
+    fc = har_forecast(y, fit.params, 21)
+    for s in range(6):                              # series 6 is below min_obs
+        ys = y[:, s][~np.isnan(y[:, s])]            # documented rule: drop NaNs per series
+        p, f, r2 = _arch(ys)
+        np.testing.assert_allclose(fit.params[s], p, rtol=1e-8, atol=0)
+        np.testing.assert_allclose(fc[s], f, rtol=1e-8, atol=0)
+        assert fit.r_squared[s] == pytest.approx(r2, rel=1e-8)
+        assert fit.n_obs[s] == len(ys) - 22
+    assert np.isnan(fit.params[6]).all() and np.isnan(fc[6]).all()
+
+
+def test_har_rescale_pitfall_is_avoided(make_returns):
+    """arch's default rescale multiplies decimal² data by 1e4; with rescale=False we match directly."""
+    y = make_returns(252, 1)[:, 0] ** 2
+    fit = har_fit(y[:, None])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = HARX(y, lags=[1, 5, 22]).fit(disp="off")            # rescale=None -> rescaled
+    np.testing.assert_allclose(fit.params[0, 0], res.params.iloc[0] / res.scale, rtol=1e-8)
+    np.testing.assert_allclose(fit.params[0, 1:], res.params.to_numpy()[1:4], rtol=1e-8)
+
+
+def test_expected_vol_21d_is_annualized_mean_of_21_forecasts(returns_with_gaps):
+    df = pd.DataFrame(returns_with_gaps, columns=list("ABCDEFG"))
+    m = volatility_metrics(df)
+    for col in df.columns[:6]:
+        rv = df[col].dropna().to_numpy()
+        _, f, r2 = _arch(rv ** 2)
+        assert m.loc[col, "expected_vol_21d"] == pytest.approx(np.sqrt(252 * f.mean()), rel=1e-8)
+        assert m.loc[col, "har_r_squared"] == pytest.approx(r2, rel=1e-8)
+    assert np.isnan(m.loc["G", "expected_vol_21d"])
+
+
+def test_rolling_realized_vol_equals_pandas(returns_with_gaps):
+    df = pd.DataFrame(returns_with_gaps)
+    for w in (5, 21, 63):
+        expected = (df.rolling(w).std() * SQ).to_numpy()
+        got = rolling_realized_vol(returns_with_gaps, w)
+        assert np.array_equal(np.isnan(got), np.isnan(expected))
+        np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-14, equal_nan=True)
+
+
+def test_realized_vol_last_valid_returns_equals_pandas(returns_with_gaps):
+    df = pd.DataFrame(returns_with_gaps)
+    for w in (21, 63):
+        got = realized_vol(returns_with_gaps, w)
+        for s in df.columns:
+            exp = df[s].dropna().rolling(w).std().iloc[-1] * SQ
+            assert got[s] == pytest.approx(exp, rel=1e-12, nan_ok=True)
+    assert np.isnan(realized_vol(returns_with_gaps[:, 6:], 63)).all()
+
+
+def test_right_align_keeps_order():
+    x = np.array([[1.0, np.nan], [np.nan, 2.0], [3.0, np.nan], [4.0, 5.0]])
+    a, n = right_align(x)
+    np.testing.assert_array_equal(n, [3, 2])
+    np.testing.assert_array_equal(a[1:, 0], [1.0, 3.0, 4.0])
+    np.testing.assert_array_equal(a[2:, 1], [2.0, 5.0])
+    assert np.isnan(a[0, 0]) and np.isnan(a[:2, 1]).all()
+
+
+def test_components_trend_and_percentile(make_returns):
+    T = 260
+    r = make_returns(T, 3)
+    sign = np.where(np.arange(T) % 2 == 0, 1.0, -1.0)
+    r[:, 1] = 0.01 * sign * np.linspace(0.2, 3.0, T)   # smoothly rising vol
+    r[:, 2] = 0.01 * sign * np.linspace(3.0, 0.2, T)   # smoothly falling vol
+    df = pd.DataFrame(r, columns=["x", "up", "down"])
+    m = volatility_metrics(df)
+    roll = df.rolling(21).std() * SQ
+    for c in df.columns:
+        assert m.loc[c, "vol_daily"] == pytest.approx(abs(df[c].iloc[-1]) * SQ)
+        assert m.loc[c, "vol_weekly"] == pytest.approx(df[c].iloc[-5:].std() * SQ)
+        assert m.loc[c, "vol_monthly"] == pytest.approx(roll[c].iloc[-1])
+        assert m.loc[c, "realized_vol_63d"] == pytest.approx(df[c].iloc[-63:].std() * SQ)
+        last = roll[c].iloc[-21:].to_numpy()
+        slope, _, rval, _, _ = stats.linregress(np.arange(21), last)
+        assert m.loc[c, "trend_slope"] == pytest.approx(slope, rel=1e-9)
+        assert m.loc[c, "trend_strength"] == pytest.approx(rval ** 2, rel=1e-9)
+        hist = roll[c].dropna()
+        assert m.loc[c, "vol_percentile"] == pytest.approx((hist < hist.iloc[-1]).mean(), rel=1e-12)
+    assert m.loc["up", "vol_trend"] == "increasing"
+    assert m.loc["down", "vol_trend"] == "decreasing"
+
+
+def test_percentile_needs_100_rolling_values(make_returns):
+    df = pd.DataFrame(make_returns(119, 1))        # 99 rolling-21 values
+    assert np.isnan(volatility_metrics(df)["vol_percentile"].iloc[0])
+    df = pd.DataFrame(make_returns(120, 1))        # 100 rolling-21 values
+    assert not np.isnan(volatility_metrics(df)["vol_percentile"].iloc[0])
+
+
+def test_portfolio_returns_nan_as_zero_and_lot_merge():
+    pos = pd.DataFrame({"portfolio_id": [1, 1, 1, 2], "symbol": ["A", "A", "B", "B"],
+                        "market_value": [300.0, 300.0, -400.0, 50.0]})
+    w = holding_weights(pos)
+    np.testing.assert_allclose(w.loc[1, ["A", "B"]], [0.6, -0.4])
+    np.testing.assert_allclose(w.loc[2, ["A", "B"]], [0.0, 1.0])
+    rets = pd.DataFrame({"A": [0.01, np.nan], "B": [0.02, -0.01]})
+    pr = portfolio_returns(rets, w)
+    np.testing.assert_allclose(pr[1], [0.6 * 0.01 - 0.4 * 0.02, 0.4 * 0.01])
+    np.testing.assert_allclose(pr[2], [0.02, -0.01])
+
+
+def test_portfolio_beta_identity(rng):
+    """Σ w_i β_i (aggregation of per-symbol OLS betas) == OLS beta of the static portfolio's returns."""
+    T, S = 90, 12
+    spy = rng.normal(0.0004, 0.011, T)
+    true_b = rng.uniform(-0.5, 2.0, S)
+    R = spy[:, None] * true_b + rng.normal(0, 0.015, (T, S))
+    syms = [f"S{i}" for i in range(S)]
+    X = sm.add_constant(spy)
+    betas = np.array([sm.OLS(R[:, i], X).fit().params[1] for i in range(S)])
+    w = rng.normal(0, 0.2, S)                       # signed weights, long/short
+    d = pd.Timestamp("2025-03-31")
+    weights = pd.DataFrame({"calculation_date": d, "portfolio_id": 7, "symbol": syms, "weight": w})
+    sym_betas = pd.DataFrame({"calculation_date": d, "symbol": syms, "factor": "Market Beta (90D)",
+                              "beta_value": betas})
+    agg = portfolio_factor_exposures(weights, sym_betas)["exposure_value"].iloc[0]
+    pr = portfolio_returns(pd.DataFrame(R, columns=syms), pd.DataFrame([w], index=[7], columns=syms))[7]
+    port_beta = sm.OLS(pr.to_numpy(), X).fit().params[1]
+    assert agg == pytest.approx(port_beta, abs=1e-10)
