@@ -1,4 +1,3 @@
-import time
 
 import numpy as np
 import pandas as pd
@@ -59,15 +58,13 @@ def test_matches_groupby_reference(rng):
     np.testing.assert_allclose(g.reindex(ref.index).to_numpy(), ref.to_numpy(), atol=1e-12)
 
 
-@pytest.mark.slow
-def test_ten_thousand_portfolios_fast(rng):
+def test_ten_thousand_portfolios_shape(rng):
+    """Scale check of shapes only; the timing lives in `make bench` (bench/kernels_risk.py)."""
     P, N, S, F = 10_000, 200_000, 5_000, 13
     syms = np.array([f"S{i:05d}" for i in range(S)], dtype=object)
     w = pd.DataFrame({"calculation_date": D1, "portfolio_id": rng.integers(0, P, N),
                       "symbol": syms[rng.integers(0, S, N)], "weight": rng.normal(0, 0.05, N)})
     b = pd.DataFrame({"calculation_date": D1, "symbol": np.repeat(syms, F),
                       "factor": np.tile([f"F{k}" for k in range(F)], S), "beta_value": rng.normal(1, 0.3, S * F)})
-    t = time.perf_counter()
     out = portfolio_factor_exposures(w, b)
-    assert time.perf_counter() - t < 1.0
     assert len(out) == out[["portfolio_id"]].drop_duplicates().shape[0] * F
