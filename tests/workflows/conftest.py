@@ -1,7 +1,7 @@
 """Fixtures for the Argo tests: the repository root, the rendered documents, and a strict Argo validator.
 
 The Argo JSON schema (argoproj/argo-workflows api/jsonschema/schema.json, v4.1.2) is not part of the
-project: it is read from ``../shared/argo/schema-v4.1.2.json`` next to the repository. Two patches make it
+project: it is read from ``../shared/argo/schema-v4.1.2.json`` next to the repository (see :func:`schema_path`). Two patches make it
 useful: ``IntOrString`` accepts integers (the schema says string only, Kubernetes accepts both), and every
 object definition with ``properties`` gets ``additionalProperties: false`` so that typos are errors.
 With ``CI=true`` a missing schema fails the tests; elsewhere they are skipped with a message.
@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-SCHEMA_PATH = REPO_ROOT.parent / "shared" / "argo" / "schema-v4.1.2.json"
+SCHEMA_RELATIVE = Path("shared") / "argo" / "schema-v4.1.2.json"
 CHART_DIR = REPO_ROOT / "charts" / "sigmabatch"
 FILES_DIR = CHART_DIR / "files"
 INT_OR_STRING = "io.k8s.apimachinery.pkg.util.intstr.IntOrString"
@@ -28,6 +28,18 @@ ARGO_KINDS = ("WorkflowTemplate", "CronWorkflow", "Workflow", "ClusterWorkflowTe
 
 def in_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+
+
+def schema_path() -> Path:
+    """``$SIGMABATCH_ARGO_SCHEMA``, else ``<repo>/../shared/argo/schema-v4.1.2.json``; a git worktree
+    (``<root>/wt/<name>``) falls back to the first ancestor that has ``shared/argo/schema-v4.1.2.json``."""
+    override = os.environ.get("SIGMABATCH_ARGO_SCHEMA", "").strip()
+    if override:
+        return Path(override)
+    documented = REPO_ROOT.parent / SCHEMA_RELATIVE
+    if documented.is_file():
+        return documented
+    return next((p / SCHEMA_RELATIVE for p in REPO_ROOT.parents if (p / SCHEMA_RELATIVE).is_file()), documented)
 
 
 def strict_argo_schema(raw: dict) -> dict:
@@ -48,12 +60,13 @@ def repo_root() -> Path:
 
 @pytest.fixture(scope="session")
 def argo_schema() -> dict:
-    if not SCHEMA_PATH.is_file():
-        message = f"Argo JSON schema not found at {SCHEMA_PATH}"
+    path = schema_path()
+    if not path.is_file():
+        message = f"Argo JSON schema not found at {path}"
         if in_ci():
             pytest.fail(message + " (required when CI is set)")
         pytest.skip(message)
-    return strict_argo_schema(json.loads(SCHEMA_PATH.read_text()))
+    return strict_argo_schema(json.loads(path.read_text()))
 
 
 @pytest.fixture(scope="session")
