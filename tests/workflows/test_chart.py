@@ -8,6 +8,7 @@ the tests that need them skip with a reason when they are not installed.
 from __future__ import annotations
 
 import copy
+import importlib
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -20,10 +21,17 @@ KUBE_VERSION = "1.32"
 NAMESPACE = "batch-prod"
 
 
+def _optional(module: str, reason: str):
+    """Import ``module`` or skip the test with ``reason`` (also when its native library fails to load)."""
+    try:
+        return importlib.import_module(module)
+    except (ImportError, OSError) as exc:
+        pytest.skip(f"{reason} ({type(exc).__name__}: {exc})")
+
+
 def _helm():
-    return pytest.importorskip(
-        "helm_python", reason="helm-python-sdk is not installed (pip install -e '.[chart]'): chart render/lint skipped"
-    )
+    return _optional("helm_python",
+                     "helm-python-sdk is not installed (pip install -e '.[chart]'): chart render/lint skipped")
 
 
 def _render(values: dict | None = None) -> list[dict]:
@@ -95,8 +103,7 @@ def test_argo_objects_in_the_chart_pass_the_schema(argo_errors: Callable[[dict],
 
 
 def test_plain_objects_pass_kubernetes_validate_strict() -> None:
-    kv = pytest.importorskip("kubernetes_validate",
-                             reason="kubernetes-validate is not installed (pip install -e '.[dev]')")
+    kv = _optional("kubernetes_validate", "kubernetes-validate is not installed (pip install -e '.[dev]')")
     plain = [d for d in _render() if not d["apiVersion"].startswith("argoproj.io/")]
     assert {d["kind"] for d in plain} == {"ServiceAccount", "Role", "RoleBinding", "ConfigMap"}
     for doc in plain:
