@@ -99,7 +99,9 @@ ARGO_VALUES = {
     "run_id": "{{workflow.name}}",
     "portfolio": "{{workflow.parameters.portfolio}}",
     "trigger": "{{workflow.parameters.trigger}}",
-    "scheduled_time": "{{workflow.scheduledTime}}",
+    # {{workflow.scheduledTime}} exists only in cron-created runs (elsewhere it stays unresolved), so the
+    # WorkflowTemplate has a "scheduled-time" parameter (default "") that the CronWorkflow sets to it.
+    "scheduled_time": "{{workflow.parameters.scheduled-time}}",
     "force": "{{workflow.parameters.force}}",
 }
 

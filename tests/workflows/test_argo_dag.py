@@ -1,0 +1,234 @@
+"""The rendered Argo objects follow workflows/dag.py and the operational rules of the issue."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from workflows import argo, dag
+
+LEAF_KEYS = ("container", "script")
+
+
+def _templates(doc: dict) -> dict[str, dict]:
+    return {t["name"]: t for t in doc["spec"]["templates"]}
+
+
+def _tasks(doc: dict) -> dict[str, dict]:
+    main = _templates(doc)[doc["spec"]["entrypoint"]]
+    return {t["name"]: t for t in main["dag"]["tasks"]}
+
+
+def _depends(task: dict) -> set[str]:
+    return {n.strip() for n in task.get("depends", "").split("&&") if n.strip()}
+
+
+@pytest.fixture(params=["workflowtemplate-nightly.yaml", "workflowtemplate-onboarding.yaml"])
+def template_doc(request: pytest.FixtureRequest, rendered_docs: dict[str, dict]) -> dict:
+    return rendered_docs[request.param]
+
+
+def test_dag_edges_equal_dag_py(template_doc: dict) -> None:
+    tasks = _tasks(template_doc)
+    assert set(tasks) == {s.name for s in dag.STEPS}
+    assert {(u, name) for name, t in tasks.items() for u in _depends(t)} == dag.edges()
+    assert all("dependencies" not in t for t in tasks.values())
+
+
+def _reachable(tasks: dict[str, dict], a: str, b: str) -> bool:
+    children: dict[str, set[str]] = {}
+    for name, t in tasks.items():
+        for u in _depends(t):
+            children.setdefault(u, set()).add(name)
+    stack, seen = [a], set()
+    while stack:
+        for c in children.get(stack.pop(), ()):
+            if c == b:
+                return True
+            if c not in seen:
+                seen.add(c)
+                stack.append(c)
+    return False
+
+
+def test_symbol_factors_and_symbol_metrics_run_in_parallel(template_doc: dict) -> None:
+    tasks = _tasks(template_doc)
+    assert not _reachable(tasks, "symbol-factors", "symbol-metrics")
+    assert not _reachable(tasks, "symbol-metrics", "symbol-factors")
+    assert not dag.has_path("symbol-factors", "symbol-metrics") and not dag.has_path("symbol-metrics", "symbol-factors")
+
+
+def test_one_container_template_per_step_running_python_m(template_doc: dict) -> None:
+    templates = _templates(template_doc)
+    for step in (*dag.STEPS, dag.EXIT_STEP):
+        c = templates[step.name]["container"]
+        assert c["command"] == ["python", "-m", step.module]
+        assert c["image"] == "{{workflow.parameters.image}}"
+    leaves = {n for n, t in templates.items() if any(k in t for k in LEAF_KEYS)}
+    assert leaves == {s.name for s in dag.STEPS} | {dag.EXIT_STEP.name}
+
+
+def test_every_leaf_template_is_retried_and_hardened(template_doc: dict) -> None:
+    spec = template_doc["spec"]
+    assert "retryStrategy" not in spec, "a workflow-level retryStrategy re-runs the whole DAG"
+    by_name = {s.name: s for s in (*dag.STEPS, dag.EXIT_STEP)}
+    for name, t in _templates(template_doc).items():
+        if not any(k in t for k in LEAF_KEYS):
+            assert "retryStrategy" not in t and "activeDeadlineSeconds" not in t, name
+            continue
+        step = by_name[name]
+        r = t["retryStrategy"]
+        assert r["limit"] == step.retry.limit and r["retryPolicy"] == "OnFailure"
+        assert r["backoff"] == {"duration": step.retry.backoff, "factor": step.retry.factor,
+                                "maxDuration": step.retry.max_duration}
+        for code in step.retry.no_retry_exit_codes:
+            assert re.search(rf"\b{code}\b", r["expression"]), (name, r["expression"])
+        assert t["activeDeadlineSeconds"] == step.deadline_seconds
+        assert isinstance(t["activeDeadlineSeconds"], int)
+        c = t["container"]
+        assert c["securityContext"] == {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+                                        "capabilities": {"drop": ["ALL"]}}
+        assert c["resources"] == {"requests": {"cpu": step.resources.cpu_request,
+                                               "memory": step.resources.memory_request},
+                                  "limits": {"memory": step.resources.memory_limit}}
+        assert {"name": "scratch", "mountPath": "/scratch"} in c["volumeMounts"]
+        assert {"name": "scratch", "emptyDir": {}} in t["volumes"]
+        env = {e["name"]: e for e in c["env"]}
+        assert env["TMPDIR"]["value"] == "/scratch/tmp"
+        assert env["SIGMABATCH_LOG_FORMAT"]["value"] == "json"
+        metrics = t["metrics"]["prometheus"]
+        assert {m["name"] for m in metrics} == {"sigmabatch_phase_duration_seconds", "sigmabatch_phase_failures_total"}
+        assert all(m["labels"] == [{"key": "phase", "value": name}] for m in metrics)
+        assert all(re.fullmatch(r"[a-zA-Z0-9_]+", m["name"]) for m in metrics)
+
+
+def test_retry_expression() -> None:
+    assert argo.retry_expression((2,)) == "asInt(lastRetry.exitCode) not in [2]"
+    assert argo.retry_expression((2, 4)) == "asInt(lastRetry.exitCode) not in [2, 4]"
+    assert argo.retry_expression(()) == "true"
+
+
+def test_workflow_level_settings(template_doc: dict) -> None:
+    spec = template_doc["spec"]
+    assert spec["onExit"] == dag.EXIT_STEP.name
+    assert spec["serviceAccountName"] == argo.SERVICE_ACCOUNT
+    assert spec["synchronization"] == {"mutexes": [{"name": argo.MUTEX}]}
+    assert "{{" not in argo.MUTEX
+    assert spec["securityContext"] == {"runAsNonRoot": True, "runAsUser": 10001, "runAsGroup": 10001,
+                                       "fsGroup": 10001, "seccompProfile": {"type": "RuntimeDefault"}}
+    assert spec["artifactGC"]["strategy"] == "OnWorkflowDeletion" and spec["artifactGC"]["forceFinalizerRemoval"]
+    assert spec["artifactRepositoryRef"] == {"configMap": argo.ARTIFACT_REPOSITORY_CONFIGMAP,
+                                             "key": argo.ARTIFACT_REPOSITORY_KEY}
+    assert spec["podGC"]["strategy"] and spec["ttlStrategy"]["secondsAfterSuccess"] > 0
+    params = {p["name"]: p for p in spec["arguments"]["parameters"]}
+    assert {"start-date", "end-date", "portfolio", "image", "trigger", "force", "scheduled-time"} <= set(params)
+    assert params["start-date"]["value"] == params["end-date"]["value"] == "" == params["scheduled-time"]["value"]
+
+
+def test_nightly_and_onboarding_parameters(rendered_docs: dict[str, dict]) -> None:
+    def params(name: str) -> dict[str, dict]:
+        return {p["name"]: p for p in rendered_docs[name]["spec"]["arguments"]["parameters"]}
+
+    nightly, onboarding = params("workflowtemplate-nightly.yaml"), params("workflowtemplate-onboarding.yaml")
+    assert nightly["portfolio"]["value"] == "" and nightly["trigger"]["value"] == "manual"
+    assert "value" not in onboarding["portfolio"], "onboarding must require a portfolio"
+    assert onboarding["trigger"]["value"] == "onboarding"
+    assert rendered_docs["workflowtemplate-onboarding.yaml"]["metadata"]["name"] == argo.ONBOARDING_TEMPLATE
+
+
+def test_plan_outputs_feed_every_other_step(nightly: dict) -> None:
+    templates, tasks = _templates(nightly), _tasks(nightly)
+    plan = templates["plan"]
+    outputs = {p["name"]: p["valueFrom"]["path"] for p in plan["outputs"]["parameters"]}
+    assert outputs == {"start-date": "/scratch/out/start-date", "end-date": "/scratch/out/end-date"}
+    args = plan["container"]["args"]
+    assert args[args.index("--outputs-dir") + 1] == "/scratch/out"
+    assert args[args.index("--scheduled-time") + 1] == "{{inputs.parameters.scheduled-time}}"
+    plan_args = {p["name"]: p["value"] for p in tasks["plan"]["arguments"]["parameters"]}
+    assert plan_args == {"start-date": "{{workflow.parameters.start-date}}",
+                         "end-date": "{{workflow.parameters.end-date}}",
+                         "scheduled-time": "{{workflow.parameters.scheduled-time}}"}
+    for step in dag.STEPS:
+        if step.name == "plan":
+            continue
+        values = {p["name"]: p["value"] for p in tasks[step.name]["arguments"]["parameters"]}
+        assert values == {"start-date": "{{tasks.plan.outputs.parameters.start-date}}",
+                          "end-date": "{{tasks.plan.outputs.parameters.end-date}}"}
+        args = templates[step.name]["container"]["args"]
+        assert args[args.index("--start-date") + 1] == "{{inputs.parameters.start-date}}"
+        assert args[args.index("--end-date") + 1] == "{{inputs.parameters.end-date}}"
+        assert "{{tasks." not in json.dumps(templates[step.name]), "tasks.* is not in scope inside a template"
+
+
+def test_scheduled_time_only_from_the_cron(rendered_docs: dict[str, dict]) -> None:
+    for name, doc in rendered_docs.items():
+        text = json.dumps(doc)
+        if doc["kind"] == "CronWorkflow":
+            args = {p["name"]: p["value"] for p in doc["spec"]["workflowSpec"]["arguments"]["parameters"]}
+            assert args == {"trigger": "cron", "scheduled-time": "{{workflow.scheduledTime}}"}
+        else:
+            assert "workflow.scheduledTime" not in text, name
+
+
+def test_price_cache_flows_as_an_artifact(nightly: dict) -> None:
+    templates, tasks = _templates(nightly), _tasks(nightly)
+    writer = next(s for s in dag.STEPS if s.writes_price_cache)
+    out = {a["name"]: a for a in templates[writer.name]["outputs"]["artifacts"]}[dag.PRICE_CACHE]
+    assert out["path"] == "/scratch/out/price_cache.parquet" and out["archive"] == {"none": {}}
+    assert set(out["s3"]) == {"key"}, "key-only: bucket and credentials come from the artifact repository"
+    assert out["s3"]["key"] == "sigmabatch/{{inputs.parameters.end-date}}/{{workflow.name}}/price_cache.parquet"
+    args = templates[writer.name]["container"]["args"]
+    assert args[args.index("--price-cache-out") + 1] == out["path"]
+    for step in dag.STEPS:
+        arts = tasks[step.name].get("arguments", {}).get("artifacts", [])
+        inputs = templates[step.name].get("inputs", {}).get("artifacts", [])
+        if step.reads_price_cache:
+            assert arts == [{"name": dag.PRICE_CACHE, "from": f"{{{{tasks.{writer.name}.outputs.artifacts.price-cache}}}}"}]
+            assert inputs == [{"name": dag.PRICE_CACHE, "path": "/scratch/in/price_cache.parquet"}]
+            args = templates[step.name]["container"]["args"]
+            assert args[args.index("--price-cache") + 1] == "/scratch/in/price_cache.parquet"
+            assert dag.has_path(writer.name, step.name)
+        else:
+            assert arts == [] and inputs == []
+
+
+def test_exit_handler_receives_the_workflow_outcome(nightly: dict) -> None:
+    t = _templates(nightly)[dag.EXIT_STEP.name]
+    args = t["container"]["args"]
+    assert args == argo.exit_step_args()
+    assert args[args.index("--workflow-status") + 1] == "{{workflow.status}}"
+    assert args[args.index("--failures") + 1] == "{{workflow.failures}}"
+    assert args[args.index("--run-id") + 1] == "{{workflow.name}}"
+    assert dag.EXIT_STEP.name not in _tasks(nightly)
+
+
+def test_secrets_only_by_reference(rendered_docs: dict[str, dict]) -> None:
+    sensitive = {"SIGMABATCH_DATABASE_URL", "POLYGON_API_KEY", "FMP_API_KEY", "FRED_API_KEY"}
+    for name, doc in rendered_docs.items():
+        for t in doc["spec"].get("templates", []):
+            if "container" not in t:
+                continue
+            env = {e["name"]: e for e in t["container"]["env"]}
+            assert sensitive <= set(env), (name, t["name"])
+            for var in sensitive:
+                assert "value" not in env[var], f"{var} has a literal value in {name}/{t['name']}"
+                ref = env[var]["valueFrom"]["secretKeyRef"]
+                assert ref["name"] == argo.SECRET_NAME
+                assert ref.get("optional", False) is (var != "SIGMABATCH_DATABASE_URL")
+            for e in env.values():
+                if "value" in e:
+                    assert not re.search(r"(?i)(://[^/{]*:[^@]*@|api[_-]?key|password|secret)", e["value"]), e
+        text = json.dumps(doc)
+        assert not re.search(r"postgres(ql)?(\+psycopg)?://", text)
+
+
+def test_cron_workflow(rendered_docs: dict[str, dict]) -> None:
+    cron = rendered_docs["cronworkflow-nightly.yaml"]["spec"]
+    assert cron["schedules"] == ["30 18 * * 1-5"] and cron["timezone"] == "America/New_York"
+    assert cron["concurrencyPolicy"] == "Forbid" and cron["startingDeadlineSeconds"] > 0
+    assert cron["successfulJobsHistoryLimit"] > 0 and cron["failedJobsHistoryLimit"] > 0
+    assert cron["suspend"] is False and "suspend" not in cron["workflowSpec"]
+    assert cron["workflowSpec"]["workflowTemplateRef"] == {"name": argo.NIGHTLY_TEMPLATE}
+    assert len(rendered_docs["cronworkflow-nightly.yaml"]["metadata"]["name"]) <= 52
