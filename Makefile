@@ -4,7 +4,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-EXTRAS ?= dev,deploy,report
+EXTRAS ?= dev,deploy,report,chart
 
 .DEFAULT_GOAL := help
 
