@@ -1,0 +1,37 @@
+"""Pure symbol helpers: normalisation, the phase-1 skip rules (domain spec §3.1), provider spellings."""
+
+from __future__ import annotations
+
+import re
+
+#: Synthetic / private position names that never have market data.
+SKIPPED_NAMES: frozenset[str] = frozenset({
+    "HOME_EQUITY", "TREASURY_BILLS", "CRYPTO_BTC_ETH", "TWO_SIGMA_FUND", "A16Z_VC_FUND", "STARWOOD_REIT",
+    "BX_PRIVATE_EQUITY", "RENTAL_SFH", "ART_COLLECTIBLES", "RENTAL_CONDO", "MONEY_MARKET", "EQ5D6A2D8F",
+})
+SKIPPED_PREFIXES: tuple[str, ...] = ("FO_", "EQ_")
+
+#: OCC option symbol tail: YYMMDD, C or P, 8-digit strike (e.g. ``AAPL250117C00150000``).
+_OCC_TAIL = re.compile(r"\d{6}[CP]\d{8}$")
+
+
+def normalize_symbol(symbol: str | None) -> str:
+    """Trimmed upper case (``" brk.b "`` -> ``"BRK.B"``); ``None`` -> ``""``."""
+    return "" if symbol is None else str(symbol).strip().upper()
+
+
+def is_option_symbol(symbol: str | None) -> bool:
+    """True when the symbol ends like an OCC option symbol (YYMMDD + C/P + 8-digit strike)."""
+    s = normalize_symbol(symbol)
+    return len(s) >= 15 and _OCC_TAIL.search(s) is not None
+
+
+def is_skipped_symbol(symbol: str | None) -> bool:
+    """True for symbols phase 1 never fetches: empty, synthetic/private names, FO_/EQ_ prefixes, options."""
+    s = normalize_symbol(symbol)
+    return not s or s in SKIPPED_NAMES or s.startswith(SKIPPED_PREFIXES) or is_option_symbol(s)
+
+
+def yahoo_symbol(symbol: str) -> str:
+    """Yahoo spelling of a provider-neutral symbol (``BRK.B`` -> ``BRK-B``)."""
+    return normalize_symbol(symbol).replace(".", "-")
