@@ -18,5 +18,6 @@ def run_positions(ctx: PhaseContext) -> pd.DataFrame:
 
 def position_symbols(positions: pd.DataFrame) -> list[str]:
     """Priceable symbols of ``positions``: their own (unless skipped, e.g. OCC options) and underlyings."""
-    raw = list(positions["symbol"]) + [s for s in positions.get("underlying_symbol", pd.Series(dtype=object)) if s]
+    under = positions["underlying_symbol"].dropna() if "underlying_symbol" in positions else []
+    raw = list(positions["symbol"]) + [s for s in under if s]
     return sorted({n for n in map(normalize_symbol, raw) if n and not is_skipped_symbol(n)})

@@ -14,6 +14,7 @@ from datetime import date, timedelta
 import pandas as pd
 
 from phases._runtime import PhaseContext, PhaseResult, entrypoint
+from phases._universe import position_symbols
 from shared import calendar
 from shared.analytics.factors import FACTOR_ETFS
 from shared.providers.symbols import is_skipped_symbol, normalize_symbol
@@ -29,12 +30,9 @@ HEAD_TOLERANCE_DAYS = 7
 
 def run_symbols(positions: pd.DataFrame, cached: list[str]) -> tuple[list[str], list[str]]:
     """(symbols to fetch, skipped position symbols) for a run."""
-    raw = list(positions["symbol"]) + [s for s in positions.get("underlying_symbol", []) if s]
-    wanted, skipped = set(FACTOR_ETFS) | set(cached), set()
-    for s in raw:
-        n = normalize_symbol(s)
-        (skipped if is_skipped_symbol(n) else wanted).add(n)
-    return sorted(wanted - {""}), sorted(skipped)
+    wanted = set(FACTOR_ETFS) | set(cached) | set(position_symbols(positions))
+    skipped = {n for n in map(normalize_symbol, positions["symbol"]) if is_skipped_symbol(n)}
+    return sorted(wanted), sorted(skipped)
 
 
 def fetch_plan(coverage: pd.DataFrame, symbols: list[str], start: date, end: date) -> dict[tuple[date, date], list[str]]:

@@ -21,7 +21,10 @@ EPILOG = "Environment:\n" + "\n".join(f"  {k:<34} {v}" for k, v in VARIABLES.ite
 def _console(no_color: bool = False):
     from rich.console import Console
 
-    return Console(stderr=False, no_color=no_color, highlight=False)
+    console = Console(stderr=False, no_color=no_color, highlight=False)
+    if not console.is_terminal:
+        console = Console(stderr=False, no_color=True, highlight=False, width=160)
+    return console
 
 
 def _engine(settings: Settings):

@@ -6,8 +6,9 @@ with Hera; neither keeps a second list of phases. Every step is ``python -m <mod
 the local runner passes values).
 
 Edges follow the data: phase 1.5 (symbol factors) and 1.75 (symbol metrics) both need only prices and
-profiles, so they run in parallel; 3 (P&L) and 4 (market values) start as soon as prices exist; 6 waits
-for everything it aggregates.
+profiles, so they run in parallel; 3 (P&L) and 4 (market values) start as soon as prices exist. Phase 6
+is a small sub-DAG so each part can be retried on its own: exposures (after symbol betas and
+snapshots), volatility and correlations (after snapshots), then stress tests (after exposures).
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ PRICE_CACHE_FILE = "price_cache.parquet"
 class Retry:
     """Retry policy of one step (Argo ``retryStrategy``; the local runner honours ``limit``).
 
-    Exit code 2 (bad input) and 4 (lock busy) are never retried: retrying cannot fix them.
+    Exit code 2 (bad input) is never retried: retrying cannot fix it. Exit code 4 (lock busy) is
+    retried with backoff, so a run that collides with another waits for it.
     """
 
     limit: int = 3
@@ -84,9 +86,15 @@ STEPS: tuple[Step, ...] = (
     Step("market-values", "4", "Position market values", "phases.market_values", ("market-data",),
          reads_price_cache=True),
     Step("sector-tags", "5", "Sector tags", "phases.sector_tags", ("company-profiles",)),
-    Step("risk-analytics", "6", "Risk analytics", "phases.risk_analytics",
-         ("symbol-factors", "symbol-metrics", "pnl-snapshots", "market-values", "sector-tags"),
+    Step("risk-exposures", "6a", "Portfolio betas, factor exposures, sectors, concentration",
+         "phases.risk_exposures", ("symbol-factors", "pnl-snapshots", "company-profiles"),
          reads_price_cache=True, resources=Resources("1", "2Gi", "6Gi")),
+    Step("risk-volatility", "6b", "Realized and HAR-forecast volatility", "phases.risk_volatility",
+         ("pnl-snapshots",), reads_price_cache=True, resources=Resources("1", "2Gi", "6Gi")),
+    Step("risk-correlations", "6c", "Position correlations and clusters", "phases.risk_correlations",
+         ("pnl-snapshots",), reads_price_cache=True, resources=Resources("1", "2Gi", "6Gi")),
+    Step("stress-tests", "6d", "Stress tests", "phases.stress_tests", ("risk-exposures",),
+         reads_price_cache=True),
 )
 
 #: The step that always runs last, whatever happened (Argo ``onExit``): records the run's outcome.

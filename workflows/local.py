@@ -40,6 +40,7 @@ from workflows import dag
 log = logging.getLogger("sigmabatch.runner")
 RESULT_PREFIX = "sigmabatch-result: "
 EXIT_CODES = {"completed": 0, "partial": 3, "failed": 1}
+BLAS_SINGLE_THREAD = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
 @dataclass
@@ -196,7 +197,8 @@ class LocalRunner:
         fh = open(out.log_path, "a")  # noqa: SIM115 - closed in _finish
         fh.write(f"$ {' '.join(cmd)}\n")
         fh.flush()
-        env = {**os.environ, **(self.env or {})}
+        # Steps run side by side on few cores and their kernels are memory-bound: one BLAS thread each.
+        env = {**BLAS_SINGLE_THREAD, **os.environ, **(self.env or {})}
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=fh, text=True, cwd=self.workdir, env=env)
         proc._sigmabatch_log = fh  # type: ignore[attr-defined]
         self._notify(steps)

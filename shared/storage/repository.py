@@ -55,6 +55,7 @@ def frame_records(model: type[m.Base], frame: pd.DataFrame) -> list[dict[str, An
     table = model.__table__
     cols = [c.name for c in table.columns if c.name in frame.columns]
     date_cols = {c.name for c in table.columns if c.type.python_type is date and c.name in frame.columns}
+    int_cols = {c.name for c in table.columns if c.type.python_type is int and c.name in frame.columns}
     out = frame[cols]
     records = []
     for row in out.itertuples(index=False, name=None):
@@ -63,6 +64,8 @@ def frame_records(model: type[m.Base], frame: pd.DataFrame) -> list[dict[str, An
             v = _py(value)
             if name in date_cols and isinstance(v, datetime):
                 v = v.date()
+            elif name in int_cols and isinstance(v, float):
+                v = int(round(v))
             rec[name] = v
         records.append(rec)
     return records
@@ -309,3 +312,37 @@ def table_counts(session: Session) -> dict[str, int]:
         name: session.execute(select(func.count()).select_from(table)).scalar_one()
         for name, table in m.Base.metadata.tables.items()
     }
+
+
+# --- symbol analytics and reference data ---------------------------------------------------------
+
+def load_symbol_betas(session: Session, dates: Sequence[date], symbols: Sequence[str] | None = None) -> pd.DataFrame:
+    """Symbol factor betas on ``dates``: [calculation_date, symbol, factor, beta_value, alpha, r_squared,
+    std_error, p_value, observations]."""
+    t = m.SymbolFactorExposure.__table__
+    f = m.FactorDefinitionRow.__table__
+    stmt = (
+        select(t.c.calculation_date, t.c.symbol, f.c.name.label("factor"), t.c.beta_value, t.c.alpha,
+               t.c.r_squared, t.c.std_error, t.c.p_value, t.c.observations)
+        .join(f, f.c.id == t.c.factor_id)
+        .where(t.c.calculation_date.in_(list(dates)))
+    )
+    frame = read_frame(session, stmt)
+    if symbols is not None and not frame.empty:
+        frame = frame[frame["symbol"].isin(set(symbols))]
+    return frame.reset_index(drop=True)
+
+
+def load_benchmark_weights(session: Session, code: str, as_of: date) -> pd.Series:
+    """The latest sector weights of a benchmark on or before ``as_of`` (empty when none)."""
+    t = m.BenchmarkSectorWeight.__table__
+    last = session.execute(select(func.max(t.c.asof_date)).where(t.c.benchmark_code == code,
+                                                                  t.c.asof_date <= as_of)).scalar()
+    if last is None:
+        return pd.Series(dtype="float64")
+    rows = session.execute(select(t.c.sector, t.c.weight).where(t.c.benchmark_code == code, t.c.asof_date == last))
+    return pd.Series(dict(rows.fetchall()), dtype="float64")
+
+
+def load_scenarios(session: Session) -> pd.DataFrame:
+    return read_frame(session, select(m.StressTestScenario.__table__))

@@ -96,7 +96,7 @@ def test_default_render_keeps_the_generated_argo_objects(rendered_docs: dict[str
 
 def test_argo_objects_in_the_chart_pass_the_schema(argo_errors: Callable[[dict], list[str]]) -> None:
     values = {"image": {"tag": "1.2.3"}, "cron": {"schedule": "0 19 * * 1-5", "suspend": True},
-              "resources": {"risk-analytics": {"requests": {"cpu": "2"}, "limits": {"memory": "8Gi"}}}}
+              "resources": {"risk-exposures": {"requests": {"cpu": "2"}, "limits": {"memory": "8Gi"}}}}
     for doc in _render(values):
         if doc["apiVersion"].startswith("argoproj.io/"):
             assert argo_errors(doc) == [], doc["metadata"]["name"]
@@ -121,7 +121,7 @@ def test_values_are_applied() -> None:
         "provider": "polygon",
         "secrets": {"name": "prod-secrets"},
         "serviceAccount": {"name": "sb-runner", "create": True},
-        "resources": {"risk-analytics": {"limits": {"memory": "8Gi"}}},
+        "resources": {"risk-exposures": {"limits": {"memory": "8Gi"}}},
     })
     cron = _by_kind(docs, "CronWorkflow")[0]["spec"]
     assert cron["schedules"] == ["0 19 * * 1-5"] and cron["timezone"] == "UTC" and cron["suspend"] is True
@@ -134,7 +134,7 @@ def test_values_are_applied() -> None:
         refs = {e["valueFrom"]["secretKeyRef"]["name"] for t in templates.values() if "container" in t
                 for e in t["container"]["env"] if "valueFrom" in e}
         assert refs == {"prod-secrets"}
-        risk = templates["risk-analytics"]["container"]["resources"]
+        risk = templates["risk-exposures"]["container"]["resources"]
         assert risk["limits"]["memory"] == "8Gi" and risk["requests"]["memory"] == "2Gi"
         assert templates["market-data"]["container"]["resources"]["limits"]["memory"] == "4Gi"
         # Argo's own expressions reach the cluster untouched.

@@ -1,0 +1,63 @@
+"""Holdings as of every session of a run, for the risk phases: one row per held position and date.
+
+Built with the P&L kernel's as-of logic (held at the close of d: entry <= d < exit), marked at the last
+close on or before d from the price-cache snapshot, and joined with each portfolio's equity on d from
+phase 3's snapshots.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from phases._runtime import PhaseContext
+from shared import calendar
+from shared.analytics.pnl import position_pnl
+from shared.errors import BadInputError
+from shared.storage import repository as repo
+
+
+@dataclass
+class Book:
+    holdings: pd.DataFrame  # calculation_date, portfolio_id, position_id, symbol, underlying_symbol, investment_class, position_type, market_value
+    equity: pd.Series  # (calculation_date, portfolio_id) -> equity
+    snapshots: pd.DataFrame
+    closes: pd.DataFrame  # sessions × symbols over the whole cached window
+
+
+def load_book(ctx: PhaseContext) -> Book:
+    rng = ctx.range
+    pids = [ctx.portfolio_id] if ctx.portfolio_id else None
+    with ctx.transaction() as s:
+        positions = repo.load_positions(s, pids, start=rng.start, end=rng.end)
+        snaps = repo.load_snapshots(s, pids, rng.start, rng.end)
+    if snaps.empty:
+        raise BadInputError(f"no portfolio snapshot between {rng.start} and {rng.end}: run pnl-snapshots first")
+    cache = ctx.price_cache
+    symbols = sorted(set(positions["symbol"]) | set(positions["underlying_symbol"].dropna()))
+    closes = cache.wide(None)
+    dates = list(rng.sessions)
+    res = position_pnl(positions, closes.reindex(columns=sorted(set(closes.columns) | set(symbols))), dates)
+    t_idx, p_idx = np.nonzero(res["held"])
+    d_arr = np.array(dates, dtype=object)
+    holdings = pd.DataFrame({
+        "calculation_date": d_arr[t_idx],
+        "portfolio_id": positions["portfolio_id"].to_numpy()[p_idx],
+        "position_id": positions["id"].to_numpy()[p_idx],
+        "symbol": positions["symbol"].to_numpy()[p_idx],
+        "underlying_symbol": positions["underlying_symbol"].to_numpy()[p_idx],
+        "investment_class": positions["investment_class"].fillna("PUBLIC").str.upper().to_numpy()[p_idx],
+        "position_type": positions["position_type"].to_numpy()[p_idx],
+        "market_value": res["value"][t_idx, p_idx],
+    })
+    snaps["snapshot_date"] = pd.to_datetime(snaps["snapshot_date"]).dt.date
+    equity = snaps.set_index(["snapshot_date", "portfolio_id"])["equity_balance"]
+    equity.index = equity.index.set_names(["calculation_date", "portfolio_id"])
+    keep = pd.MultiIndex.from_frame(holdings[["calculation_date", "portfolio_id"]]).isin(equity.index)
+    return Book(holdings[keep].reset_index(drop=True), equity, snaps, closes)
+
+
+def history_start(end, sessions: int):
+    return calendar.shift_sessions(end, -sessions)

@@ -1,0 +1,137 @@
+"""Phase 6a — exposures: portfolio betas and factor exposures, position betas, sectors, concentration.
+
+For every portfolio and session of the run, from the day's holdings (as of that date) and the symbol
+betas phase 1.5 stored for that date:
+
+* factor exposures (13 factors: market, provider and rate betas, six ridge styles, four spreads),
+  ``exposure_value = Σ w_i β_i`` with ``w_i`` = signed market value / equity (options and private
+  positions excluded), ``exposure_dollar = exposure_value × equity``; the snapshot's beta fields;
+* position-level market and interest-rate betas (the symbol's OLS statistics on that date);
+* sector weights (|MV| / equity, GICS names) against the benchmark's, and concentration (HHI,
+  effective number of positions, top-3/top-10 over |MV| merged per symbol).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from phases._holdings import load_book
+from phases._runtime import PhaseContext, PhaseResult, entrypoint
+from shared.analytics.aggregation import exposure_dollars, portfolio_factor_exposures
+from shared.analytics.concentration import concentration, sector_weights, versus_benchmark
+from shared.storage import models as m
+from shared.storage import repository as repo
+
+BENCHMARK = "SP500"
+MARKET, PROVIDER, IR = "Market Beta (90D)", "Provider Beta (1Y)", "IR Beta"
+
+
+def run(ctx: PhaseContext) -> PhaseResult:
+    rng = ctx.range
+    book = load_book(ctx)
+    h = book.holdings
+    public = h[h["investment_class"] == "PUBLIC"]
+    with ctx.transaction() as s:
+        factor_ids = repo.seed_factor_definitions(s)
+        betas = repo.load_symbol_betas(s, list(rng.sessions), sorted(set(public["symbol"])))
+        profiles = repo.load_profiles(s, sorted(set(h["symbol"])))
+        bench = repo.load_benchmark_weights(s, BENCHMARK, rng.end)
+
+    # --- factor exposures -----------------------------------------------------------------------
+    w = public.groupby(["calculation_date", "portfolio_id", "symbol"], as_index=False)["market_value"].sum()
+    eq = book.equity.reindex(pd.MultiIndex.from_frame(w[["calculation_date", "portfolio_id"]])).to_numpy()
+    w["weight"] = np.where(eq > 0, w["market_value"].to_numpy() / eq, np.nan)
+    w = w.dropna(subset=["weight"])
+    exp = exposure_dollars(portfolio_factor_exposures(w[["calculation_date", "portfolio_id", "symbol", "weight"]],
+                                                      betas[["calculation_date", "symbol", "factor", "beta_value"]]),
+                           book.equity)
+    exp = exp.dropna(subset=["exposure_value", "exposure_dollar"])
+    exp["factor_id"] = exp["factor"].map(factor_ids)
+
+    # --- snapshot beta fields -------------------------------------------------------------------
+    piv = exp.pivot_table(index=["calculation_date", "portfolio_id"], columns="factor", values="exposure_value")
+    mkt = betas[betas["factor"] == MARKET][["calculation_date", "symbol", "r_squared", "observations"]]
+    mw = w.merge(mkt, on=["calculation_date", "symbol"], how="inner")
+    mw["absmv"] = mw["market_value"].abs()
+    mw["r2w"] = mw["absmv"] * mw["r_squared"]
+    g = mw.groupby(["calculation_date", "portfolio_id"])
+    r2 = g["r2w"].sum() / g["absmv"].sum().where(lambda x: x > 0)
+    snap = pd.DataFrame(index=book.equity.index)
+    snap["beta_calculated_90d"] = piv.get(MARKET)
+    snap["beta_calculated_90d_r_squared"] = r2
+    snap["beta_calculated_90d_observations"] = g["observations"].min()
+    snap["beta_provider_1y"] = piv.get(PROVIDER)
+    snap["ir_beta"] = piv.get(IR)
+
+    # --- sectors and concentration --------------------------------------------------------------
+    prof = profiles.set_index("symbol") if not profiles.empty else pd.DataFrame(columns=["sector", "is_etf"])
+    pos = h.assign(sector=h["symbol"].map(prof["sector"]),
+                   is_etf=h["symbol"].map(prof["is_etf"]).fillna(False).astype(bool))
+    sw = sector_weights(pos[["calculation_date", "portfolio_id", "symbol", "market_value", "sector", "is_etf",
+                             "investment_class"]], book.equity)
+    vs = versus_benchmark(sw, bench) if not bench.empty else sw.rename(columns={"weight": "portfolio_weight"})
+    snap["sector_exposure"] = _sector_json(vs, snap.index)
+    conc = concentration(h[["calculation_date", "portfolio_id", "symbol", "market_value"]])
+    conc = conc.set_index(["calculation_date", "portfolio_id"])
+    for c in ("hhi", "effective_num_positions", "top_3_concentration", "top_10_concentration"):
+        snap[c] = conc[c]
+    snap = snap.reset_index().rename(columns={"calculation_date": "snapshot_date"})
+
+    # --- position betas -------------------------------------------------------------------------
+    stats = betas[betas["factor"].isin([MARKET, IR])].pivot_table(
+        index=["calculation_date", "symbol"], columns="factor",
+        values=["beta_value", "alpha", "r_squared", "std_error", "p_value", "observations"])
+    keyed = public.set_index(["calculation_date", "symbol"])
+    pmb, pirb = _position_betas(keyed, stats)
+
+    with ctx.transaction() as s:
+        n_exp = repo.replace(s, m.FactorExposure, exp, {"portfolio_id": snap["portfolio_id"].unique(),
+                                                        "calculation_date": list(rng.sessions)})
+        n_snap = repo.bulk_update(s, m.PortfolioSnapshot, snap)
+        n_pmb = repo.upsert(s, m.PositionMarketBeta, pmb)
+        n_pirb = repo.upsert(s, m.PositionInterestRateBeta, pirb)
+    coverage = exp.loc[exp["factor"] == MARKET, "coverage"]
+    return PhaseResult(
+        rows={"factor_exposures": n_exp, "portfolio_snapshots": n_snap, "position_market_betas": n_pmb,
+              "position_interest_rate_betas": n_pirb},
+        details={"portfolio_dates": len(snap), "holdings": len(h), "benchmark_sectors": len(bench),
+                 "min_market_beta_coverage": float(coverage.min()) if len(coverage) else None},
+    )
+
+
+def _sector_json(vs: pd.DataFrame, index: pd.MultiIndex) -> pd.Series:
+    out: dict = {}
+    cols = [c for c in ("portfolio_weight", "benchmark_weight", "difference") if c in vs]
+    for (d, p), grp in vs.groupby(["calculation_date", "portfolio_id"]):
+        out[(d, p)] = {r["sector"]: {c: (None if pd.isna(r[c]) else round(float(r[c]), 6)) for c in cols}
+                       for _, r in grp.iterrows()}
+    return pd.Series([out.get(k) for k in index], index=index, dtype=object)
+
+
+def _position_betas(keyed: pd.DataFrame, stats: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    if stats.empty or keyed.empty:
+        return pd.DataFrame(), pd.DataFrame()
+    joined = keyed.join(stats, how="inner")
+    base = pd.DataFrame({"position_id": joined["position_id"].to_numpy(),
+                         "portfolio_id": joined["portfolio_id"].to_numpy(),
+                         "calc_date": joined.index.get_level_values(0)})
+
+    def col(stat, factor):
+        key = (stat, factor)
+        return joined[key].to_numpy() if key in joined.columns else np.full(len(joined), np.nan)
+
+    pmb = base.assign(beta=col("beta_value", MARKET), alpha=col("alpha", MARKET), r_squared=col("r_squared", MARKET),
+                      std_error=col("std_error", MARKET), p_value=col("p_value", MARKET),
+                      observations=col("observations", MARKET), window_days=90, method="OLS_SIMPLE",
+                      market_index="SPY").dropna(subset=["beta"])
+    pirb = base.rename(columns={"calc_date": "calculation_date"}).assign(
+        ir_beta=col("beta_value", IR), r_squared=col("r_squared", IR), observations=col("observations", IR)
+    ).dropna(subset=["ir_beta"])
+    return pmb, pirb
+
+
+main = entrypoint("risk-exposures", "Phase 6a: portfolio betas, factor exposures, sectors and concentration.", run)
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,71 @@
+"""Phase 6b — volatility of positions and portfolios for every session of the run.
+
+Per session d: each held symbol's (an option's underlying's) daily returns over the last 252 sessions
+ending at d give realized 21/63-session volatility, the HAR-RV expected volatility over the next 21
+sessions, trend and percentile (:func:`shared.analytics.volatility.volatility_metrics`). A portfolio's
+return series uses d's holdings as static weights (lots merged per symbol, MV / Σ|MV|) and gets the
+same metrics. All portfolios are computed at once per session.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from phases._holdings import load_book
+from phases._runtime import PhaseContext, PhaseResult, entrypoint
+from shared.analytics.volatility import holding_weights, portfolio_returns, volatility_metrics
+from shared.storage import models as m
+from shared.storage import repository as repo
+
+HISTORY = 252
+
+
+def run(ctx: PhaseContext) -> PhaseResult:
+    book = load_book(ctx)
+    h = book.holdings.copy()
+    h["series"] = h["underlying_symbol"].where(h["investment_class"] == "OPTIONS").fillna(h["symbol"])
+    closes = book.closes
+    returns = closes / closes.shift(1) - 1.0
+    pos_rows, snap_rows = [], []
+    for d, hd in h.groupby("calculation_date", sort=True):
+        end = returns.index.get_indexer([pd.Timestamp(d)])[0]
+        window = returns.iloc[max(1, end - HISTORY + 1): end + 1]
+        syms = sorted(set(hd["series"]) & set(window.columns))
+        sym_metrics = volatility_metrics(window[syms]) if syms else pd.DataFrame()
+        if not sym_metrics.empty:
+            joined = hd.join(sym_metrics, on="series", how="inner")
+            pos_rows.append(pd.DataFrame({
+                "position_id": joined["position_id"], "calculation_date": d, "portfolio_id": joined["portfolio_id"],
+                "realized_vol_21d": joined["realized_vol_21d"], "realized_vol_63d": joined["realized_vol_63d"],
+                "vol_daily": joined["vol_daily"], "vol_weekly": joined["vol_weekly"],
+                "vol_monthly": joined["vol_monthly"], "expected_vol_21d": joined["expected_vol_21d"],
+                "vol_trend": joined["vol_trend"], "vol_trend_strength": joined["trend_strength"],
+                "vol_percentile": joined["vol_percentile"], "observations": joined["n_obs"],
+                "model_r_squared": joined["har_r_squared"]}))
+        weights = holding_weights(hd[["portfolio_id", "series", "market_value"]].rename(columns={"series": "symbol"}))
+        port = portfolio_returns(window, weights)
+        pm = volatility_metrics(port)
+        snap_rows.append(pd.DataFrame({
+            "portfolio_id": pm.index, "snapshot_date": d, "realized_volatility_21d": pm["realized_vol_21d"].to_numpy(),
+            "realized_volatility_63d": pm["realized_vol_63d"].to_numpy(),
+            "expected_volatility_21d": pm["expected_vol_21d"].to_numpy(), "volatility_trend": pm["vol_trend"].to_numpy(),
+            "volatility_percentile": pm["vol_percentile"].to_numpy()}))
+    pos = pd.concat(pos_rows, ignore_index=True) if pos_rows else pd.DataFrame()
+    snap = pd.concat(snap_rows, ignore_index=True) if snap_rows else pd.DataFrame()
+    with ctx.transaction() as s:
+        n_pos = repo.upsert(s, m.PositionVolatility, pos)
+        n_snap = repo.bulk_update(s, m.PortfolioSnapshot, snap)
+    nulls = int(snap["expected_volatility_21d"].isna().sum()) if not snap.empty else 0
+    return PhaseResult(rows={"position_volatility": n_pos, "portfolio_snapshots": n_snap},
+                       details={"portfolio_dates": len(snap), "portfolio_dates_without_forecast": nulls,
+                                "history_sessions": HISTORY,
+                                "median_expected_vol_21d": float(np.nanmedian(snap["expected_volatility_21d"]))
+                                if len(snap) and snap["expected_volatility_21d"].notna().any() else None})
+
+
+main = entrypoint("risk-volatility", "Phase 6b: realized and HAR-forecast volatility of positions and portfolios.",
+                  run)
+
+if __name__ == "__main__":
+    raise SystemExit(main())
