@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -20,6 +21,8 @@ from shared.settings import NEW_YORK, Settings
 def test_normalize_and_yahoo():
     assert normalize_symbol("  brk.b ") == "BRK.B"
     assert normalize_symbol(None) == ""
+    assert normalize_symbol(float("nan")) == normalize_symbol(pd.NA) == normalize_symbol(np.nan) == ""
+    assert is_skipped_symbol(float("nan"))
     assert yahoo_symbol("brk.b") == "BRK-B"
     assert yahoo_symbol("AAPL") == "AAPL"
 
