@@ -266,3 +266,11 @@ def test_fast_for_a_thousand_symbols():
     elapsed = time.perf_counter() - t0
     assert len(f) > 1000 * 490
     assert elapsed < 2.0, f"{elapsed:.2f}s"
+
+
+def test_profiles_at_the_edges_of_history(market):
+    early = market.fetch_profiles(["SPY", market.late_listed], as_of=date(2014, 6, 2)).set_index("symbol")
+    assert early["week_52_high"].isna().all() and early["market_cap"].isna().all()  # no prices before 2015
+    before_listing = market.fetch_profiles([market.late_listed], as_of=date(2026, 1, 15))
+    assert before_listing["market_cap"].isna().all()
+    assert before_listing["next_earnings_date"].iloc[0] > date(2026, 1, 15)
