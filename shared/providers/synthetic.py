@@ -97,6 +97,7 @@ class SyntheticMarket:
     planted_betas : DataFrame       stocks x BETA_COLUMNS (6 style ETFs in STYLE_FACTORS order, then TLT)
     planted_market_beta : Series    closed-form beta of each stock's log return on SPY's
     etf_market_beta : Series        closed-form beta of each ETF on SPY
+    etf_covariance : DataFrame      exact daily covariance of the ETF log returns (FACTOR_ETFS order)
     sectors : Series                GICS sector of each stock (profiles may show the Yahoo label)
     late_listed, delisted, split_symbol : str | None   stocks 1, 2 and 3 (None when N is too small)
     late_listing, delisting : date  first / last date with a row for those two stocks
