@@ -52,6 +52,8 @@ _SUFFIXES = (" Inc.", " Corp.", " Holdings Inc.", " Group", " Technologies Inc."
              " Systems Inc.", " Partners", " Brands Inc.")
 _COUNTRIES = ("United States",) * 17 + ("Canada", "United Kingdom", "Ireland")
 _LETTERS = np.array(list("ABCDEFGHIJKLMNOPQRSTUVWXYZ"))
+#: Tickers that CSV/YAML/pandas readers turn into NaN, None, inf or booleans: never generated.
+RESERVED_TICKERS = frozenset({"NA", "NAN", "NULL", "NONE", "INF", "TRUE", "FALSE", "YES", "NO", "ON", "OFF"})
 
 
 def _tickers(rng: np.random.Generator, taken: set[str]) -> list[str]:
@@ -137,6 +139,6 @@ def draw_chunk(seed: int, c: int, taken: set[str]) -> dict[str, np.ndarray]:
 
 def draw_stocks(seed: int, n: int) -> dict[str, np.ndarray]:
     """Parameters of the first ``n`` stocks (concatenated chunks, cut to ``n``)."""
-    taken = set(FACTOR_ETFS) | set(SKIPPED_NAMES)
+    taken = set(FACTOR_ETFS) | set(SKIPPED_NAMES) | RESERVED_TICKERS
     chunks = [draw_chunk(seed, c, taken) for c in range(-(-n // CHUNK))]
     return {k: np.concatenate([ch[k] for ch in chunks])[:n] for k in chunks[0]}

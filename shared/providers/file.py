@@ -273,10 +273,11 @@ class FilePriceProvider:
                 data[col] = table.dates(col, required=False)
             else:
                 data[col] = [v.strip() or None for v in table.columns[col]]
-        frame = pd.DataFrame(data).reindex(columns=list(PROFILE_COLUMNS))
+        n = len(table.numbers)
         for col in ("is_etf", "is_fund"):
-            frame[col] = frame[col].fillna(False).astype(bool)
-        frame["data_source"] = frame["data_source"].fillna(DATA_SOURCE)
+            data.setdefault(col, [False] * n)
+        data["data_source"] = [v or DATA_SOURCE for v in data.get("data_source", [None] * n)]  # type: ignore[union-attr]
+        frame = pd.DataFrame(data).reindex(columns=list(PROFILE_COLUMNS))
         self._profiles = frame.drop_duplicates("symbol", keep="last").reset_index(drop=True)
         return self._profiles
 

@@ -35,7 +35,7 @@ def build_market_data(settings: Settings) -> MarketData:
     validate_provider(spec, "provider")
     kind, _, arg = spec.partition(":")
     if kind == "synthetic":
-        as_of = settings.now.date() if settings.now is not None else None
+        as_of = settings.current_time().date() if settings.now is not None else None  # New York date
         m = synthetic_market(settings.synthetic_symbols, settings.synthetic_seed, as_of)
         return MarketData(prices=m, profiles=m, fundamentals=m, rates=m, benchmarks=m)
     if kind == "file":

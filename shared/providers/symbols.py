@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 #: Synthetic / private position names that never have market data.
@@ -15,18 +16,24 @@ SKIPPED_PREFIXES: tuple[str, ...] = ("FO_", "EQ_")
 _OCC_TAIL = re.compile(r"\d{6}[CP]\d{8}$")
 
 
-def normalize_symbol(symbol: str | None) -> str:
-    """Trimmed upper case (``" brk.b "`` -> ``"BRK.B"``); ``None`` -> ``""``."""
-    return "" if symbol is None else str(symbol).strip().upper()
+def normalize_symbol(symbol: object) -> str:
+    """Trimmed upper case (``" brk.b "`` -> ``"BRK.B"``); ``None``, NaN and ``pd.NA`` -> ``""`` (not ``"NAN"``)."""
+    if symbol is None or (isinstance(symbol, float) and math.isnan(symbol)) or _is_pandas_na(symbol):
+        return ""
+    return str(symbol).strip().upper()
 
 
-def is_option_symbol(symbol: str | None) -> bool:
+def _is_pandas_na(value: object) -> bool:
+    return type(value).__name__ in ("NAType", "NaTType")
+
+
+def is_option_symbol(symbol: object) -> bool:
     """True when the symbol ends like an OCC option symbol (YYMMDD + C/P + 8-digit strike)."""
     s = normalize_symbol(symbol)
     return len(s) >= 15 and _OCC_TAIL.search(s) is not None
 
 
-def is_skipped_symbol(symbol: str | None) -> bool:
+def is_skipped_symbol(symbol: object) -> bool:
     """True for symbols phase 1 never fetches: empty, synthetic/private names, FO_/EQ_ prefixes, options."""
     s = normalize_symbol(symbol)
     return not s or s in SKIPPED_NAMES or s.startswith(SKIPPED_PREFIXES) or is_option_symbol(s)

