@@ -9,8 +9,6 @@ import sys
 import boto3
 import pytest
 
-from tests.conftest import REPO
-
 pytestmark = [pytest.mark.s3, pytest.mark.slow]
 
 

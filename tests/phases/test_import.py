@@ -1,0 +1,75 @@
+"""`sigmabatch import`: bad rows are named by file, line and field; a bad file imports nothing."""
+
+from __future__ import annotations
+
+import pytest
+
+from shared.errors import BadInputError
+from shared.importer import import_files
+from shared.storage import repository as repo
+from shared.storage.db import transaction
+
+PORTFOLIOS = "portfolio,equity_balance,currency\nalpha,100000,USD\nbeta,50000,usd\n"
+POSITIONS = (
+    "portfolio,symbol,quantity,entry_price,entry_date,exit_date,exit_price,position_type\n"
+    "alpha,aapl,10,150,2026-01-05,,,\n"
+    "alpha,MSFT,-5,300,2026-01-05,2026-02-02,310,\n"
+    "beta,AAPL  261218C00150000,2,4.5,2026-01-06,,,LC\n"
+)
+
+
+def write(tmp_path, name, text):
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+def test_import_and_reimport_is_a_no_op(engine, tmp_path):
+    pf, pos = write(tmp_path, "p.csv", PORTFOLIOS), write(tmp_path, "q.csv", POSITIONS)
+    for _ in range(2):
+        with transaction(engine) as s:
+            summary = import_files(s, pf, pos)
+        assert (summary.portfolios, summary.positions) == (2, 3)
+    with transaction(engine) as s:
+        positions = repo.load_positions(s).set_index("symbol")
+    assert len(positions) == 3
+    assert positions.loc["AAPL", "position_type"] == "LONG"
+    assert positions.loc["MSFT", "position_type"] == "SHORT"
+    opt = positions.loc["AAPL  261218C00150000"]
+    assert opt.investment_class == "OPTIONS" and opt.underlying_symbol == "AAPL"
+
+
+@pytest.mark.parametrize(("bad_row", "expected"), [
+    ("alpha,AAPL,abc,150,2026-01-05,,,", "q.csv line 2, field quantity: 'abc' is not a number"),
+    ("alpha,AAPL,10,-1,2026-01-05,,,", "q.csv line 2, field entry_price: -1 must be greater than 0"),
+    ("alpha,AAPL,10,150,05/01/2026,,,", "q.csv line 2, field entry_date: '05/01/2026' is not a date"),
+    ("gamma,AAPL,10,150,2026-01-05,,,", "q.csv line 2, field portfolio: unknown portfolio 'gamma'"),
+    ("alpha,AAPL,10,150,2026-01-05,2026-01-01,,", "q.csv line 2, field exit_date: 2026-01-01 is before entry_date"),
+    ("alpha,AAPL,-10,150,2026-01-05,,,LONG", "q.csv line 2, field quantity: -10 has the wrong sign for a LONG"),
+    ("alpha,AAPL,10,150,2026-01-05,,,XYZ", "q.csv line 2, field position_type: 'XYZ' is not one of"),
+    ("alpha,AAPL,10,150", "q.csv line 2, field *: expected 8 fields, found 4 (truncated or malformed row)"),
+    ("alpha,,10,150,2026-01-05,,,", "q.csv line 2, field symbol: a symbol is required"),
+])
+def test_bad_position_rows_import_nothing(engine, tmp_path, bad_row, expected):
+    pf = write(tmp_path, "p.csv", PORTFOLIOS)
+    header, *good = POSITIONS.strip().splitlines()
+    pos = write(tmp_path, "q.csv", "\n".join([header, bad_row, *good]) + "\n")
+    with pytest.raises(BadInputError) as err, transaction(engine) as s:
+        import_files(s, pf, pos)
+    assert expected in str(err.value)
+    with transaction(engine) as s:
+        assert repo.load_portfolios(s, active_only=False).empty
+        assert repo.load_positions(s).empty
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("portfolio,equity_balance\nalpha,0\n", "p.csv line 2, field equity_balance: 0 must be greater than 0"),
+    ("portfolio,equity_balance\nalpha,1\nalpha,2\n", "p.csv line 3, field portfolio: 'alpha' already defined on line 2"),
+    ("portfolio,equity\nalpha,1\n", "missing required column(s) equity_balance"),
+    ("", "the file is empty"),
+])
+def test_bad_portfolio_files(engine, tmp_path, text, expected):
+    pf = write(tmp_path, "p.csv", text)
+    with pytest.raises(BadInputError) as err, transaction(engine) as s:
+        import_files(s, pf, None)
+    assert expected in str(err.value)
