@@ -36,6 +36,11 @@ def seed_demo(session: Session, settings: Settings) -> list[str]:
     market = build_market_data(settings).prices
     special = {getattr(market, a, None) for a in ("late_listed", "delisted", "late_listed_symbol", "delisted_symbol")}
     stocks = [s for s in market.stock_symbols if s not in special]
+    if len(stocks) < 3:
+        from shared.errors import BadInputError
+
+        raise BadInputError("the demo portfolios need at least 6 synthetic stocks (SIGMABATCH_SYNTHETIC_SYMBOLS)")
+    stocks = (stocks * (16 // len(stocks) + 1))[:16]  # small markets: reuse names, duplicates are skipped
     latest = calendar.last_completed_session(settings.current_time())
     entry = calendar.shift_sessions(latest, -settings.default_sessions)
     later = calendar.shift_sessions(latest, -settings.default_sessions // 2)
@@ -51,6 +56,8 @@ def seed_demo(session: Session, settings: Settings) -> list[str]:
     lots: list[dict] = []
 
     def add(pid, sym, dollars, *, day=entry, ptype=None, exit_date=None):
+        if any(lot["portfolio_id"] == pid and lot["symbol"] == sym for lot in lots):
+            return
         price = close(sym, day)
         qty = round(dollars / price)
         lots.append({"portfolio_id": pid, "symbol": sym, "quantity": float(qty), "entry_price": round(price, 4),
