@@ -20,8 +20,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from shared.analytics.aggregation import portfolio_factor_exposures
 from shared.analytics.correlation import pairwise_correlation
-from shared.analytics.stress import ewma_factor_correlation, load_scenarios, stress_test
+from shared.analytics.stress import ewma_factor_correlation, stress_test
 from shared.analytics.volatility import har_fit, har_forecast, volatility_metrics
+from shared.scenarios import load_scenarios
 
 
 def timeit(fn, repeat=5):

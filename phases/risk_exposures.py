@@ -112,13 +112,15 @@ def _sector_json(vs: pd.DataFrame, index: pd.MultiIndex) -> pd.Series:
 def _position_betas(keyed: pd.DataFrame, stats: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     if stats.empty or keyed.empty:
         return pd.DataFrame(), pd.DataFrame()
+    stats = stats.copy()
+    stats.columns = [f"{stat}|{factor}" for stat, factor in stats.columns]
     joined = keyed.join(stats, how="inner")
     base = pd.DataFrame({"position_id": joined["position_id"].to_numpy(),
                          "portfolio_id": joined["portfolio_id"].to_numpy(),
                          "calc_date": joined.index.get_level_values(0)})
 
     def col(stat, factor):
-        key = (stat, factor)
+        key = f"{stat}|{factor}"
         return joined[key].to_numpy() if key in joined.columns else np.full(len(joined), np.nan)
 
     pmb = base.assign(beta=col("beta_value", MARKET), alpha=col("alpha", MARKET), r_squared=col("r_squared", MARKET),

@@ -17,14 +17,8 @@ import pandas as pd
 
 from phases._runtime import PhaseContext, PhaseResult, entrypoint
 from shared.analytics.factors import STYLE_FACTORS
-from shared.analytics.stress import (
-    DEFAULT_SCENARIO_FILE,
-    DEFAULT_TLT_DURATION,
-    ewma_factor_correlation,
-    load_scenarios,
-    stress_summary,
-    stress_test,
-)
+from shared.analytics.stress import DEFAULT_TLT_DURATION, ewma_factor_correlation, stress_summary, stress_test
+from shared.scenarios import DEFAULT_SCENARIO_FILE, load_scenarios
 from shared.storage import models as m
 from shared.storage import repository as repo
 

@@ -1,11 +1,45 @@
-"""Phase 1.5: symbol factor betas (ridge, spreads, market and rate OLS) for every session."""
+"""Phase 1.5 — symbol factor betas for every session of the run, all symbols at once.
+
+Reads closes from the price-cache snapshot only (never the database). For each session and symbol:
+ridge loadings on the six style ETFs (90 sessions, ≥ 30 observations, α = 1 on z-scored regressors),
+four spread betas (180 sessions, ≥ 60), OLS market beta vs SPY and rate beta vs TLT (90 sessions, ≥ 30)
+and the provider's beta from the profile (:func:`shared.analytics.symbol_betas.compute_symbol_betas`).
+Scoped runs (``--portfolio``) compute the portfolio's symbols and the factor ETFs only.
+"""
 
 from __future__ import annotations
 
-from phases._runtime import entrypoint, not_implemented
+from phases._runtime import PhaseContext, PhaseResult, entrypoint
+from phases._universe import position_symbols, run_positions
+from shared.analytics.factors import FACTOR_ETFS
+from shared.analytics.symbol_betas import compute_symbol_betas
+from shared.storage import models as m
+from shared.storage import repository as repo
 
-run = not_implemented("symbol-factors", "Phase 1.5")
-main = entrypoint("symbol-factors", "Phase 1.5: symbol factor betas (ridge, spreads, market and rate OLS) for every session.", run)
+
+def run(ctx: PhaseContext) -> PhaseResult:
+    rng = ctx.range
+    prices = ctx.price_cache.wide()
+    if ctx.portfolio_id:
+        wanted = set(position_symbols(run_positions(ctx))) | set(FACTOR_ETFS)
+        prices = prices[[c for c in prices.columns if c in wanted]]
+    with ctx.transaction() as s:
+        ids = repo.seed_factor_definitions(s)
+        profiles = repo.load_profiles(s, list(prices.columns))
+    provider = profiles.set_index("symbol")["beta"] if not profiles.empty else None
+    betas = compute_symbol_betas(prices, list(rng.sessions), provider_betas=provider)
+    betas["factor_id"] = betas["factor"].map(ids)
+    with ctx.transaction() as s:
+        n = repo.upsert(s, m.SymbolFactorExposure, betas)
+    per_method = betas.groupby("calculation_method").size().to_dict() if len(betas) else {}
+    return PhaseResult(rows={"symbol_factor_exposures": n},
+                       details={"symbols": prices.shape[1], "sessions": len(rng.sessions), "rows_by_method": per_method,
+                                "symbols_with_market_beta": int(betas.loc[betas["factor"] == "Market Beta (90D)",
+                                                                          "symbol"].nunique()) if len(betas) else 0})
+
+
+main = entrypoint("symbol-factors", "Phase 1.5: symbol factor betas (ridge, spreads, market and rate OLS) "
+                  "for every session of the run.", run)
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -1,11 +1,60 @@
-"""Phase 1.75: symbol returns (1d, MTD, YTD, 1m, 3m, 1y), valuations and data quality."""
+"""Phase 1.75 — symbol metrics for every session of the run: returns, valuation, data quality.
+
+Independent of phase 1.5 (they run in parallel). Returns 1d, MTD, YTD, 1m, 3m, 1y use the last close on
+or before each reference date (MTD/YTD from the prior month-/year-end close), from the price-cache
+snapshot. Valuation fields come from the profile. Data quality (0-100) = 30 has a price + 30 has a
+1-day return + 20 has a profile + 20 has enough history for factor betas (≥ 30 returns in the last 90
+sessions) — the last one is checked on prices, so this phase does not wait for 1.5.
+"""
 
 from __future__ import annotations
 
-from phases._runtime import entrypoint, not_implemented
+import numpy as np
+import pandas as pd
 
-run = not_implemented("symbol-metrics", "Phase 1.75")
-main = entrypoint("symbol-metrics", "Phase 1.75: symbol returns (1d, MTD, YTD, 1m, 3m, 1y), valuations and data quality.", run)
+from phases._runtime import PhaseContext, PhaseResult, entrypoint
+from phases._universe import position_symbols, run_positions
+from shared.analytics.factors import FACTOR_ETFS
+from shared.analytics.metrics import symbol_return_metrics
+from shared.storage import models as m
+from shared.storage import repository as repo
+
+BETA_WINDOW, BETA_MIN_OBS = 90, 30
+
+
+def run(ctx: PhaseContext) -> PhaseResult:
+    rng = ctx.range
+    prices = ctx.price_cache.wide()
+    if ctx.portfolio_id:
+        wanted = set(position_symbols(run_positions(ctx))) | set(FACTOR_ETFS)
+        prices = prices[[c for c in prices.columns if c in wanted]]
+    with ctx.transaction() as s:
+        profiles = repo.load_profiles(s, list(prices.columns))
+    metrics = symbol_return_metrics(prices, list(rng.sessions))
+    prof = profiles.set_index("symbol") if not profiles.empty else pd.DataFrame(
+        columns=["market_cap", "pe_ratio", "sector", "industry", "company_name"])
+    for c in ("market_cap", "pe_ratio", "sector", "industry", "company_name"):
+        metrics[c] = metrics["symbol"].map(prof[c])
+    ret = prices / prices.shift(1) - 1.0
+    enough = (ret.notna().rolling(BETA_WINDOW, min_periods=1).sum() >= BETA_MIN_OBS)
+    enough = enough.reindex(pd.DatetimeIndex(pd.to_datetime(list(rng.sessions)))).stack()
+    enough.index = enough.index.set_names(["metrics_date", "symbol"])
+    key = pd.MultiIndex.from_arrays([pd.to_datetime(metrics["metrics_date"]), metrics["symbol"]])
+    has_hist = enough.reindex(key).fillna(False).to_numpy(dtype=bool)
+    metrics["data_quality_score"] = (30.0 * metrics["current_price"].notna() + 30.0 * metrics["return_1d"].notna()
+                                     + 20.0 * metrics["symbol"].isin(prof.index) + 20.0 * has_hist)
+    with ctx.transaction() as s:
+        n = repo.upsert(s, m.SymbolDailyMetrics, metrics)
+    last = metrics[pd.to_datetime(metrics["metrics_date"]) == pd.Timestamp(rng.end)]
+    return PhaseResult(rows={"symbol_daily_metrics": n},
+                       details={"symbols": prices.shape[1], "sessions": len(rng.sessions),
+                                "mean_quality_last_session": float(np.round(last["data_quality_score"].mean(), 2))
+                                if len(last) else None,
+                                "null_ytd_last_session": int(last["return_ytd"].isna().sum()) if len(last) else 0})
+
+
+main = entrypoint("symbol-metrics", "Phase 1.75: symbol returns (1d, MTD, YTD, 1m, 3m, 1y), valuation and data "
+                  "quality for every session of the run.", run)
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -14,33 +14,25 @@ matrix. Fixes relative to the original system:
 
 from __future__ import annotations
 
-import math
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from shared.analytics.factors import FACTOR_DEFINITIONS
 
 __all__ = [
-    "DEFAULT_SCENARIO_FILE",
     "DEFAULT_TLT_DURATION",
     "IR_EXPOSURE",
     "IR_SCENARIO_FACTOR",
     "SCENARIO_TO_EXPOSURE",
     "Scenario",
     "ewma_factor_correlation",
-    "load_scenarios",
-    "parse_scenarios",
     "stress_summary",
     "stress_test",
 ]
 
-DEFAULT_SCENARIO_FILE = Path(__file__).resolve().parent.parent / "data" / "stress_scenarios.yaml"
 
 #: Scenario factor name -> portfolio exposure (factor definition) name, for the market and style
 #: factors; these are also the names used by the factor correlation matrix.
@@ -59,7 +51,7 @@ IR_EXPOSURE = "IR Beta"
 DEFAULT_TLT_DURATION = 17.0
 
 _DEFINITION_NAMES = frozenset(d.name for d in FACTOR_DEFINITIONS)
-_KNOWN_SCENARIO_FACTORS = (frozenset(SCENARIO_TO_EXPOSURE) | {IR_SCENARIO_FACTOR}
+KNOWN_SCENARIO_FACTORS = (frozenset(SCENARIO_TO_EXPOSURE) | {IR_SCENARIO_FACTOR}
                            | (_DEFINITION_NAMES - {IR_EXPOSURE}))
 
 
@@ -75,43 +67,6 @@ class Scenario:
     active: bool
     shocks: Mapping[str, float] = field(default_factory=dict)
     source: str = ""
-
-
-def parse_scenarios(text: str, *, active_only: bool = False) -> list[Scenario]:
-    """Parse the scenario YAML text (format of ``shared/data/stress_scenarios.yaml``).
-
-    Raises ``ValueError`` for duplicate ids, unknown factor names (allowed: Market, the six style
-    names, Interest_Rate, or any other factor-definition name such as a spread factor) or
-    non-finite shocks.
-    """
-    doc = yaml.safe_load(text) or {}
-    items = doc.get("scenarios", doc if isinstance(doc, list) else [])
-    out: list[Scenario] = []
-    seen: set[str] = set()
-    for it in items:
-        sid = str(it["id"])
-        if sid in seen:
-            raise ValueError(f"duplicate scenario id {sid!r}")
-        seen.add(sid)
-        shocks = {str(k): float(v) for k, v in (it.get("shocks") or {}).items()}
-        for k, v in shocks.items():
-            if k not in _KNOWN_SCENARIO_FACTORS:
-                raise ValueError(f"scenario {sid!r}: unknown factor {k!r}")
-            if not math.isfinite(v):
-                raise ValueError(f"scenario {sid!r}: non-finite shock for {k!r}")
-        sc = Scenario(id=sid, name=str(it.get("name", sid)), category=str(it.get("category", "")),
-                      severity=str(it.get("severity", "")), active=bool(it.get("active", True)),
-                      shocks=shocks, source=str(it.get("source", "")))
-        if sc.active or not active_only:
-            out.append(sc)
-    return out
-
-
-def load_scenarios(path: str | os.PathLike[str] | None = None, *, active_only: bool = False) -> list[Scenario]:
-    """Read scenarios from ``path`` (default: the packaged ``stress_scenarios.yaml``); see
-    :func:`parse_scenarios`. Users can point at an extended copy of the file."""
-    p = Path(path) if path is not None else DEFAULT_SCENARIO_FILE
-    return parse_scenarios(p.read_text(encoding="utf-8"), active_only=active_only)
 
 
 def ewma_factor_correlation(factor_returns: pd.DataFrame, decay: float = 0.94, min_obs: int = 30,
@@ -181,7 +136,7 @@ def stress_test(exposures: pd.DataFrame, scenarios: Sequence[Scenario], corr: pd
         factor-definition names (``"Market Beta (90D)"``, ``"Value"``, ..., ``"IR Beta"``, spreads).
         Missing columns or NaN count as 0. ``"IR Beta"`` is the dollar exposure to TLT returns.
     scenarios : sequence of Scenario
-        Scenarios to run (all of them; filter ``active`` beforehand, e.g. ``load_scenarios(...,
+        Scenarios to run (all of them; filter ``active`` beforehand, e.g. ``shared.scenarios.load_scenarios(...,
         active_only=True)``).
     corr : DataFrame or None
         Factor correlation matrix keyed by scenario factor names (:func:`ewma_factor_correlation`).

@@ -2,15 +2,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from shared.analytics.stress import (
-    DEFAULT_SCENARIO_FILE,
-    Scenario,
-    ewma_factor_correlation,
-    load_scenarios,
-    parse_scenarios,
-    stress_summary,
-    stress_test,
-)
+from shared.analytics.stress import Scenario, ewma_factor_correlation, stress_summary, stress_test
+from shared.scenarios import DEFAULT_SCENARIO_FILE, load_scenarios, parse_scenarios
 
 
 def sc(sid, **shocks):
