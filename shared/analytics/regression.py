@@ -306,8 +306,8 @@ def rolling_ridge(
         ``intercept`` (D, N): ``mean(y) - Σ_k beta_k mean(x_k)`` over the usable rows, i.e. the fitted
         intercept in original units (sklearn's ``intercept_`` on the z-scored design equals ``mean(y)``);
         ``r_squared`` (D, N): ``1 - SSres / SStot`` of that fit; ``nobs`` (D, N) int64.
-        Non-finite values (e.g. a regressor with zero variance in the window) and fits with too few
-        rows are NaN.
+        Fits with too few rows, or where a regressor has zero variance on the usable rows, are NaN as a
+        whole (the old system set such betas to 0); other non-finite values are NaN.
     """
     if out_rows is None:
         raise ValueError("out_rows is required")
