@@ -43,7 +43,7 @@ def first_run(tmp_path_factory):
     env = {k: v for k, v in os.environ.items() if not k.startswith("SIGMABATCH_")}
     env.update({"SIGMABATCH_DATABASE_URL": url, "SIGMABATCH_ARTIFACTS": str(tmp / "artifacts"),
                 "SIGMABATCH_SYNTHETIC_SYMBOLS": "30", "SIGMABATCH_NOW": "2026-11-27T18:00:00-05:00",
-                "SIGMABATCH_DEFAULT_SESSIONS": "25"})
+                "SIGMABATCH_DEFAULT_SESSIONS": "60"})
     proc = sigmabatch(env, "run", "--no-progress")
     return env, url, proc
 
@@ -51,9 +51,9 @@ def first_run(tmp_path_factory):
 def test_first_run_builds_every_session_for_every_demo_portfolio(first_run):
     env, url, proc = first_run
     assert "seeded 5 demo portfolios" in proc.stdout
-    first = calendar.shift_sessions(LAST, -25)
+    first = calendar.shift_sessions(LAST, -60)
     expected = calendar.sessions(first, LAST)
-    assert len(expected) >= 20
+    assert len(expected) == 61
     eng = get_engine(url)
     with eng.connect() as c:
         rows = c.execute(text("select portfolio_id, count(*), min(snapshot_date), max(snapshot_date) "
@@ -74,3 +74,47 @@ def test_second_run_is_up_to_date_and_changes_nothing(first_run):
     proc = sigmabatch(env, "run", "--no-progress")
     assert "Up to date" in proc.stdout
     assert counts(url) == before
+
+
+def test_backfill_leaves_symbol_betas_and_risk_for_every_session(first_run):
+    """Issues 3 and 4: every session of a 60-session backfill has symbol betas, and every snapshot has
+    betas, volatility, factor exposures and stress results."""
+    _, url, _ = first_run
+    sessions = calendar.sessions(calendar.shift_sessions(LAST, -60), LAST)
+    eng = get_engine(url)
+    with eng.connect() as c:
+        beta_dates = c.execute(text("select count(distinct calculation_date) from symbol_factor_exposures")).scalar()
+        per_date = c.execute(text(
+            "select calculation_date, count(distinct factor_id) from symbol_factor_exposures "
+            "where symbol='SPY' group by calculation_date")).fetchall()
+        missing = c.execute(text(
+            "select count(*) from portfolio_snapshots where beta_calculated_90d is null or beta_provider_1y is null "
+            "or ir_beta is null or realized_volatility_21d is null or realized_volatility_63d is null "
+            "or expected_volatility_21d is null or volatility_percentile is null or hhi is null "
+            "or sector_exposure is null")).scalar()
+        exposures = c.execute(text(
+            "select s.portfolio_id, s.snapshot_date, count(f.factor_id) from portfolio_snapshots s "
+            "left join factor_exposures f on f.portfolio_id=s.portfolio_id and f.calculation_date=s.snapshot_date "
+            "group by s.portfolio_id, s.snapshot_date")).fetchall()
+        stress = c.execute(text(
+            "select s.portfolio_id, s.snapshot_date, count(r.scenario_id) from portfolio_snapshots s "
+            "left join stress_test_results r on r.portfolio_id=s.portfolio_id and r.calculation_date=s.snapshot_date "
+            "group by s.portfolio_id, s.snapshot_date")).fetchall()
+        corr = c.execute(text("select count(*) from correlation_calculations")).scalar()
+    assert beta_dates == len(sessions)
+    assert {n for _, n in per_date} == {13}
+    assert missing == 0
+    assert {n for *_, n in exposures} == {13}
+    assert {n for *_, n in stress} == {19}
+    assert corr == 5 * len(sessions)
+
+
+def test_return_after_a_holiday_uses_the_previous_session(first_run):
+    """1.75 on 2026-11-27 (after Thanksgiving): 1-day return against the close of 2026-11-25."""
+    _, url, _ = first_run
+    eng = get_engine(url)
+    with eng.connect() as c:
+        row = c.execute(text("select symbol, return_1d, current_price from symbol_daily_metrics "
+                             "where metrics_date='2026-11-27' and symbol='SPY'")).one()
+        prev = c.execute(text("select close from market_data_cache where symbol='SPY' and date='2026-11-25'")).scalar()
+    assert row.return_1d == pytest.approx(row.current_price / prev - 1, rel=1e-12)
