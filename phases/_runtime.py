@@ -149,6 +149,7 @@ def entrypoint(
     add_arguments: Callable[[argparse.ArgumentParser], None] | None = None,
     record: bool = True,
     allow_empty: bool = False,
+    keep_lock: bool = False,
 ) -> Callable[[list[str] | None], int]:
     """Wrap ``run`` into ``main(argv) -> int`` with the shared behaviour described above."""
 
@@ -176,25 +177,28 @@ def entrypoint(
 
             engine = get_engine(settings.database_url)
             migrate(engine)
+            from shared import locking
             from shared.storage.db import transaction
 
-            with transaction(engine) as session:
-                rng = resolve_range(
-                    session,
-                    start=parse_date(args.start_date, "--start-date"),
-                    end=parse_date(args.end_date, "--end-date"),
-                    latest=calendar.last_completed_session(reference_time(settings, args.scheduled_time)),
-                    portfolio_id=args.portfolio or None,
-                )
-            if rng is None and not allow_empty:
-                result = PhaseResult(status="skipped", message="up to date: no missing session")
-                plog.info("nothing to do: every portfolio is up to date")
-            else:
-                ctx = PhaseContext(step, settings, engine, run_id, rng, args.portfolio or None, bool(args.force),
-                                   args, plog)
-                plog.info("start", extra={"run_id": run_id, "range": str(rng or "up to date"),
-                                          "portfolio": args.portfolio or "all"})
-                result = run(ctx)
+            with locking.held(engine, run_id, timeout=settings.lock_timeout, keep=keep_lock):
+                with transaction(engine) as session:
+                    rng = resolve_range(
+                        session,
+                        start=parse_date(args.start_date, "--start-date"),
+                        end=parse_date(args.end_date, "--end-date"),
+                        latest=calendar.last_completed_session(reference_time(settings, args.scheduled_time)),
+                        portfolio_id=args.portfolio or None,
+                        force=bool(args.force),
+                    )
+                if rng is None and not allow_empty:
+                    result = PhaseResult(status="skipped", message="up to date: no missing session")
+                    plog.info("nothing to do: every portfolio is up to date")
+                else:
+                    ctx = PhaseContext(step, settings, engine, run_id, rng, args.portfolio or None,
+                                       bool(args.force), args, plog)
+                    plog.info("start", extra={"run_id": run_id, "range": str(rng or "up to date"),
+                                              "portfolio": args.portfolio or "all"})
+                    result = run(ctx)
         except SigmabatchError as exc:
             error, code = str(exc), exc.exit_code
             result.status = "failed"

@@ -17,6 +17,7 @@ from phases._runtime import PhaseContext, PhaseResult, entrypoint
 from phases._universe import position_symbols
 from shared import calendar
 from shared.analytics.factors import FACTOR_ETFS
+from shared.errors import BadInputError
 from shared.providers.symbols import is_skipped_symbol, normalize_symbol
 from shared.storage import models as m
 from shared.storage import repository as repo
@@ -69,6 +70,15 @@ def run(ctx: PhaseContext) -> PhaseResult:
     fetched = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     check = validate_prices(fetched, provider.name) if not fetched.empty else None
     new_rows = check.prices if check is not None else pd.DataFrame()
+    rejected = getattr(provider, "rejected", None)
+    if rejected is not None and len(rejected):
+        listing = "; ".join(f"line {r.line}: {r.symbol} {r.date} ({r.reason})" for r in rejected.head(10).itertuples())
+        raise BadInputError(f"provider {provider.name} has {len(rejected)} invalid price row(s): {listing}")
+    have_any = set(coverage["symbol"]) | set(new_rows.get("symbol", []))
+    unknown = sorted(set(position_symbols(positions)) - have_any)
+    if unknown:
+        raise BadInputError(f"no price data at all from {provider.name} for position symbol(s) "
+                            f"{', '.join(unknown[:20])}: unknown symbols? fix the positions (nothing was written)")
     with ctx.transaction() as s:
         written = repo.upsert(s, m.MarketDataCache, new_rows)
         prices = repo.load_prices(s, symbols, load_start, rng.end)

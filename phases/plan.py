@@ -45,7 +45,7 @@ def run(ctx: PhaseContext) -> PhaseResult:
 
 
 main = entrypoint("plan", "Resolve the run's sessions (explicit or detected) and record the run's start.", run,
-                  add_arguments=_args, allow_empty=True)
+                  add_arguments=_args, allow_empty=True, keep_lock=True)
 
 if __name__ == "__main__":
     raise SystemExit(main())

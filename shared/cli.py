@@ -107,7 +107,7 @@ def _print_summary(console, outcome) -> None:
         return
     plan = outcome.steps["plan"]
     if plan.status == "failed":
-        console.print(f"[red]Could not plan the run[/]: {plan.error}")
+        console.print(f"[red]Could not plan the run[/]: {plan.error}", soft_wrap=True)
         return
     t = Table(title=f"Run {outcome.run_id}: {outcome.start_date} .. {outcome.end_date} — {outcome.status}")
     for c in ("phase", "step", "status", "seconds", "attempts", "rows written", "note"):
@@ -119,6 +119,13 @@ def _print_summary(console, outcome) -> None:
         t.add_row(s.phase, s.name, f"[{STATUS_STYLE.get(o.status, '')}]{o.status}[/]", f"{o.seconds:.2f}",
                   str(o.attempts), rows, note[:80])
     console.print(t)
+    for s in (*dag.STEPS, dag.EXIT_STEP):
+        o = outcome.steps[s.name]
+        if o.status == "failed":
+            console.print(f"[red]{s.name} failed[/] (exit {o.exit_code}, {o.attempts} attempt(s)): {o.error}",
+                          soft_wrap=True)
+            if o.log_path:
+                console.print(f"  log: {o.log_path}", soft_wrap=True)
     total = outcome.rows
     console.print("Rows written: " + (", ".join(f"{k} {v:,}" for k, v in sorted(total.items())) or "none"))
     sessions = outcome.steps["plan"].details.get("sessions")
@@ -163,15 +170,40 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
             console.print(t)
             return 0
         runs = repo.load_runs(s, args.limit)
-    t = Table(title="recent runs")
-    for c in ("run id", "trigger", "status", "dates", "sessions", "started", "completed"):
+    from shared import locking
+
+    holder = locking.owner(engine)
+    t = Table(title="recent runs" + (f" — batch lock held by {holder}" if holder else ""))
+    for c in ("run id", "trigger", "status", "dates", "sessions", "coverage %", "started", "completed", "errors"):
         t.add_column(c)
     for r in runs.itertuples():
         dates = f"{r.start_date} .. {r.end_date}" if r.start_date else "-"
-        t.add_row(r.run_id, r.triggered_by, r.status, dates, str(r.sessions or 0), str(r.started_at)[:19],
-                  str(r.completed_at or "")[:19])
+        cov = (r.data_coverage or {}).get("data_coverage_pct", "")
+        errs = "; ".join(f"{e.get('phase') or e.get('node') or ''}: {e.get('error') or e.get('message') or ''}"
+                         for e in (r.error_summary or []))[:80]
+        t.add_row(r.run_id, r.triggered_by, r.status, dates, str(r.sessions or 0), str(cov), str(r.started_at)[:19],
+                  str(r.completed_at or "")[:19], errs)
     console.print(t)
     return 0
+
+
+def cmd_unlock(args: argparse.Namespace, settings: Settings) -> int:
+    from shared import locking
+
+    engine = _engine(settings)
+    owner = locking.owner(engine)
+    if owner is None:
+        print("the batch lock is free")
+        return 0
+    locking.release(engine)
+    print(f"released the batch lock held by run {owner}")
+    return 0
+
+
+def cmd_onboard(args: argparse.Namespace, settings: Settings) -> int:
+    args.portfolio, args.trigger, args.force = args.portfolio_id, "onboarding", False
+    args.start_date = args.end_date = ""
+    return cmd_run(args, settings)
 
 
 def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
@@ -215,6 +247,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--run", default="", help="a run id: show its phases")
     s.add_argument("--limit", type=int, default=15)
     s.set_defaults(func=cmd_status)
+
+    o = sub.add_parser("onboard", help="backfill one new portfolio from its first entry date (its symbols + ETFs)")
+    o.add_argument("portfolio_id", metavar="PORTFOLIO")
+    o.add_argument("--provider", default=None)
+    o.add_argument("--max-parallel", type=int, default=3)
+    o.add_argument("--no-progress", action="store_true")
+    o.set_defaults(func=cmd_onboard, no_demo=True)
+
+    u = sub.add_parser("unlock", help="release the batch lock left by a run that died")
+    u.set_defaults(func=cmd_unlock)
 
     d = sub.add_parser("db", help="create or upgrade the database schema (Alembic)")
     d.set_defaults(func=cmd_db)

@@ -47,6 +47,14 @@ def check_portfolio(session: Session, portfolio_id: str | None) -> None:
         raise BadInputError(f"portfolio {portfolio_id!r} has no positions")
 
 
+def check_equity(session: Session, portfolio_id: str | None) -> None:
+    """Every active portfolio in scope needs a positive inception equity (returns are relative to it)."""
+    pf = repo.load_portfolios(session, portfolio_id)
+    bad = pf.loc[~(pf["equity_balance"] > 0), "id"].tolist() if not pf.empty else []
+    if bad:
+        raise BadInputError(f"portfolio(s) with zero, negative or missing equity_balance: {', '.join(bad)}")
+
+
 def detect_start(session: Session, portfolio_id: str | None) -> date | None:
     """First session not yet covered by every active portfolio (None when no portfolio has positions)."""
     marks = repo.snapshot_watermarks(session, [portfolio_id] if portfolio_id else None)
@@ -70,19 +78,23 @@ def resolve_range(
     end: date | None,
     latest: date,
     portfolio_id: str | None = None,
+    force: bool = False,
 ) -> RunRange | None:
     """The run's sessions, or ``None`` when everything is up to date.
 
     ``latest`` is the last completed session (from the clock or the scheduled time); explicit dates may
-    not go beyond it.
+    not go beyond it. With ``force`` and nothing missing, the last session is recomputed.
     """
     check_portfolio(session, portfolio_id)
+    check_equity(session, portfolio_id)
     if end is None:
         end = latest
     detected = start is None
     if start is None:
         start = detect_start(session, portfolio_id)
         if start is None or start > end:
-            return None
+            if not force:
+                return None
+            start = calendar.session_on_or_before(end)
     days = calendar.validate_range(start, end, latest=latest)
     return RunRange(days[0], days[-1], tuple(days), detected)

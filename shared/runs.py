@@ -13,6 +13,18 @@ from shared.storage import models as m
 from shared.storage import repository as repo
 
 TRIGGERS = ("cron", "backfill", "onboarding", "manual")
+#: Without these a run produced nothing usable: their failure fails the run; any other failure makes it partial.
+CRITICAL_PHASES = frozenset({"plan", "market-data", "pnl-snapshots"})
+
+
+def run_status(phase_status: dict[str, str], extra_errors: bool = False) -> str:
+    """completed / partial / failed from the phases' statuses (ok, partial, skipped, failed, not-run)."""
+    failed = {p for p, st in phase_status.items() if st == "failed"}
+    if failed & CRITICAL_PHASES:
+        return "failed"
+    if failed or extra_errors or "partial" in phase_status.values():
+        return "partial"
+    return "completed"
 
 
 def utcnow() -> datetime:
@@ -54,26 +66,23 @@ def record_phase(
 
 def finish_run(session: Session, run_id: str, *, status: str | None = None,
                errors: list[dict[str, Any]] | None = None) -> str:
-    """Close the run. Without an explicit status: completed / partial / failed from the phase rows."""
+    """Close the run. Without an explicit status: :func:`run_status` of the phase rows."""
     phases = repo.load_phase_runs(session, run_id)
     if status is None:
-        if phases.empty:
-            status = "failed" if errors else "completed"
-        else:
-            statuses = set(phases["status"])
-            if "failed" in statuses or errors:
-                status = "partial" if statuses & {"ok", "skipped"} else "failed"
-            elif "partial" in statuses:
-                status = "partial"
-            else:
-                status = "completed"
+        statuses = dict(zip(phases["phase"], phases["status"], strict=True)) if not phases.empty else {}
+        status = run_status(statuses, extra_errors=bool(errors))
     failed = phases[phases["status"].isin(["failed", "partial"])] if not phases.empty else phases
     summary = list(errors or []) + [
         {"phase": r.phase, "status": r.status, "error": r.error} for r in failed.itertuples()
     ]
+    coverage = None
+    if not phases.empty and (phases["phase"] == "market-data").any():
+        details = phases.loc[phases["phase"] == "market-data", "details"].iloc[0] or {}
+        coverage = {k: details[k] for k in ("data_coverage_pct", "symbols_requested", "symbols_with_data",
+                                            "symbols_on_end_date", "missing_symbols", "data_quality") if k in details}
     session.execute(
         update(m.BatchRunHistory).where(m.BatchRunHistory.run_id == run_id)
-        .values(status=status, completed_at=utcnow(), error_summary=summary or None)
+        .values(status=status, completed_at=utcnow(), error_summary=summary or None, data_coverage=coverage)
     )
     return status
 

@@ -33,8 +33,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from shared import locking, runs
+from shared.errors import LockBusyError
 from shared.settings import Settings
 from shared.storage.artifacts import artifact_store, price_cache_key
+from shared.storage.db import get_engine, migrate
 from workflows import dag
 
 log = logging.getLogger("sigmabatch.runner")
@@ -98,6 +101,24 @@ class LocalRunner:
         run_dir.mkdir(parents=True, exist_ok=True)
         steps = {s.name: StepOutcome(s.name) for s in (*dag.STEPS, dag.EXIT_STEP)}
         common = {"portfolio": portfolio, "run_id": run_id, "force": "true" if force else "false"}
+        engine = get_engine(self.settings.database_url)
+        migrate(engine)
+        try:  # the runner holds the batch lock for the whole run; its steps find it held by their run id
+            locking.acquire(engine, run_id, timeout=self.settings.lock_timeout, holder_pid=os.getpid())
+        except LockBusyError as exc:
+            log.error("%s", exc)
+            steps["plan"].status, steps["plan"].exit_code, steps["plan"].error = "failed", exc.exit_code, str(exc)
+            for s in (*dag.STEPS[1:], dag.EXIT_STEP):
+                steps[s.name].status = "not-run"
+            return RunOutcome(run_id, "failed", exc.exit_code, start_date, end_date, steps, time.monotonic() - t0,
+                              run_dir=run_dir)
+        try:
+            return self._run_locked(steps, run_dir, common, start_date, end_date, trigger, t0)
+        finally:
+            locking.release(engine, run_id)
+
+    def _run_locked(self, steps, run_dir, common, start_date, end_date, trigger, t0) -> RunOutcome:
+        run_id = common["run_id"]
 
         plan = dag.steps_by_name()["plan"]
         outputs = run_dir / "outputs"
@@ -115,8 +136,10 @@ class LocalRunner:
             dag.EXIT_STEP, start_date=start, end_date=end, trigger=trigger, **common))
         status = self._status(steps)
         code = EXIT_CODES[status]
-        if steps["plan"].status == "failed" and steps["plan"].exit_code in (2, 4):
-            code = steps["plan"].exit_code
+        failed_codes = {o.exit_code for o in steps.values() if o.status == "failed"}
+        for special in (4, 2):  # lock busy, bad input: say so rather than a generic failure
+            if special in failed_codes:
+                code = special
         return RunOutcome(run_id, status, code, start, end, steps, time.monotonic() - t0,
                           up_to_date=steps["plan"].status == "skipped", run_dir=run_dir)
 
@@ -221,8 +244,6 @@ class LocalRunner:
             out.message, out.error = result.get("message") or "", result.get("error")
         if proc.returncode == 0:
             out.status = result["status"] if result and result.get("status") in ("ok", "partial", "skipped") else "ok"
-        elif step is dag.EXIT_STEP and proc.returncode == 3:
-            out.status = "ok"
         else:
             out.status = "failed"
             if not out.error:
@@ -238,9 +259,4 @@ class LocalRunner:
 
     @staticmethod
     def _status(steps: dict[str, StepOutcome]) -> str:
-        body = [steps[s.name] for s in dag.STEPS]
-        if any(s.status == "failed" for s in body):
-            return "partial" if any(s.status in ("ok", "partial") for s in body[1:]) else "failed"
-        if any(s.status == "partial" for s in body):
-            return "partial"
-        return "completed"
+        return runs.run_status({s.name: steps[s.name].status for s in dag.STEPS})

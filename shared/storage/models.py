@@ -446,3 +446,14 @@ class BatchPhaseRun(Base):
     rows_written: Mapped[dict | None] = mapped_column(JSON)
     details: Mapped[dict | None] = mapped_column(JSON)
     error: Mapped[str | None] = mapped_column(Text)
+
+
+class BatchLock(Base):
+    """The batch lock: one row per lock name, owned by a run until released or stale."""
+
+    __tablename__ = "batch_locks"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    run_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    acquired_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    heartbeat: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    holder: Mapped[str | None] = mapped_column(String(255))
