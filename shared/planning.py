@@ -50,6 +50,8 @@ def check_portfolio(session: Session, portfolio_id: str | None) -> None:
 def check_equity(session: Session, portfolio_id: str | None) -> None:
     """Every active portfolio in scope needs a positive inception equity (returns are relative to it)."""
     pf = repo.load_portfolios(session, portfolio_id)
+    if pf.empty:
+        raise BadInputError("no active portfolio: import some with `sigmabatch import` (or run the demo)")
     bad = pf.loc[~(pf["equity_balance"] > 0), "id"].tolist() if not pf.empty else []
     if bad:
         raise BadInputError(f"portfolio(s) with zero, negative or missing equity_balance: {', '.join(bad)}")

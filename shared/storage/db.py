@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event, inspect
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import Engine, create_engine, event, inspect, text
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared.errors import ConfigError, SigmabatchError
@@ -65,17 +66,33 @@ def alembic_config(url: str):
     return cfg
 
 
-def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest Alembic revision (idempotent)."""
+def migrate(engine: Engine, attempts: int = 5) -> None:
+    """Bring the schema to the newest Alembic revision (idempotent, safe when processes race).
+
+    On PostgreSQL concurrent migrations are serialised by a transaction-level advisory lock; on SQLite a
+    process that loses the race retries once the winner has committed (its upgrade is then a no-op).
+    """
     from alembic import command
 
     cfg = alembic_config(engine.url.render_as_string(hide_password=False))
-    try:
-        with engine.begin() as conn:
-            cfg.attributes["connection"] = conn
-            command.upgrade(cfg, "head")
-    except OperationalError as exc:
-        raise DatabaseUnavailable(f"database unreachable at {engine.url!r}: {exc.orig}") from exc
+    for attempt in range(attempts):
+        try:
+            with engine.begin() as conn:
+                if conn.dialect.name == "postgresql":
+                    conn.execute(text("SELECT pg_advisory_xact_lock(7305104233)"))
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, "head")
+            return
+        except OperationalError as exc:
+            if "already exists" in str(exc.orig) and attempt + 1 < attempts:
+                time.sleep(0.2 * (attempt + 1))
+                continue
+            raise DatabaseUnavailable(f"database unreachable at {engine.url!r}: {exc.orig}") from exc
+        except (ProgrammingError, IntegrityError):
+            if attempt + 1 < attempts:
+                time.sleep(0.2 * (attempt + 1))
+                continue
+            raise
 
 
 def is_migrated(engine: Engine) -> bool:
