@@ -376,7 +376,8 @@ def rolling_ols_many(
     n_reg = xs.shape[1]
     keys = ("beta", "alpha", "r_squared", "std_error", "p_value")
     if d == 0 or n_sym == 0 or n_reg == 0:
-        return [{**{k: np.full((d, n_sym), np.nan) for k in keys}, "nobs": np.zeros((d, n_sym), np.int64)}] * n_reg
+        empty = {k: np.full((d, n_sym), np.nan) for k in keys}
+        return [{**{k: v.copy() for k, v in empty.items()}, "nobs": np.zeros((d, n_sym), np.int64)} for _ in range(n_reg)]
     # Every column chunk below writes every entry, so the outputs need no initial fill.
     results = [{k: np.empty((d, n_sym)) for k in keys} for _ in range(n_reg)]
 
