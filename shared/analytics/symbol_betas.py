@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from shared.analytics.factors import MARKET_ETF, RATES_ETF, SPREAD_FACTORS, STYLE_FACTORS
-from shared.analytics.regression import rolling_ols, rolling_ridge
+from shared.analytics.regression import rolling_ols_many, rolling_ridge
 from shared.analytics.returns import simple_returns
 
 __all__ = [
@@ -113,11 +113,12 @@ def compute_symbol_beta_arrays(prices: pd.DataFrame, calc_dates: Sequence[date])
     out["style"] = rolling_ridge(
         y, x_style, RIDGE_WINDOW, RIDGE_MIN_OBS, alpha=RIDGE_ALPHA, cap=BETA_CAP, out_rows=rows
     )
-    for name, (long_etf, short_etf) in SPREAD_FACTORS.items():
-        spread = y[:, col[long_etf]] - y[:, col[short_etf]]
-        out[name] = rolling_ols(y, spread, SPREAD_WINDOW, SPREAD_MIN_OBS, BETA_CAP, rows)
-    out["Market Beta (90D)"] = rolling_ols(y, y[:, col[MARKET_ETF]], OLS_WINDOW, OLS_MIN_OBS, BETA_CAP, rows)
-    out["IR Beta"] = rolling_ols(y, y[:, col[RATES_ETF]], OLS_WINDOW, OLS_MIN_OBS, BETA_CAP, rows)
+    # Regressors with the same window share the work on y (masks, centring, window sums).
+    spreads = np.column_stack([y[:, col[long_etf]] - y[:, col[short_etf]] for long_etf, short_etf in SPREAD_FACTORS.values()])
+    fits = rolling_ols_many(y, spreads, SPREAD_WINDOW, SPREAD_MIN_OBS, BETA_CAP, rows)
+    out.update(zip(SPREAD_FACTORS, fits, strict=True))
+    x_ols = y[:, [col[MARKET_ETF], col[RATES_ETF]]]
+    out["Market Beta (90D)"], out["IR Beta"] = rolling_ols_many(y, x_ols, OLS_WINDOW, OLS_MIN_OBS, BETA_CAP, rows)
     return out
 
 

@@ -148,3 +148,17 @@ def test_out_rows_validation(market):
         rolling_ridge(Y, X, WINDOW, MIN_OBS, out_rows=np.array([0.5]))
     empty = rolling_ols(Y, X[:, 0], WINDOW, MIN_OBS, None, np.array([], dtype=int))
     assert empty["beta"].shape == (0, N)
+
+
+@pytest.mark.parametrize("dof", [1, 2, 3, 28, 88, 178, 1000])
+def test_tabled_t_pvalues_match_stdtr(dof):
+    """The piecewise-quintic p-value tables agree with scipy's stdtr far inside the 1e-8 tolerance."""
+    from scipy import special
+
+    from shared.analytics.regression import _t_pvalue
+
+    t = np.concatenate([np.linspace(-70, 70, 40001), [np.inf, -np.inf, np.nan, 0.0]])
+    got = _t_pvalue(t, np.full(t.shape, dof))
+    want = 2.0 * special.stdtr(dof, -np.abs(t))
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-10)
+    assert np.isnan(got[-2]) and got[-3] == 0.0
