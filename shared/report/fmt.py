@@ -27,16 +27,18 @@ def money(value: Any, *, sign: bool = False) -> str:
 
 
 def money_short(value: float) -> str:
-    """Axis ticks: ``$1.2M``, ``$350k``, ``-$12k``."""
+    """Axis ticks: ``$1.2B``, ``$12.5M``, ``$1,020k``, ``$2.5k``, ``-$750``."""
     v = float(value)
     a = abs(v)
     s = "-" if v < 0 else ""
     if a >= 1e9:
-        return f"{s}${a / 1e9:.1f}B"
-    if a >= 1e6:
-        return f"{s}${a / 1e6:.1f}M"
+        return f"{s}${a / 1e9:,.1f}B".replace(".0B", "B")
+    if a >= 1e7:
+        return f"{s}${a / 1e6:,.1f}M".replace(".0M", "M")
+    if a >= 1e5:
+        return f"{s}${a / 1e3:,.0f}k"
     if a >= 1e3:
-        return f"{s}${a / 1e3:.0f}k"
+        return f"{s}${a / 1e3:.1f}k".replace(".0k", "k")
     return f"{s}${a:.0f}"
 
 

@@ -45,7 +45,7 @@ td.n, th.n { text-align:right; font-variant-numeric:tabular-nums; white-space:no
 figure { margin:0; }
 figcaption { font-size:12px; color:var(--muted); margin-top:2px; }
 svg.chart { width:100%; height:auto; display:block; }
-.full svg.chart { max-width:1100px; }
+figure.square svg.chart { max-width:680px; }
 .nochart { border:1px dashed var(--line); border-radius:6px; padding:18px; color:var(--muted); }
 ul.findings { list-style:none; padding:0; margin:6px 0; }
 ul.findings li { padding:4px 0 4px 10px; border-left:4px solid #9aa5b1; margin:4px 0; }
@@ -104,8 +104,9 @@ def kpis(items: Iterable[tuple[str, str]]) -> str:
         for label, v in items) + "</div>"
 
 
-def chart(svg: str, caption: str = "", *, wide: bool = False, ident: str = "") -> str:
-    attrs = (f' id="{fmt.esc(ident)}"' if ident else "") + (' class="wide"' if wide else "")
+def chart(svg: str, caption: str = "", *, wide: bool = False, ident: str = "", square: bool = False) -> str:
+    classes = " ".join(c for c, on in (("wide", wide), ("square", square)) if on)
+    attrs = (f' id="{fmt.esc(ident)}"' if ident else "") + (f' class="{classes}"' if classes else "")
     cap = f"<figcaption>{fmt.esc(caption)}</figcaption>" if caption else ""
     return f"<figure{attrs}>{svg}{cap}</figure>"
 

@@ -53,18 +53,15 @@ def equity_drawdown(key: str, h: pd.DataFrame) -> str:
         ax.plot(x, h["equity_balance"], color=PORTFOLIO, lw=1.8)
         _shade_run(ax, h)
         last = h.iloc[-1]
-        ax.annotate(fmt.money(last["equity_balance"]), (x.iloc[-1], last["equity_balance"]), xytext=(-4, 8),
-                    textcoords="offset points", ha="right", fontsize=8, color=INK, fontweight="bold")
         ax.yaxis.set_major_formatter(money_axis)
-        ax.set_title(f"Equity {fmt.money(last['equity_balance'])}  ·  cumulative P&L {fmt.money(last['cumulative_pnl'], sign=True)}")
+        ax.set_title(f"Equity {fmt.money(last['equity_balance'])}  ·  cumulative P&L "
+                     f"{fmt.money(last['cumulative_pnl'], sign=True)}  ·  max drawdown {fmt.pct(h['drawdown'].min(), 1)}")
         dd.fill_between(x, h["drawdown"], 0, color=NEGATIVE, alpha=0.25, lw=0)
         dd.plot(x, h["drawdown"], color=NEGATIVE, lw=1)
         _shade_run(dd, h)
         dd.yaxis.set_major_formatter(pct_axis)
         dd.set_ylim(top=0.0, bottom=min(float(h["drawdown"].min()) * 1.15, -0.01))
         dd.set_ylabel("drawdown")
-        dd.text(0.01, 0.08, f"max {fmt.pct(h['drawdown'].min(), 1)} (return index, flows excluded)",
-                transform=dd.transAxes, fontsize=8, color=MUTED)
         _dates(dd)
         fig.align_ylabels()
         return to_svg(fig, label)

@@ -148,7 +148,8 @@ def portfolio_section(data: ReportData, p: PortfolioData, charts: Charts) -> str
     h = p.history
     parts = [
         chart(charts(f"{p.id} equity", pc.equity_drawdown, f"{aid}-equity", h),
-              "Shaded: the sessions of this run."),
+              "Drawdown of the return index (capital flows excluded)."
+              + (" Shaded: the sessions of this run." if len(p.run_window) < len(h) else "")),
         chart(charts(f"{p.id} pnl", pc.daily_pnl, f"{aid}-pnl", h)),
         chart(charts(f"{p.id} volatility", pc.volatility, f"{aid}-vol", h),
               "Forecast: HAR model on that day for the next 21 sessions.", wide=True),
@@ -166,5 +167,5 @@ def portfolio_section(data: ReportData, p: PortfolioData, charts: Charts) -> str
         body += ('<h3>Correlation heatmap (largest portfolio)</h3>'
                  + chart(charts(f"{p.id} heatmap", pc.heatmap, f"{aid}-heatmap", data.heatmap, title),
                          "Pairwise correlations of daily returns of the positions included in the correlation "
-                         "analysis.", ident="heatmap"))
+                         "analysis.", ident="heatmap", square=True))
     return body + "</section>"

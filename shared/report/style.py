@@ -62,7 +62,7 @@ RC = {
 
 money_axis = FuncFormatter(lambda v, _pos: fmt.money_short(v))
 count_axis = FuncFormatter(lambda v, _pos: f"{v:,.0f}")
-pct_axis = FuncFormatter(lambda v, _pos: f"{v * 100:.0f}%")
+pct_axis = FuncFormatter(lambda v, _pos: f"{v * 100:.1f}%".replace(".0%", "%"))
 
 
 @contextmanager
