@@ -8,7 +8,8 @@ the local runner passes values).
 Edges follow the data: phase 1.5 (symbol factors) and 1.75 (symbol metrics) both need only prices and
 profiles, so they run in parallel; 3 (P&L) and 4 (market values) start as soon as prices exist. Phase 6
 is a small sub-DAG so each part can be retried on its own: exposures (after symbol betas and
-snapshots), volatility and correlations (after snapshots), then stress tests (after exposures).
+snapshots), volatility and correlations (after snapshots), then stress tests (after exposures). The
+report (7) comes after every other step and writes the run's HTML report.
 """
 
 from __future__ import annotations
