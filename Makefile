@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[$(EXTRAS)]"
 	@touch $(STAMP)
 
-.PHONY: help install run test lint format workflows check-generated bench clean
+.PHONY: help install run test lint format workflows check-generated bench clean report-screenshot
 help: ## show this help
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*?## "}{printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
 
@@ -37,6 +37,17 @@ workflows: $(STAMP) ## render the Argo manifests into charts/sigmabatch/files
 
 check-generated: $(STAMP) ## fail when the committed Argo manifests differ from what the code renders
 	$(BIN)/python -m workflows.argo check --out charts/sigmabatch/files
+
+# A small synthetic pipeline in var/report-demo (kept between calls), its report, and a full-page PNG.
+REPORT_DEMO := var/report-demo
+REPORT_ENV := PYTHONPATH=$(CURDIR) SIGMABATCH_DATABASE_URL=sqlite:///$(CURDIR)/$(REPORT_DEMO)/sigmabatch.db \
+	SIGMABATCH_ARTIFACTS=$(CURDIR)/$(REPORT_DEMO)/artifacts SIGMABATCH_PROVIDER=synthetic \
+	SIGMABATCH_NOW=2026-11-27T18:00:00-05:00 SIGMABATCH_DEFAULT_SESSIONS=60 SIGMABATCH_SYNTHETIC_SYMBOLS=30
+report-screenshot: $(STAMP) ## render a synthetic run's report and screenshot it with headless Chromium (var/report.png)
+	@mkdir -p $(REPORT_DEMO)
+	@test -f $(REPORT_DEMO)/sigmabatch.db || $(REPORT_ENV) $(BIN)/python -m shared.cli run --no-progress
+	$(REPORT_ENV) $(BIN)/python -m shared.cli report --out var/report.html
+	$(BIN)/python -m shared.report.screenshot var/report.html var/report.png
 
 clean: ## remove the local database, artifacts and run logs (var/)
 	rm -rf var

@@ -1,4 +1,4 @@
-"""The ``sigmabatch`` command: run the DAG locally, import portfolios, show run status.
+"""The ``sigmabatch`` command: run the DAG locally, import portfolios, show run status, write run reports.
 
 ``sigmabatch run`` runs every phase of :mod:`workflows.dag` as subprocesses (the same command lines as
 the Argo containers), detecting missed NYSE sessions when no dates are given.
@@ -130,6 +130,10 @@ def _print_summary(console, outcome) -> None:
     console.print("Rows written: " + (", ".join(f"{k} {v:,}" for k, v in sorted(total.items())) or "none"))
     sessions = outcome.steps["plan"].details.get("sessions")
     console.print(f"Sessions: {sessions}  ·  wall time {outcome.seconds:.1f}s  ·  logs: {outcome.run_dir}")
+    if outcome.report is not None:
+        console.print(f"Report: {outcome.report}")
+    else:
+        console.print(f"Report: not written; render it with `sigmabatch report --run {outcome.run_id}`")
 
 
 # --- import / status / db -----------------------------------------------------------------------
@@ -206,6 +210,31 @@ def cmd_onboard(args: argparse.Namespace, settings: Settings) -> int:
     return cmd_run(args, settings)
 
 
+def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
+    from shared.report import default_report_path, write_report
+    from shared.storage import repository as repo
+    from shared.storage.db import transaction
+
+    engine = _engine(settings)
+    with transaction(engine) as s:
+        run_id = args.run or repo.latest_run_id(s)
+        if not run_id:
+            raise BadInputError("no run in the database yet: run `sigmabatch run` first")
+        out = args.out
+        if out is None:
+            base = Path("var") if settings.artifacts_are_s3 else settings.artifacts_path
+            out = default_report_path(base, run_id)
+        written = write_report(s, run_id, out)
+    for problem in written.problems:
+        print(f"warning: chart not drawn: {problem}", file=sys.stderr)
+    print(written.path)
+    if args.open:
+        import webbrowser
+
+        webbrowser.open(written.path.resolve().as_uri())
+    return 0
+
+
 def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
     _engine(settings)
     print(f"database schema is up to date ({settings.database_url.split('@')[-1]})")
@@ -257,6 +286,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     u = sub.add_parser("unlock", help="release the batch lock left by a run that died")
     u.set_defaults(func=cmd_unlock)
+
+    rp = sub.add_parser("report", help="write a run's HTML report (charts inline) and print its path",
+                        description="Render one run's report: phases, data quality, and per portfolio equity, "
+                        "P&L, factor and sector exposures, volatility, stress tests and a correlation heatmap. "
+                        "One self-contained HTML file (no network needed to view it).")
+    rp.add_argument("--run", default="", metavar="RUN_ID", help="the run (default: the latest run that covered sessions)")
+    rp.add_argument("--out", type=Path, default=None, metavar="PATH",
+                    help="output file (default: <SIGMABATCH_ARTIFACTS>/reports/<run-id>.html)")
+    rp.add_argument("--open", action="store_true", help="open it in the default web browser")
+    rp.set_defaults(func=cmd_report)
 
     d = sub.add_parser("db", help="create or upgrade the database schema (Alembic)")
     d.set_defaults(func=cmd_db)

@@ -14,8 +14,10 @@ How the DAG becomes Argo:
    in scope inside the DAG, so templates read ``{{inputs.parameters.*}}``).
 3. ``market-data`` writes the price cache as a key-only S3 artifact (bucket and credentials come from the
    artifact repository ConfigMap); each step with ``reads_price_cache`` receives it as an input artifact.
-4. :data:`dag.EXIT_STEP` is the ``onExit`` handler and also receives ``--workflow-status`` and ``--failures``.
-5. ``workflow.scheduledTime`` exists only for cron-created runs (otherwise it stays a literal
+4. The step with ``writes_report`` (last in the DAG) writes the run's HTML report as a key-only S3 output
+   artifact, unarchived, so the Argo UI can show it.
+5. :data:`dag.EXIT_STEP` is the ``onExit`` handler and also receives ``--workflow-status`` and ``--failures``.
+6. ``workflow.scheduledTime`` exists only for cron-created runs (otherwise it stays a literal
    ``{{workflow.scheduledTime}}``), so the WorkflowTemplate has a ``scheduled-time`` parameter defaulting to
    "" and only the CronWorkflow sets it to ``{{workflow.scheduledTime}}``.
 """
@@ -73,6 +75,9 @@ PRICE_CACHE_IN = f"{SCRATCH}/in/{dag.PRICE_CACHE_FILE}"
 PRICE_CACHE_OUT = f"{OUTPUTS_DIR}/{dag.PRICE_CACHE_FILE}"
 #: S3 key of the price cache, below the repository's bucket: scoped by business date and run.
 PRICE_CACHE_KEY = f"sigmabatch/{{{{inputs.parameters.end-date}}}}/{{{{workflow.name}}}}/{dag.PRICE_CACHE_FILE}"
+#: The run report (HTML): an output artifact of the report step, same scope; the Argo UI shows it.
+REPORT_OUT = f"{OUTPUTS_DIR}/{dag.REPORT_FILE}"
+REPORT_KEY = f"sigmabatch/{{{{inputs.parameters.end-date}}}}/{{{{workflow.name}}}}/{dag.REPORT_FILE}"
 DATE_PARAMETERS = ("start-date", "end-date")
 
 #: Environment variable -> key in the secret (only ever referenced, never a value).
@@ -188,6 +193,8 @@ def _step_template(step: dag.Step) -> Container:
     if step.writes_price_cache:
         outputs.append(S3Artifact(name=dag.PRICE_CACHE, path=PRICE_CACHE_OUT, key=PRICE_CACHE_KEY,
                                   archive=NoneArchiveStrategy()))
+    if step.writes_report:
+        outputs.append(S3Artifact(name=dag.REPORT, path=REPORT_OUT, key=REPORT_KEY, archive=NoneArchiveStrategy()))
     args = dag.step_args(
         step,
         start_date="{{inputs.parameters.start-date}}",
@@ -197,6 +204,7 @@ def _step_template(step: dag.Step) -> Container:
         price_cache_in=PRICE_CACHE_IN,
         price_cache_out=PRICE_CACHE_OUT,
         outputs_dir=OUTPUTS_DIR,
+        report_out=REPORT_OUT,
         trigger=dag.ARGO_VALUES["trigger"],
         scheduled_time="{{inputs.parameters.scheduled-time}}",
         force=dag.ARGO_VALUES["force"],

@@ -8,7 +8,8 @@ the local runner passes values).
 Edges follow the data: phase 1.5 (symbol factors) and 1.75 (symbol metrics) both need only prices and
 profiles, so they run in parallel; 3 (P&L) and 4 (market values) start as soon as prices exist. Phase 6
 is a small sub-DAG so each part can be retried on its own: exposures (after symbol betas and
-snapshots), volatility and correlations (after snapshots), then stress tests (after exposures).
+snapshots), volatility and correlations (after snapshots), then stress tests (after exposures). The
+report (7) comes after every other step and writes the run's HTML report.
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ from dataclasses import dataclass, field
 #: Name of the price-cache snapshot artifact (Parquet), produced by market-data.
 PRICE_CACHE = "price-cache"
 PRICE_CACHE_FILE = "price_cache.parquet"
+#: Name of the run report artifact (one self-contained HTML page), produced by the report step.
+REPORT = "report"
+REPORT_FILE = "report.html"
 
 
 @dataclass(frozen=True)
@@ -54,6 +58,7 @@ class Step:
     module : Python module run as ``python -m <module>``.
     upstream : Names of the steps that must succeed first.
     reads_price_cache / writes_price_cache : Whether the step consumes / produces the snapshot.
+    writes_report : Whether the step writes the run's HTML report (an output artifact in Argo).
     """
 
     name: str
@@ -64,12 +69,13 @@ class Step:
     reads_price_cache: bool = False
     writes_price_cache: bool = False
     outputs_dates: bool = False
+    writes_report: bool = False
     retry: Retry = field(default_factory=Retry)
     resources: Resources = field(default_factory=Resources)
     deadline_seconds: int = 3600
 
 
-STEPS: tuple[Step, ...] = (
+_WORK: tuple[Step, ...] = (
     Step("plan", "-", "Plan the run: resolve the dates, record the run", "phases.plan",
          outputs_dates=True, retry=Retry(limit=2, backoff="10s", max_duration="5m"),
          resources=Resources("100m", "256Mi", "512Mi"), deadline_seconds=600),
@@ -96,6 +102,21 @@ STEPS: tuple[Step, ...] = (
     Step("stress-tests", "6d", "Stress tests", "phases.stress_tests", ("risk-exposures",),
          reads_price_cache=True),
 )
+
+
+def leaves(steps: tuple[Step, ...]) -> tuple[str, ...]:
+    """Names of the steps no other step depends on, in declaration order."""
+    used = {u for s in steps for u in s.upstream}
+    return tuple(s.name for s in steps if s.name not in used)
+
+
+#: The report runs after every other step (upstream = every leaf), so it sees the whole run. If a step
+#: fails, Argo's DAG does not start it; ``sigmabatch report --run ID`` renders that run afterwards.
+REPORT_STEP = Step("report", "7", "Run report (HTML with charts)", "phases.report", leaves(_WORK),
+                   writes_report=True, retry=Retry(limit=2, backoff="10s", max_duration="10m"),
+                   resources=Resources("250m", "512Mi", "1Gi"), deadline_seconds=900)
+
+STEPS: tuple[Step, ...] = (*_WORK, REPORT_STEP)
 
 #: The step that always runs last, whatever happened (Argo ``onExit``): records the run's outcome.
 EXIT_STEP = Step("record-run", "-", "Record the run's status", "phases.record_run",
@@ -170,6 +191,7 @@ def step_args(
     price_cache_in: str | None = None,
     price_cache_out: str | None = None,
     outputs_dir: str | None = None,
+    report_out: str | None = None,
     trigger: str | None = None,
     scheduled_time: str | None = None,
     force: str | None = None,
@@ -180,6 +202,8 @@ def step_args(
         args += ["--price-cache", price_cache_in]
     if step.writes_price_cache and price_cache_out is not None:
         args += ["--price-cache-out", price_cache_out]
+    if step.writes_report and report_out is not None:
+        args += ["--out", report_out]
     if step.outputs_dates and outputs_dir is not None:
         args += ["--outputs-dir", outputs_dir]
     if trigger is not None and step.name in ("plan", EXIT_STEP.name):

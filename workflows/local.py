@@ -12,7 +12,9 @@ The algorithm:
    a final failure no new step starts (Argo's failFast); running ones finish.
 5. The price-cache snapshot is passed by path; with an ``s3://`` artifact location it goes through S3
    under the same key Argo uses (upload after market-data, download before each consumer).
-6. ``record-run`` always runs last (Argo's onExit) and closes the run's history row.
+6. The report step writes the run's HTML report to ``var/runs/<run-id>/report.html``
+   (:attr:`RunOutcome.report`); it runs like any other step, so it is not run after a failure.
+7. ``record-run`` always runs last (Argo's onExit) and closes the run's history row.
 
 Progress: a live table on a terminal; plain structured lines otherwise. The outcome carries per-step
 status, duration and rows written, for the closing summary.
@@ -71,6 +73,12 @@ class RunOutcome:
     seconds: float
     up_to_date: bool = False
     run_dir: Path | None = None
+
+    @property
+    def report(self) -> Path | None:
+        """The run's HTML report, when the report step wrote it."""
+        path = self.run_dir / dag.REPORT_FILE if self.run_dir else None
+        return path if path is not None and path.exists() else None
 
     @property
     def rows(self) -> dict[str, int]:
@@ -166,7 +174,8 @@ class LocalRunner:
                             store.get(key, cache_in)
                         args = dag.step_args(s, start_date=start, end_date=end,
                                              price_cache_in=str(cache_in) if cache_in else None,
-                                             price_cache_out=str(produced), **common)
+                                             price_cache_out=str(produced),
+                                             report_out=str(run_dir / dag.REPORT_FILE), **common)
                         running[s.name] = (s, *self._start(s, steps, run_dir, args), args)
             if failed and not running:
                 break

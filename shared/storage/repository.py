@@ -346,3 +346,81 @@ def load_benchmark_weights(session: Session, code: str, as_of: date) -> pd.Serie
 
 def load_scenarios(session: Session) -> pd.DataFrame:
     return read_frame(session, select(m.StressTestScenario.__table__))
+
+
+# --- run report (read-only) ---------------------------------------------------------------------
+
+def load_run(session: Session, run_id: str) -> dict[str, Any] | None:
+    """One ``batch_run_history`` row as a dict (None when unknown)."""
+    t = m.BatchRunHistory.__table__
+    row = session.execute(select(t).where(t.c.run_id == run_id)).mappings().first()
+    return dict(row) if row else None
+
+
+def latest_run_id(session: Session) -> str | None:
+    """The most recent run that covered some sessions (else the most recent run at all)."""
+    t = m.BatchRunHistory.__table__
+    for cond in (t.c.end_date.is_not(None), None):
+        stmt = select(t.c.run_id).order_by(t.c.started_at.desc()).limit(1)
+        found = session.execute(stmt.where(cond) if cond is not None else stmt).scalar()
+        if found:
+            return found
+    return None
+
+
+def load_factor_exposures(session: Session, portfolio_ids: Sequence[str], on: date) -> pd.DataFrame:
+    """Portfolio factor exposures on one date: [portfolio_id, factor, display_order, exposure_value,
+    exposure_dollar, coverage]."""
+    t = m.FactorExposure.__table__
+    f = m.FactorDefinitionRow.__table__
+    stmt = (
+        select(t.c.portfolio_id, f.c.name.label("factor"), f.c.display_order, t.c.exposure_value,
+               t.c.exposure_dollar, t.c.coverage)
+        .join(f, f.c.id == t.c.factor_id)
+        .where(t.c.portfolio_id.in_(list(portfolio_ids)), t.c.calculation_date == on)
+        .order_by(t.c.portfolio_id, f.c.display_order)
+    )
+    return read_frame(session, stmt)
+
+
+def load_stress_results(session: Session, portfolio_ids: Sequence[str], on: date) -> pd.DataFrame:
+    """Stress-test results on one date with the scenario's name, category and severity."""
+    t = m.StressTestResult.__table__
+    sc = m.StressTestScenario.__table__
+    stmt = (
+        select(t.c.portfolio_id, t.c.scenario_id, sc.c.name, sc.c.category, sc.c.severity, t.c.direct_pnl,
+               t.c.correlated_pnl, t.c.correlation_effect)
+        .join(sc, sc.c.scenario_id == t.c.scenario_id)
+        .where(t.c.portfolio_id.in_(list(portfolio_ids)), t.c.calculation_date == on)
+        .order_by(t.c.portfolio_id, t.c.correlated_pnl)
+    )
+    return read_frame(session, stmt)
+
+
+def load_stress_summaries(session: Session, portfolio_ids: Sequence[str], on: date) -> pd.DataFrame:
+    t = m.StressTestSummary.__table__
+    stmt = select(t).where(t.c.portfolio_id.in_(list(portfolio_ids)), t.c.calculation_date == on)
+    return read_frame(session, stmt)
+
+
+def load_pairwise_correlations(session: Session, portfolio_id: str, on_or_before: date) -> pd.DataFrame:
+    """The latest stored pairwise correlations of a portfolio on or before a date (longest window)."""
+    t = m.PairwiseCorrelation.__table__
+    key = session.execute(
+        select(t.c.calculation_date, t.c.duration_days)
+        .where(t.c.portfolio_id == portfolio_id, t.c.calculation_date <= on_or_before)
+        .order_by(t.c.calculation_date.desc(), t.c.duration_days.desc()).limit(1)
+    ).first()
+    if key is None:
+        return pd.DataFrame(columns=["calculation_date", "duration_days", "symbol_1", "symbol_2",
+                                     "correlation_value", "data_points"])
+    stmt = select(t.c.calculation_date, t.c.duration_days, t.c.symbol_1, t.c.symbol_2, t.c.correlation_value,
+                  t.c.data_points).where(t.c.portfolio_id == portfolio_id, t.c.calculation_date == key[0],
+                                         t.c.duration_days == key[1])
+    return read_frame(session, stmt)
+
+
+def load_correlation_calculations(session: Session, portfolio_ids: Sequence[str], on: date) -> pd.DataFrame:
+    t = m.CorrelationCalculation.__table__
+    stmt = select(t).where(t.c.portfolio_id.in_(list(portfolio_ids)), t.c.calculation_date == on)
+    return read_frame(session, stmt)

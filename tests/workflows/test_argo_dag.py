@@ -232,3 +232,18 @@ def test_cron_workflow(rendered_docs: dict[str, dict]) -> None:
     assert cron["suspend"] is False and "suspend" not in cron["workflowSpec"]
     assert cron["workflowSpec"]["workflowTemplateRef"] == {"name": argo.NIGHTLY_TEMPLATE}
     assert len(rendered_docs["cronworkflow-nightly.yaml"]["metadata"]["name"]) <= 52
+
+
+def test_report_runs_last_and_is_an_html_artifact(nightly: dict) -> None:
+    templates, tasks = _templates(nightly), _tasks(nightly)
+    reporters = [s for s in dag.STEPS if s.writes_report]
+    assert [s.name for s in reporters] == ["report"]
+    report = reporters[0]
+    assert all(dag.has_path(s.name, report.name) for s in dag.STEPS if s is not report), "report runs last"
+    assert _depends(tasks[report.name]) == set(dag.leaves(dag.STEPS[:-1]))
+    out = {a["name"]: a for a in templates[report.name]["outputs"]["artifacts"]}[dag.REPORT]
+    assert out["path"] == "/scratch/out/report.html" and out["archive"] == {"none": {}}
+    assert out["s3"] == {"key": "sigmabatch/{{inputs.parameters.end-date}}/{{workflow.name}}/report.html"}
+    args = templates[report.name]["container"]["args"]
+    assert args[args.index("--out") + 1] == out["path"]
+    assert all("--out" not in templates[s.name]["container"]["args"] for s in dag.STEPS if s is not report)
