@@ -18,10 +18,11 @@ import socket
 import threading
 import time
 import urllib.error
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+import pandas as pd
 import requests
 
 from shared.errors import ProviderError
@@ -186,3 +187,42 @@ class JsonHttpClient:
                 raise ProviderError(f"{self.name}: malformed JSON from {_redact(url)}: {exc}") from None
 
         return call_with_retry(once, self.retry, what=f"{self.name} GET {_redact(url)}")
+
+
+@dataclass
+class FetchResult:
+    """Rows served plus the symbols that failed with an error after the retries (symbol -> reason).
+
+    Symbols the provider does not know are in neither: they are simply absent from ``frame``."""
+
+    frame: pd.DataFrame
+    errors: dict[str, str] = field(default_factory=dict)
+
+
+def fetch_each(symbols: Sequence[str], work: Callable[[str], T], *, name: str, what: str, retry: RetryPolicy,
+               is_unknown: Callable[[BaseException], bool] = lambda exc: False,
+               sleep: Callable[[float], None] | None = None) -> tuple[dict[str, T], dict[str, str]]:
+    """``work(symbol)`` for each symbol with retries, in order; returns (results, errors).
+
+    A failure ``is_unknown`` recognises means "no such symbol" (neither result nor error)."""
+    results: dict[str, T] = {}
+    errors: dict[str, str] = {}
+    kwargs = {"sleep": sleep} if sleep else {}
+    for sym in symbols:
+        try:
+            results[sym] = call_with_retry(lambda s=sym: work(s), retry, what=f"{name} {what} {sym}", **kwargs)
+        except Exception as exc:
+            if is_unknown(exc):
+                continue
+            errors[sym] = describe(exc)
+    if errors:
+        log.warning("%s: %s failed for %d symbol(s): %s", name, what, len(errors),
+                    "; ".join(f"{s}: {e}" for s, e in list(errors.items())[:5]))
+    return results, errors
+
+
+def raise_if_all_failed(name: str, what: str, errors: dict[str, str], requested: int) -> None:
+    """A provider that failed for every symbol asked is down: raise instead of returning nothing."""
+    if errors and len(errors) >= requested:
+        first = next(iter(errors.values()))
+        raise ProviderError(f"{name}: {what} failed for all {requested} symbol(s); first error: {first}")

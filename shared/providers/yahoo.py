@@ -25,7 +25,6 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -33,7 +32,6 @@ from urllib.parse import urlsplit
 import numpy as np
 import pandas as pd
 
-from shared.errors import ProviderError
 from shared.providers.base import (
     PRICE_COLUMNS,
     PROFILE_COLUMNS,
@@ -43,24 +41,18 @@ from shared.providers.base import (
 )
 from shared.providers.resilience import (
     TRANSIENT_STATUSES,
+    FetchResult,
     RetryPolicy,
     TokenBucket,
     TransientHTTPError,
     call_with_retry,
     describe,
+    raise_if_all_failed,
 )
 from shared.providers.symbols import normalize_symbol, yahoo_symbol
 
 log = logging.getLogger("sigmabatch.providers.yahoo")
 NAME = "yfinance"
-
-
-@dataclass
-class FetchResult:
-    """Rows served plus the symbols that failed with an error (symbol -> reason)."""
-
-    frame: pd.DataFrame
-    errors: dict[str, str] = field(default_factory=dict)
 
 
 def make_session(base_url: str | None, timeout: float, limiter: TokenBucket) -> Any:
@@ -202,9 +194,7 @@ class YahooProvider:
 
     @staticmethod
     def _raise_if_all_failed(errors: dict[str, str], n: int, what: str) -> None:
-        if errors and len(errors) == n:
-            first = next(iter(errors.values()))
-            raise ProviderError(f"{NAME}: {what} failed for all {n} symbol(s); first error: {first}")
+        raise_if_all_failed(NAME, what, errors, n)
 
     # --- prices and splits --------------------------------------------------------------------------
 
