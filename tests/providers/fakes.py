@@ -137,3 +137,86 @@ def unadjusted_with_split(n: int = 30, split_at: int = 20, ratio: float = 2.0, l
     closes[split_at:] /= ratio
     frame = series([round(float(c), 4) for c in closes], start)
     return frame, frame["date"].iloc[split_at]
+
+
+# --- Polygon ----------------------------------------------------------------------------------------
+
+def _midnight_ms(d: date) -> int:
+    return int(datetime.combine(d, time(0, 0), NY).timestamp() * 1000)
+
+
+def polygon_aggs(symbol: str, frame: pd.DataFrame) -> dict:
+    results = [{"v": float(v), "vw": round(c * 1.001, 4), "o": c, "c": c, "h": round(c * 1.01, 4),
+                "l": round(c * 0.99, 4), "t": _midnight_ms(d), "n": 412345}
+               for d, c, v in zip(frame["date"], frame["close"].astype(float), frame["volume"], strict=True)]
+    out = {"ticker": symbol, "queryCount": len(results), "resultsCount": len(results), "adjusted": True,
+           "status": "OK", "request_id": "6a7e466379af0a71039d60cc78e72282", "count": len(results)}
+    if results:
+        out["results"] = results
+    return out
+
+
+def polygon_handler(data: dict[str, pd.DataFrame], splits: dict[str, list[tuple[date, float]]] | None = None):
+    splits = splits or {}
+
+    def handle(path: str, q: dict[str, str]) -> Reply:
+        if path.startswith("/v2/aggs/ticker/"):
+            parts = path.split("/")  # /v2/aggs/ticker/{T}/range/1/day/{from}/{to}
+            sym, lo, hi = parts[4], date.fromisoformat(parts[8]), date.fromisoformat(parts[9])
+            f = adjusted(data[sym], splits.get(sym, [])) if sym in data else pd.DataFrame(
+                columns=["date", "close", "volume"])
+            f = f[(f["date"] >= lo) & (f["date"] <= hi)]
+            return Reply(200, polygon_aggs(sym, f))
+        if path.startswith("/v3/reference/splits"):
+            sym = q.get("ticker", "")
+            items = [{"id": f"E{k}", "execution_date": d.isoformat(), "split_from": 1, "split_to": r, "ticker": sym}
+                     for k, (d, r) in enumerate(splits.get(sym, []))
+                     if q.get("execution_date.gte", "0") <= d.isoformat() <= q.get("execution_date.lte", "9")]
+            return Reply(200, {"results": items, "status": "OK", "request_id": "b1c9e1f0"})
+        if path.startswith("/v3/reference/tickers/"):
+            sym = path.rsplit("/", 1)[1]
+            if sym == "AAPL":
+                return Reply(200, payload("polygon_ticker_AAPL.json"))
+            return Reply(404, {"status": "NOT_FOUND", "request_id": "2f1ad6f4", "message": "Ticker not found."})
+        return Reply(404, {"status": "NOT_FOUND", "message": "Not found"})
+
+    return handle
+
+
+# --- FMP --------------------------------------------------------------------------------------------
+
+def fmp_history(symbol: str, frame: pd.DataFrame) -> dict:
+    if frame.empty:
+        return {}
+    rows = [{"date": d.isoformat(), "open": c, "high": round(c * 1.01, 4), "low": round(c * 0.99, 4), "close": c,
+             "adjClose": round(c * 0.995, 4), "volume": float(v), "unadjustedVolume": float(v),
+             "change": 0.0, "changePercent": 0.0, "vwap": c, "label": d.strftime("%B %d, %y"),
+             "changeOverTime": 0.0}
+            for d, c, v in zip(frame["date"], frame["close"].astype(float), frame["volume"], strict=True)]
+    return {"symbol": symbol, "historical": rows[::-1]}  # newest first, like FMP
+
+
+def fmp_handler(data: dict[str, pd.DataFrame], splits: dict[str, list[tuple[date, float]]] | None = None):
+    splits = splits or {}
+
+    def handle(path: str, q: dict[str, str]) -> Reply:
+        if q.get("apikey") != "test-fmp-key":
+            return Reply(401, {"Error Message": "Invalid API KEY. Please retry or visit our documentation."})
+        if path.startswith("/api/v3/historical-price-full/stock_split/"):
+            sym = path.rsplit("/", 1)[1]
+            hist = [{"date": d.isoformat(), "label": d.strftime("%B %d, %y"), "numerator": r, "denominator": 1}
+                    for d, r in splits.get(sym, [])]
+            return Reply(200, {"symbol": sym, "historical": hist} if hist else {})
+        if path.startswith("/api/v3/historical-price-full/"):
+            sym = path.rsplit("/", 1)[1]
+            if sym not in data:
+                return Reply(200, {})
+            f = adjusted(data[sym], splits.get(sym, []))
+            f = f[(f["date"] >= date.fromisoformat(q["from"])) & (f["date"] <= date.fromisoformat(q["to"]))]
+            return Reply(200, fmp_history(sym, f))
+        if path.startswith("/api/v3/profile/"):
+            sym = path.rsplit("/", 1)[1]
+            return Reply(200, payload("fmp_profile_AAPL.json") if sym == "AAPL" else [])
+        return Reply(404, {"Error Message": "not found"})
+
+    return handle
