@@ -1,7 +1,8 @@
 """Polygon.io through ``polygon-api-client``: daily aggregates, splits and ticker details.
 
-The client is built with ``RESTClient(api_key, base=..., connect_timeout, read_timeout, retries=0)``: the
-timeouts bound every call, and retries are ours (backoff with jitter, transient failures only) rather than
+The client is built with ``RESTClient(api_key, base=..., connect_timeout, read_timeout, retries=0)``; its
+``urllib3.Timeout`` is passed on every request (polygon-api-client 1.16 builds it but does not pass it, so a
+stalled server would hang the batch), and retries are ours (backoff with jitter, transient failures only) rather than
 urllib3's fixed backoff. Each HTTP request takes a token from the provider's rate limiter (Polygon's free
 tier allows 5 requests a minute). Responses are read raw and decoded here, because the client quietly
 returns an empty list for a malformed body; a malformed body is an error for us.
@@ -65,9 +66,10 @@ class PolygonProvider:
 
         def limited(*args: Any, **kwargs: Any) -> Any:
             self.limiter.acquire()
+            kwargs.setdefault("timeout", self.client.timeout)  # the client builds a Timeout but never passes it
             return raw_request(*args, **kwargs)
 
-        pool.request = limited  # every HTTP request of this client (pages included) takes a token
+        pool.request = limited  # every HTTP request of this client (pages included) takes a token and a timeout
         self.last_errors: dict[str, str] = {}
 
     def _decode(self, resp: Any, what: str) -> dict:
