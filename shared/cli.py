@@ -121,6 +121,14 @@ def _print_summary(console, outcome) -> None:
     console.print(t)
     total = outcome.rows
     console.print("Rows written: " + (", ".join(f"{k} {v:,}" for k, v in sorted(total.items())) or "none"))
+    md = outcome.steps.get("market-data")
+    quality = (md.details or {}).get("data_quality") if md else None
+    if quality:
+        from shared.data_quality import summary_line
+
+        errors = len((md.details or {}).get("provider_errors") or [])
+        console.print("Data quality: " + summary_line(quality)
+                      + (f" · provider failures {errors} (see `sigmabatch status --run {outcome.run_id}`)" if errors else ""))
     sessions = outcome.steps["plan"].details.get("sessions")
     console.print(f"Sessions: {sessions}  ·  wall time {outcome.seconds:.1f}s  ·  logs: {outcome.run_dir}")
 

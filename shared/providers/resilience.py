@@ -189,6 +189,37 @@ class JsonHttpClient:
         return call_with_retry(once, self.retry, what=f"{self.name} GET {_redact(url)}")
 
 
+class CircuitBreaker:
+    """Opens after ``threshold`` consecutive transient failures with no success in between.
+
+    With no network every symbol would otherwise pay its own retries (1,200 symbols x 3 tries); once the
+    breaker is open the remaining symbols are reported as not tried, so an outage fails in seconds."""
+
+    def __init__(self, threshold: int = 3) -> None:
+        self.threshold = max(1, threshold)
+        self.failures = 0
+        self.last_error = ""
+        self._lock = threading.Lock()
+
+    def success(self) -> None:
+        with self._lock:
+            self.failures = 0
+
+    def failure(self, exc: BaseException) -> None:
+        if not is_transient(exc):
+            return
+        with self._lock:
+            self.failures += 1
+            self.last_error = describe(exc)
+
+    @property
+    def open(self) -> bool:
+        return self.failures >= self.threshold
+
+    def reason(self, name: str) -> str:
+        return f"not tried: {name} unreachable ({self.failures} consecutive failures; last: {self.last_error})"
+
+
 @dataclass
 class FetchResult:
     """Rows served plus the symbols that failed with an error after the retries (symbol -> reason).
@@ -208,12 +239,19 @@ def fetch_each(symbols: Sequence[str], work: Callable[[str], T], *, name: str, w
     results: dict[str, T] = {}
     errors: dict[str, str] = {}
     kwargs = {"sleep": sleep} if sleep else {}
+    breaker = CircuitBreaker()
     for sym in symbols:
+        if breaker.open:
+            errors[sym] = breaker.reason(name)
+            continue
         try:
             results[sym] = call_with_retry(lambda s=sym: work(s), retry, what=f"{name} {what} {sym}", **kwargs)
+            breaker.success()
         except Exception as exc:
             if is_unknown(exc):
+                breaker.success()
                 continue
+            breaker.failure(exc)
             errors[sym] = describe(exc)
     if errors:
         log.warning("%s: %s failed for %d symbol(s): %s", name, what, len(errors),

@@ -41,6 +41,7 @@ from shared.providers.base import (
 )
 from shared.providers.resilience import (
     TRANSIENT_STATUSES,
+    CircuitBreaker,
     FetchResult,
     RetryPolicy,
     TokenBucket,
@@ -53,6 +54,9 @@ from shared.providers.symbols import normalize_symbol, yahoo_symbol
 
 log = logging.getLogger("sigmabatch.providers.yahoo")
 NAME = "yfinance"
+
+
+_DATA_PATHS = ("/v8/", "/v7/", "/v10/", "/ws/")
 
 
 def make_session(base_url: str | None, timeout: float, limiter: TokenBucket) -> Any:
@@ -75,7 +79,8 @@ def make_session(base_url: str | None, timeout: float, limiter: TokenBucket) -> 
             if target and (parts.hostname or "").endswith("yahoo.com"):
                 url = target + parts.path + (f"?{parts.query}" if parts.query else "")
             kw["timeout"] = timeout
-            limiter.acquire()
+            if parts.path.startswith(_DATA_PATHS):  # cookie/crumb/consent requests are not rate-limited
+                limiter.acquire()
             resp = super().request(method, url, *args, **kw)
             if resp.status_code in TRANSIENT_STATUSES:
                 raise TransientHTTPError(resp.status_code, url, resp.text[:200])
@@ -173,16 +178,23 @@ class YahooProvider:
         """Run ``work(symbol)`` with retries, batch by batch over the thread pool; (results, errors)."""
         results: dict[str, Any] = {}
         errors: dict[str, str] = {}
+        breaker = CircuitBreaker()
 
         def one(sym: str) -> None:
+            if breaker.open:
+                errors[sym] = breaker.reason(NAME)
+                return
             try:
                 out = self._call(lambda: work(sym), f"{NAME} {what} {sym}")
             except Exception as exc:
                 if _is_unknown_symbol(exc):
+                    breaker.success()
                     log.debug("%s: %s unknown to Yahoo (%s)", what, sym, describe(exc))
                     return
+                breaker.failure(exc)
                 errors[sym] = describe(exc)
                 return
+            breaker.success()
             if out is not None:
                 results[sym] = out
 
