@@ -99,6 +99,7 @@ def _yahoo_resolves() -> bool:
         return False
 
 
+@pytest.mark.slow
 def test_run_without_network_fails_fast_and_writes_nothing(run_env, tmp_path):
     """Seed a portfolio, then ``sigmabatch run --provider yfinance``: exit 1, a clear message, no price rows.
 
