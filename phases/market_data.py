@@ -2,8 +2,11 @@
 
 Symbols: every non-deleted position held during the run (scoped to ``--portfolio`` if given), option
 underlyings, the 17 factor ETFs and, for unscoped runs, every symbol already cached. Each symbol fetches
-only what the cache lacks in ``[start − 366 days, end]``; symbols with the same gap share one provider
-call. The snapshot holds every close of those symbols in that window.
+only what the cache lacks in ``[start − 366 days, end]`` (modes of domain spec §3.2: cached, incremental,
+gap fill, full backfill); symbols with the same gap share one provider call. Splits reported by the
+provider trigger a re-fetch of the affected symbols' whole window (:mod:`shared.corporate_actions`).
+Everything is fetched and validated before anything is written. The snapshot holds every close of those
+symbols in that window; the data-quality summary (:mod:`shared.data_quality`) goes into the phase details.
 """
 
 from __future__ import annotations
@@ -17,8 +20,12 @@ from phases._runtime import PhaseContext, PhaseResult, entrypoint
 from phases._universe import position_symbols
 from shared import calendar
 from shared.analytics.factors import FACTOR_ETFS
+from shared.corporate_actions import symbols_to_refetch
+from shared.data_quality import assess
 from shared.errors import BadInputError
-from shared.providers.symbols import is_skipped_symbol, normalize_symbol
+from shared.providers.base import PRICE_COLUMNS, SPLIT_COLUMNS, empty_frame
+from shared.providers.chain import fetch_detailed
+from shared.providers.symbols import is_plausible_symbol, is_skipped_symbol, normalize_symbol
 from shared.storage import models as m
 from shared.storage import repository as repo
 from shared.storage.price_cache import write_price_cache
@@ -27,30 +34,90 @@ from shared.validation import validate_prices
 LOOKBACK_DAYS = 366
 #: A cached history starting within this many days after the window start counts as complete.
 HEAD_TOLERANCE_DAYS = 7
+#: Domain spec §3.2: fewer rows than this in the window -> full fetch; a history with interior holes and
+#: fewer than FULL_HISTORY_ROWS rows -> gap fill (the whole window again).
+MIN_ROWS = 50
+FULL_HISTORY_ROWS = 250
+GAP_FILL_MIN_DENSITY = 0.95
 
 
 def run_symbols(positions: pd.DataFrame, cached: list[str]) -> tuple[list[str], list[str]]:
     """(symbols to fetch, skipped position symbols) for a run."""
     wanted = set(FACTOR_ETFS) | set(cached) | set(position_symbols(positions))
     skipped = {n for n in map(normalize_symbol, positions["symbol"]) if is_skipped_symbol(n)}
-    return sorted(wanted), sorted(skipped)
+    invalid = {s for s in wanted if not is_plausible_symbol(s)}
+    return sorted(wanted - invalid), sorted(skipped | invalid)
+
+
+def fetch_modes(coverage: pd.DataFrame, symbols: list[str], start: date, end: date) -> dict[str, str]:
+    """Per symbol: ``cached``, ``incremental`` (head/tail ranges), ``gap_fill`` or ``full_backfill``."""
+    cov = coverage.set_index("symbol") if not coverage.empty else coverage
+    last_session = calendar.session_on_or_before(end)
+    modes: dict[str, str] = {}
+    for s in symbols:
+        if cov.empty or s not in cov.index or int(cov.at[s, "rows"]) < MIN_ROWS:
+            modes[s] = "full_backfill"
+            continue
+        first, last, rows = cov.at[s, "first"], cov.at[s, "last"], int(cov.at[s, "rows"])
+        expected = len(calendar.session_index(first, last))
+        if rows < FULL_HISTORY_ROWS and rows < GAP_FILL_MIN_DENSITY * expected:
+            modes[s] = "gap_fill"
+        elif first > start + timedelta(days=HEAD_TOLERANCE_DAYS) or last < last_session:
+            modes[s] = "incremental"
+        else:
+            modes[s] = "cached"
+    return modes
 
 
 def fetch_plan(coverage: pd.DataFrame, symbols: list[str], start: date, end: date) -> dict[tuple[date, date], list[str]]:
-    """Group symbols by the (from, to) range the cache lacks."""
+    """Group symbols by the (from, to) range the cache lacks (the whole window for gap fill / full backfill)."""
     cov = coverage.set_index("symbol") if not coverage.empty else coverage
     last_session = calendar.session_on_or_before(end)
     plan: dict[tuple[date, date], list[str]] = defaultdict(list)
-    for s in symbols:
-        if cov.empty or s not in cov.index:
+    for s, mode in fetch_modes(coverage, symbols, start, end).items():
+        if mode in ("full_backfill", "gap_fill"):
             plan[(start, end)].append(s)
-            continue
-        first, last = cov.at[s, "first"], cov.at[s, "last"]
-        if first > start + timedelta(days=HEAD_TOLERANCE_DAYS):
-            plan[(start, first - timedelta(days=1))].append(s)
-        if last < last_session:
-            plan[(last + timedelta(days=1), end)].append(s)
+        elif mode == "incremental":
+            first, last = cov.at[s, "first"], cov.at[s, "last"]
+            if first > start + timedelta(days=HEAD_TOLERANCE_DAYS):
+                plan[(start, first - timedelta(days=1))].append(s)
+            if last < last_session:
+                plan[(last + timedelta(days=1), end)].append(s)
     return dict(plan)
+
+
+def _fetch(provider, plan: dict[tuple[date, date], list[str]]) -> tuple[pd.DataFrame, dict[str, str]]:
+    frames, errors = [], {}
+    for (a, b), syms in plan.items():
+        if a <= b and syms:
+            res = fetch_detailed(provider, syms, a, b)
+            frames.append(res.frame)
+            errors.update(res.errors)
+    frames = [f for f in frames if not f.empty]
+    return (pd.concat(frames, ignore_index=True) if frames else empty_frame(PRICE_COLUMNS)), errors
+
+
+def _splits(provider, symbols: list[str], start: date, end: date, log) -> pd.DataFrame:
+    if not hasattr(provider, "fetch_splits") or not symbols:
+        return empty_frame(SPLIT_COLUMNS)
+    try:
+        return provider.fetch_splits(symbols, start, end)
+    except Exception as exc:  # reported, not fatal: prices are already split-adjusted by the provider
+        log.warning("could not fetch splits from %s: %s", provider.name, exc)
+        return empty_frame(SPLIT_COLUMNS)
+
+
+def _reject_bad_input(provider, positions, coverage, new_rows, fetch_errors) -> None:
+    """Bad provider rows, or position symbols no provider knows: a clear error before anything is written."""
+    rejected = getattr(provider, "rejected", None)
+    if rejected is not None and len(rejected):
+        listing = "; ".join(f"line {r.line}: {r.symbol} {r.date} ({r.reason})" for r in rejected.head(10).itertuples())
+        raise BadInputError(f"provider {provider.name} has {len(rejected)} invalid price row(s): {listing}")
+    have_any = set(coverage["symbol"]) | set(new_rows["symbol"])
+    unknown = sorted(set(position_symbols(positions)) - have_any - set(fetch_errors))
+    if unknown:
+        raise BadInputError(f"no price data at all from {provider.name} for position symbol(s) "
+                            f"{', '.join(unknown[:20])}: unknown symbols? fix the positions (nothing was written)")
 
 
 def run(ctx: PhaseContext) -> PhaseResult:
@@ -63,36 +130,64 @@ def run(ctx: PhaseContext) -> PhaseResult:
         cached = [] if ctx.portfolio_id else repo.cached_symbols(s)
         symbols, skipped = run_symbols(positions, cached)
         coverage = repo.price_coverage(s, symbols, load_start, rng.end)
+    modes = fetch_modes(coverage, symbols, load_start, rng.end)
     plan = fetch_plan(coverage, symbols, load_start, rng.end) if not ctx.force else {(load_start, rng.end): symbols}
     ctx.log.info("fetching %d symbol group(s) from %s", len(plan), provider.name,
                  extra={"symbols": len(symbols), "skipped": len(skipped)})
-    frames = [provider.fetch_prices(syms, a, b) for (a, b), syms in plan.items() if a <= b]
-    fetched = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    # 1. everything is fetched and validated before anything is written
+    fetched, fetch_errors = _fetch(provider, plan)
     check = validate_prices(fetched, provider.name) if not fetched.empty else None
-    new_rows = check.prices if check is not None else pd.DataFrame()
-    rejected = getattr(provider, "rejected", None)
-    if rejected is not None and len(rejected):
-        listing = "; ".join(f"line {r.line}: {r.symbol} {r.date} ({r.reason})" for r in rejected.head(10).itertuples())
-        raise BadInputError(f"provider {provider.name} has {len(rejected)} invalid price row(s): {listing}")
-    have_any = set(coverage["symbol"]) | set(new_rows.get("symbol", []))
-    unknown = sorted(set(position_symbols(positions)) - have_any)
-    if unknown:
-        raise BadInputError(f"no price data at all from {provider.name} for position symbol(s) "
-                            f"{', '.join(unknown[:20])}: unknown symbols? fix the positions (nothing was written)")
+    new_rows = check.prices if check is not None else empty_frame(PRICE_COLUMNS)
+    _reject_bad_input(provider, positions, coverage, new_rows, fetch_errors)
+    splits = _splits(provider, symbols, load_start, rng.end, ctx.log)
     with ctx.transaction() as s:
-        written = repo.upsert(s, m.MarketDataCache, new_rows)
+        stored = repo.load_prices(s, sorted(set(splits["symbol"])), load_start, rng.end) if not splits.empty \
+            else empty_frame(PRICE_COLUMNS)
+    combined = pd.concat([stored, new_rows], ignore_index=True).drop_duplicates(["symbol", "date"], keep="last") \
+        if not splits.empty else stored
+    refetch = {} if ctx.force else symbols_to_refetch(splits, coverage, combined)
+    refetched = empty_frame(PRICE_COLUMNS)
+    if refetch:
+        ctx.log.warning("re-fetching the whole window of %d symbol(s) after splits: %s", len(refetch),
+                        "; ".join(f"{k}: {', '.join(v)}" for k, v in list(refetch.items())[:10]))
+        again, errs = _fetch(provider, {(load_start, rng.end): sorted(refetch)})
+        fetch_errors.update(errs)
+        if not again.empty:
+            refetched = validate_prices(again, provider.name).prices
+        new_rows = new_rows[~new_rows["symbol"].isin(set(refetched["symbol"]))] if not new_rows.empty else new_rows
+    # 2. write
+    with ctx.transaction() as s:
+        replaced = sorted(set(refetched["symbol"])) if not refetched.empty else []
+        repo.delete_prices(s, replaced, load_start, rng.end)
+        written = repo.upsert(s, m.MarketDataCache, new_rows) + repo.upsert(s, m.MarketDataCache, refetched)
         prices = repo.load_prices(s, symbols, load_start, rng.end)
     write_price_cache(ctx.price_cache_out, prices, load_start, rng.end)
     have = set(prices["symbol"])
     on_end = set(prices.loc[prices["date"] == rng.end, "symbol"])
     missing = sorted(set(symbols) - have)
     coverage_pct = round(100.0 * len(on_end) / max(len(symbols), 1), 2)
+    quality = assess(prices, symbols, rng.end, splits=splits)
+    mode_counts: dict[str, int] = defaultdict(int)
+    for mode in modes.values():
+        mode_counts["full_backfill" if ctx.force else mode] += 1
+    never_cached = set(symbols) - (set(coverage["symbol"]) if not coverage.empty else set())
+    unknown = sorted((never_cached & set(missing)) - set(fetch_errors))  # asked, not known by any provider
+    events = list(getattr(provider, "events", []))
     details = {
         "symbols_requested": len(symbols), "symbols_with_data": len(have), "symbols_on_end_date": len(on_end),
         "data_coverage_pct": coverage_pct, "missing_symbols": missing[:50], "skipped_symbols": skipped[:50],
-        "fetch_groups": len(plan), "rows_fetched": len(fetched), "price_cache": str(ctx.price_cache_out),
+        "unknown_symbols": unknown[:50], "fetch_groups": len(plan), "fetch_modes": dict(mode_counts), "rows_fetched": len(fetched),
+        "price_cache": str(ctx.price_cache_out),
         "price_cache_rows": len(prices), "window": f"{load_start}..{rng.end}",
         "non_session_rows_dropped": check.dropped_non_sessions if check else 0,
+        "provider_breakdown": {str(k): int(v) for k, v in new_rows.groupby("data_source")["symbol"].nunique().items()}
+        if not new_rows.empty else {},
+        "provider_errors": events[:20] if events else [
+            {"symbol": k, "error": v} for k, v in list(fetch_errors.items())[:20]],
+        "splits": [{"symbol": r.symbol, "date": str(r.date), "ratio": float(r.ratio)}
+                   for r in splits.itertuples(index=False)][:20],
+        "split_refetched": {k: v for k, v in list(refetch.items())[:20]},
+        "data_quality": quality,
     }
     ctx.log.info("price cache written", extra={"path": str(ctx.price_cache_out), "rows": len(prices),
                                                 "coverage_pct": coverage_pct})
@@ -101,6 +196,11 @@ def run(ctx: PhaseContext) -> PhaseResult:
         status = "partial"
         message = f"no price data for {len(missing)} symbol(s): {', '.join(missing[:10])}"
         ctx.log.warning(message)
+    if events or fetch_errors:
+        failed = sorted({e["provider"] for e in events}) or ["provider"]
+        note = f"provider failures reported ({', '.join(failed)}): see details.provider_errors"
+        message = f"{message}; {note}" if message else note
+        ctx.log.warning(note)
     return PhaseResult(rows={"market_data_cache": written}, details=details, status=status, message=message)
 
 

@@ -58,7 +58,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
             made = seed_demo(s, settings)
         console.print(f"[bold]Empty database:[/] seeded {len(made)} demo portfolios ({', '.join(made)}).")
     env = {"SIGMABATCH_PROVIDER": settings.provider} if args.provider else None
-    runner = LocalRunner(settings, max_parallel=args.max_parallel, env=env)
+    runner = LocalRunner(settings, max_parallel=args.max_parallel, env=env, max_retries=args.retries)
     interactive = console.is_terminal and not args.no_progress
     if interactive:
         with Live(_progress_table({}), console=console, refresh_per_second=8, transient=True) as live:
@@ -128,6 +128,14 @@ def _print_summary(console, outcome) -> None:
                 console.print(f"  log: {o.log_path}", soft_wrap=True)
     total = outcome.rows
     console.print("Rows written: " + (", ".join(f"{k} {v:,}" for k, v in sorted(total.items())) or "none"))
+    md = outcome.steps.get("market-data")
+    quality = (md.details or {}).get("data_quality") if md else None
+    if quality:
+        from shared.data_quality import summary_line
+
+        errors = len((md.details or {}).get("provider_errors") or [])
+        console.print("Data quality: " + summary_line(quality)
+                      + (f" · provider failures {errors} (see `sigmabatch status --run {outcome.run_id}`)" if errors else ""))
     sessions = outcome.steps["plan"].details.get("sessions")
     console.print(f"Sessions: {sessions}  ·  wall time {outcome.seconds:.1f}s  ·  logs: {outcome.run_dir}")
     if outcome.report is not None:
@@ -260,6 +268,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--provider", default=None, help="override SIGMABATCH_PROVIDER")
     r.add_argument("--trigger", default="manual", choices=("cron", "backfill", "onboarding", "manual"))
     r.add_argument("--max-parallel", type=int, default=3, help="steps run at once (default 3)")
+    r.add_argument("--retries", type=int, default=1, metavar="N",
+                   help="retry a failed step at most N times (default 1; Argo uses each step's own policy)")
     r.add_argument("--no-progress", action="store_true", help="plain log lines instead of the live table")
     r.add_argument("--no-demo", action="store_true", help="never seed demo portfolios")
     r.set_defaults(func=cmd_run)
@@ -281,6 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("portfolio_id", metavar="PORTFOLIO")
     o.add_argument("--provider", default=None)
     o.add_argument("--max-parallel", type=int, default=3)
+    o.add_argument("--retries", type=int, default=1)
     o.add_argument("--no-progress", action="store_true")
     o.set_defaults(func=cmd_onboard, no_demo=True)
 

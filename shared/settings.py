@@ -34,7 +34,78 @@ VARIABLES: dict[str, str] = {
     "SIGMABATCH_LOG_FORMAT": "log line format: text (default) or json",
     "SIGMABATCH_LOG_LEVEL": "log level (default INFO)",
     "SIGMABATCH_LOCK_TIMEOUT": "seconds to wait for the batch lock before exiting with code 4 (default 0)",
+    "SIGMABATCH_PROVIDER_CHAIN": "price fallback order for the network providers (default yfinance,polygon,fmp)",
+    "SIGMABATCH_HTTP_TIMEOUT": "seconds allowed for each provider HTTP call (default 10)",
+    "SIGMABATCH_HTTP_RETRIES": "tries per provider call on 429/5xx/timeouts/connection errors (default 3)",
+    "SIGMABATCH_HTTP_BACKOFF": "base seconds of the exponential backoff with jitter between tries (default 0.5)",
+    "SIGMABATCH_RATE_LIMITS": "requests per minute per provider (default yfinance=120,polygon=5,fmp=300,fred=120)",
+    "SIGMABATCH_BATCH_SIZE": "tickers per provider batch (default 50)",
+    "SIGMABATCH_YAHOO_URL": "Yahoo Finance base URL override (tests: a loopback server)",
+    "SIGMABATCH_POLYGON_URL": "Polygon REST base URL override (default https://api.polygon.io)",
+    "SIGMABATCH_FMP_URL": "Financial Modeling Prep base URL override (default https://financialmodelingprep.com)",
+    "SIGMABATCH_FRED_URL": "FRED API root override (default https://api.stlouisfed.org/fred)",
+    "POLYGON_API_KEY / FMP_API_KEY / FRED_API_KEY": "provider API keys; a provider without its key is disabled",
 }
+
+NETWORK_PROVIDERS = ("yfinance", "polygon", "fmp")
+DEFAULT_PROVIDER_CHAIN = NETWORK_PROVIDERS
+DEFAULT_RATE_LIMITS: dict[str, float] = {"yfinance": 120.0, "polygon": 5.0, "fmp": 300.0, "fred": 120.0}
+
+
+def _float(env: Mapping[str, str], name: str, default: float, minimum: float = 0.0) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a number") from None
+    if not value >= minimum or value != value or value == float("inf"):
+        raise ConfigError(f"{name}={raw} must be a finite number >= {minimum}")
+    return value
+
+
+def parse_provider_chain(raw: str, source: str) -> tuple[str, ...]:
+    """``"yfinance, polygon"`` -> ``("yfinance", "polygon")``; names must be network providers, no repeats."""
+    names = tuple(n.strip().lower() for n in raw.split(",") if n.strip())
+    if not names:
+        raise ConfigError(f"{source}={raw!r} is empty (expected e.g. yfinance,polygon,fmp)")
+    for n in names:
+        if n not in NETWORK_PROVIDERS:
+            raise ConfigError(f"{source}={raw!r}: unknown provider {n!r} (choose from {', '.join(NETWORK_PROVIDERS)})")
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{source}={raw!r} names a provider twice")
+    return names
+
+
+def parse_rate_limits(raw: str, source: str) -> dict[str, float]:
+    """``"polygon=5,fmp=300"`` -> defaults updated with those requests-per-minute (0 = unlimited)."""
+    limits = dict(DEFAULT_RATE_LIMITS)
+    for part in (p.strip() for p in raw.split(",")):
+        if not part:
+            continue
+        name, sep, value = part.partition("=")
+        name = name.strip().lower()
+        if not sep or name not in limits:
+            raise ConfigError(f"{source}={raw!r}: expected name=requests_per_minute with name in "
+                              f"{', '.join(limits)} (got {part!r})")
+        try:
+            rate = float(value)
+        except ValueError:
+            raise ConfigError(f"{source}={raw!r}: {value.strip()!r} is not a number") from None
+        if not rate >= 0 or rate == float("inf"):
+            raise ConfigError(f"{source}={raw!r}: the rate of {name} must be >= 0 (0 = unlimited)")
+        limits[name] = rate
+    return limits
+
+
+def _url(env: Mapping[str, str], name: str) -> str | None:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return None
+    if not (raw.startswith("http://") or raw.startswith("https://")):
+        raise ConfigError(f"{name}={raw!r} is not an http(s) URL")
+    return raw.rstrip("/")
 
 
 def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
@@ -66,6 +137,16 @@ class Settings:
     log_format: str = "text"
     log_level: str = "INFO"
     lock_timeout: int = 0
+    provider_chain: tuple[str, ...] = DEFAULT_PROVIDER_CHAIN
+    http_timeout: float = 10.0
+    http_retries: int = 3
+    http_backoff: float = 0.5
+    rate_limits: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_RATE_LIMITS), compare=False)
+    batch_size: int = 50
+    yahoo_url: str | None = None
+    polygon_url: str | None = None
+    fmp_url: str | None = None
+    fred_url: str | None = None
     extra: dict[str, str] = field(default_factory=dict, compare=False)
 
     @classmethod
@@ -114,6 +195,17 @@ class Settings:
             log_format=log_format,
             log_level=log_level,
             lock_timeout=_int(env, "SIGMABATCH_LOCK_TIMEOUT", 0),
+            provider_chain=parse_provider_chain(env.get("SIGMABATCH_PROVIDER_CHAIN", "").strip()
+                                                or ",".join(DEFAULT_PROVIDER_CHAIN), "SIGMABATCH_PROVIDER_CHAIN"),
+            http_timeout=_float(env, "SIGMABATCH_HTTP_TIMEOUT", 10.0, minimum=0.01),
+            http_retries=_int(env, "SIGMABATCH_HTTP_RETRIES", 3, minimum=1),
+            http_backoff=_float(env, "SIGMABATCH_HTTP_BACKOFF", 0.5),
+            rate_limits=parse_rate_limits(env.get("SIGMABATCH_RATE_LIMITS", ""), "SIGMABATCH_RATE_LIMITS"),
+            batch_size=_int(env, "SIGMABATCH_BATCH_SIZE", 50, minimum=1),
+            yahoo_url=_url(env, "SIGMABATCH_YAHOO_URL"),
+            polygon_url=_url(env, "SIGMABATCH_POLYGON_URL"),
+            fmp_url=_url(env, "SIGMABATCH_FMP_URL"),
+            fred_url=_url(env, "SIGMABATCH_FRED_URL"),
             extra={k: v for k, v in env.items() if k.endswith("_API_KEY")},
         )
 
@@ -122,6 +214,11 @@ class Settings:
         if "provider" in changes and changes["provider"] is not None:
             validate_provider(str(changes["provider"]), "--provider")
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    def api_key(self, provider: str) -> str | None:
+        """``POLYGON_API_KEY`` etc. from the environment captured at start (``None`` when unset or blank)."""
+        value = self.extra.get(f"{provider.upper()}_API_KEY", "").strip()
+        return value or None
 
     def current_time(self) -> datetime:
         """Now in New York time (or the SIGMABATCH_NOW override)."""

@@ -100,6 +100,8 @@ class LocalRunner:
     env: dict[str, str] | None = None
     on_change: Callable[[dict[str, StepOutcome]], None] | None = None
     retry_delay_cap: float = 2.0
+    #: Cap on each step's retries (None: the step's own policy, as in Argo).
+    max_retries: int | None = None
 
     def run(self, *, start_date: str = "", end_date: str = "", portfolio: str = "", trigger: str = "manual",
             force: bool = False, run_id: str | None = None) -> RunOutcome:
@@ -207,7 +209,8 @@ class LocalRunner:
         self._notify(steps)
 
     def _should_retry(self, step: dag.Step, out: StepOutcome) -> bool:
-        return out.attempts <= step.retry.limit and out.exit_code not in step.retry.no_retry_exit_codes
+        limit = step.retry.limit if self.max_retries is None else min(step.retry.limit, self.max_retries)
+        return out.attempts <= limit and out.exit_code not in step.retry.no_retry_exit_codes
 
     def _run_step(self, step: dag.Step, steps: dict[str, StepOutcome], run_dir: Path, args: list[str]) -> None:
         while True:

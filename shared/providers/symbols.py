@@ -14,6 +14,8 @@ SKIPPED_PREFIXES: tuple[str, ...] = ("FO_", "EQ_")
 
 #: OCC option symbol tail: YYMMDD, C or P, 8-digit strike (e.g. ``AAPL250117C00150000``).
 _OCC_TAIL = re.compile(r"\d{6}[CP]\d{8}$")
+#: What a listed ticker can look like (``AAPL``, ``BRK.B``, ``BF-B``, ``^VIX``): anything else is not asked for.
+_TICKER = re.compile(r"^\^?[A-Z0-9][A-Z0-9.\-]{0,11}$")
 
 
 def normalize_symbol(symbol: object) -> str:
@@ -37,6 +39,11 @@ def is_skipped_symbol(symbol: object) -> bool:
     """True for symbols phase 1 never fetches: empty, synthetic/private names, FO_/EQ_ prefixes, options."""
     s = normalize_symbol(symbol)
     return not s or s in SKIPPED_NAMES or s.startswith(SKIPPED_PREFIXES) or is_option_symbol(s)
+
+
+def is_plausible_symbol(symbol: object) -> bool:
+    """True when the symbol can be a listed ticker (letters, digits, ``.``/``-``, at most 12 characters)."""
+    return _TICKER.match(normalize_symbol(symbol)) is not None
 
 
 def yahoo_symbol(symbol: str) -> str:

@@ -213,6 +213,16 @@ def price_coverage(session: Session, symbols: Sequence[str], start: date, end: d
     return read_frame(session, stmt)
 
 
+def delete_prices(session: Session, symbols: Sequence[str], start: date, end: date) -> int:
+    """Delete the cached closes of ``symbols`` in ``[start, end]`` (before re-inserting a re-fetched window)."""
+    symbols = list(symbols)
+    if not symbols:
+        return 0
+    t = m.MarketDataCache.__table__
+    res = session.execute(delete(t).where(t.c.symbol.in_(symbols), t.c.date.between(start, end)))
+    return res.rowcount or 0
+
+
 def cached_symbols(session: Session) -> list[str]:
     t = m.MarketDataCache.__table__
     return [r[0] for r in session.execute(select(t.c.symbol).distinct().order_by(t.c.symbol))]
