@@ -24,7 +24,7 @@ run: $(STAMP) ## run the whole pipeline on the embedded default (SQLite, local a
 	$(BIN)/sigmabatch run
 
 test: $(STAMP) ## run the test suite (PostgreSQL at 127.0.0.1:5432 required when CI=true)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 lint: $(STAMP) ## ruff over the code
 	$(BIN)/ruff check phases shared workflows tests
