@@ -21,3 +21,15 @@ def position_symbols(positions: pd.DataFrame) -> list[str]:
     under = positions["underlying_symbol"].dropna() if "underlying_symbol" in positions else []
     raw = list(positions["symbol"]) + [s for s in under if s]
     return sorted({n for n in map(normalize_symbol, raw) if n and not is_skipped_symbol(n)})
+
+
+def scoped_prices(ctx: PhaseContext) -> pd.DataFrame:
+    """The snapshot's closes (sessions × symbols): every symbol, or for ``--portfolio`` runs only the
+    portfolio's symbols and the factor ETFs."""
+    from shared.analytics.factors import FACTOR_ETFS
+
+    prices = ctx.price_cache.wide()
+    if ctx.portfolio_id:
+        wanted = set(position_symbols(run_positions(ctx))) | set(FACTOR_ETFS)
+        prices = prices[[c for c in prices.columns if c in wanted]]
+    return prices

@@ -10,8 +10,7 @@ Scoped runs (``--portfolio``) compute the portfolio's symbols and the factor ETF
 from __future__ import annotations
 
 from phases._runtime import PhaseContext, PhaseResult, entrypoint
-from phases._universe import position_symbols, run_positions
-from shared.analytics.factors import FACTOR_ETFS
+from phases._universe import scoped_prices
 from shared.analytics.symbol_betas import compute_symbol_betas
 from shared.storage import models as m
 from shared.storage import repository as repo
@@ -19,10 +18,7 @@ from shared.storage import repository as repo
 
 def run(ctx: PhaseContext) -> PhaseResult:
     rng = ctx.range
-    prices = ctx.price_cache.wide()
-    if ctx.portfolio_id:
-        wanted = set(position_symbols(run_positions(ctx))) | set(FACTOR_ETFS)
-        prices = prices[[c for c in prices.columns if c in wanted]]
+    prices = scoped_prices(ctx)
     with ctx.transaction() as s:
         ids = repo.seed_factor_definitions(s)
         profiles = repo.load_profiles(s, list(prices.columns))

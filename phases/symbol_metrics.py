@@ -13,8 +13,7 @@ import numpy as np
 import pandas as pd
 
 from phases._runtime import PhaseContext, PhaseResult, entrypoint
-from phases._universe import position_symbols, run_positions
-from shared.analytics.factors import FACTOR_ETFS
+from phases._universe import scoped_prices
 from shared.analytics.metrics import symbol_return_metrics
 from shared.storage import models as m
 from shared.storage import repository as repo
@@ -24,10 +23,7 @@ BETA_WINDOW, BETA_MIN_OBS = 90, 30
 
 def run(ctx: PhaseContext) -> PhaseResult:
     rng = ctx.range
-    prices = ctx.price_cache.wide()
-    if ctx.portfolio_id:
-        wanted = set(position_symbols(run_positions(ctx))) | set(FACTOR_ETFS)
-        prices = prices[[c for c in prices.columns if c in wanted]]
+    prices = scoped_prices(ctx)
     with ctx.transaction() as s:
         profiles = repo.load_profiles(s, list(prices.columns))
     metrics = symbol_return_metrics(prices, list(rng.sessions))
