@@ -62,12 +62,25 @@ def assert_same(a: dict[str, pd.DataFrame], b: dict[str, pd.DataFrame]) -> None:
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory) -> dict[str, pd.DataFrame]:
+def reference_run(tmp_path_factory) -> tuple[Path, dict[str, pd.DataFrame]]:
+    """One clean run: its folder (database, artifacts) and its tables."""
     tmp = tmp_path_factory.mktemp("reference")
     sigmabatch(tmp, "run", "--no-progress", "--start-date", START, "--end-date", END)
     tables = dump(tmp)
     assert len(tables["portfolio_snapshots"]) > 0 and len(tables["stress_test_results"]) > 0
-    return tables
+    return tmp, tables
+
+
+@pytest.fixture
+def reference(reference_run) -> dict[str, pd.DataFrame]:
+    return reference_run[1]
+
+
+def copy_of(reference_run, tmp_path: Path) -> None:
+    """Start from the clean run's database and artifacts."""
+    src = reference_run[0]
+    shutil.copyfile(src / "sb.db", tmp_path / "sb.db")
+    shutil.copytree(src / "art", tmp_path / "art")
 
 
 def fault_env(tmp: Path, module: str, table: str) -> dict[str, str]:
@@ -100,8 +113,8 @@ def test_sigkill_mid_write_in_the_dag_then_retry_equals_clean_run(tmp_path, refe
     assert_same(reference, dump(tmp_path))
 
 
-def test_sigkill_mid_write_of_a_single_phase_leaves_nothing_half_written(tmp_path, reference):
-    sigmabatch(tmp_path, "run", "--no-progress", "--start-date", START, "--end-date", END)
+def test_sigkill_mid_write_of_a_single_phase_leaves_nothing_half_written(tmp_path, reference_run, reference):
+    copy_of(reference_run, tmp_path)
     extra, _ = fault_env(tmp_path, "phases.risk_exposures", "factor_exposures")
     env = env_for(tmp_path, **extra)
     cache = tmp_path / "art" / "latest" / "price_cache.parquet"
@@ -116,34 +129,7 @@ def test_sigkill_mid_write_of_a_single_phase_leaves_nothing_half_written(tmp_pat
     assert_same(reference, dump(tmp_path))
 
 
-def test_two_runs_at_once_end_as_one_run(tmp_path, reference):
-    env = env_for(tmp_path, SIGMABATCH_LOCK_TIMEOUT="300")
-    cmd = [sys.executable, "-m", "shared.cli", "run", "--no-progress", "--start-date", START, "--end-date", END]
-    procs = [subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for _ in range(2)]
-    outs = [p.communicate(timeout=600) for p in procs]
-    assert [p.returncode for p in procs] == [0, 0], [o[0][-2000:] + o[1][-2000:] for o in outs]
-    assert_same(reference, dump(tmp_path))
-
-
-def test_second_run_without_waiting_exits_with_lock_busy(tmp_path):
-    env = env_for(tmp_path)
-    from shared import locking
-    from shared.storage.db import migrate
-
-    engine = get_engine(env["SIGMABATCH_DATABASE_URL"])
-    migrate(engine)
-    locking.acquire(engine, "someone-else")  # held by this (live) test process
-    proc = sigmabatch(tmp_path, "run", "--no-progress", env=env, check=False)
-    assert proc.returncode == 4
-    assert "another run (someone-else) holds the batch lock" in proc.stdout + proc.stderr
-    locking.release(engine, "someone-else")
-
-
-def test_forced_rerun_leaves_identical_tables(tmp_path, reference):
-    sigmabatch(tmp_path, "run", "--no-progress", "--start-date", START, "--end-date", END)
-    first = dump(tmp_path)
+def test_forced_rerun_leaves_identical_tables(tmp_path, reference_run, reference):
+    copy_of(reference_run, tmp_path)
     sigmabatch(tmp_path, "run", "--no-progress", "--start-date", START, "--end-date", END, "--force")
-    assert_same(first, dump(tmp_path))
-    assert_same(reference, first)
-    shutil.rmtree(tmp_path / "art", ignore_errors=True)
+    assert_same(reference, dump(tmp_path))
