@@ -66,9 +66,7 @@ def coverage(data: ReportData) -> list[Coverage]:
     if st and "scenarios_active" in st.details:
         out.append(Coverage("Stress scenarios run", f"{st.details['scenarios_active']} active of "
                             f"{st.details.get('scenarios_total', '?')}", True))
-    for k, v in (run.coverage or {}).items():
-        out.append(Coverage(str(k), str(v), True))
-    return out
+    return out  # run.coverage (batch_run_history.data_coverage) repeats market-data's details shown above
 
 
 def _phase_findings(data: ReportData) -> list[Finding]:
