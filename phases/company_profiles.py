@@ -19,6 +19,9 @@ from shared.storage import models as m
 from shared.storage import repository as repo
 
 BENCHMARK = "SP500"
+#: Treasury yields (percent) kept as macro series for the rates view.
+RATE_SERIES = ("DGS10", "DGS2", "DGS3MO")
+RATES_LOOKBACK_DAYS = 366
 
 
 def run(ctx: PhaseContext) -> PhaseResult:
@@ -43,11 +46,13 @@ def run(ctx: PhaseContext) -> PhaseResult:
         profiles["is_fund"] = profiles["is_fund"].fillna(False).astype(bool)
     uni = _universe_rows(universe, symbols, profiles, existing, end)
     weights = md.benchmarks.fetch_sector_weights(BENCHMARK, end)
+    rates = _rates(ctx, md, end)
     with ctx.transaction() as s:
         n_prof = repo.upsert(s, m.CompanyProfile, profiles)
         n_uni = repo.upsert(s, m.SymbolUniverse, uni)
         n_bench = repo.upsert(s, m.BenchmarkSectorWeight, weights.assign(asof_date=end, data_source=md.benchmarks.name)
                               if not weights.empty else weights)
+        n_rates = repo.upsert(s, m.MacroSeries, rates)
     details = {"symbols": len(symbols), "refreshed": len(profiles), "fresh": len(symbols) - len(stale),
                "max_age_days": ctx.settings.profile_max_age_days, "without_profile": missing[:50],
                "benchmark_sectors": len(weights)}
@@ -56,8 +61,20 @@ def run(ctx: PhaseContext) -> PhaseResult:
     if missing:
         message = f"no profile for {len(missing)} symbol(s): {', '.join(missing[:10])}"
         ctx.log.warning(message)
+    details["rate_series"] = sorted(set(rates["series"])) if not rates.empty else []
     return PhaseResult(rows={"company_profiles": n_prof, "symbol_universe": n_uni,
-                             "benchmarks_sector_weights": n_bench}, details=details, status=status, message=message)
+                             "benchmarks_sector_weights": n_bench, "macro_series": n_rates},
+                       details=details, status=status, message=message)
+
+
+def _rates(ctx: PhaseContext, md, end) -> pd.DataFrame:
+    """Treasury yields over the price window; a rates outage is reported, not fatal (nothing uses them yet)."""
+    try:
+        rates = md.rates.fetch_rates(list(RATE_SERIES), end - timedelta(days=RATES_LOOKBACK_DAYS), end)
+    except Exception as exc:  # reported in the log and the details
+        ctx.log.warning("rates from %s unavailable: %s", md.rates.name, exc)
+        return pd.DataFrame()
+    return rates.assign(data_source=md.rates.name) if not rates.empty else rates
 
 
 def _universe_rows(universe: pd.DataFrame, symbols: list[str], profiles: pd.DataFrame, existing: pd.DataFrame,

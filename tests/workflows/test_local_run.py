@@ -60,12 +60,14 @@ def test_first_run_builds_every_session_for_every_demo_portfolio(first_run):
                               "from portfolio_snapshots group by portfolio_id")).fetchall()
         span = c.execute(text("select min(date), max(date) from market_data_cache where symbol='SPY'")).one()
         status = c.execute(text("select status from batch_run_history")).scalars().all()
+        rates = c.execute(text("select count(*) from macro_series where series='DGS10'")).scalar()
     assert len(rows) == 5
     for pid, n, lo, hi in rows:
         assert n == len(expected), pid
         assert str(lo) == first.isoformat() and str(hi) == LAST.isoformat()
     assert date.fromisoformat(str(span[0])) <= first - timedelta(days=360)
     assert status == ["completed"]
+    assert rates > 200  # a year of 10-year Treasury yields for the rates view
 
 
 def test_second_run_is_up_to_date_and_changes_nothing(first_run):
