@@ -241,3 +241,62 @@ def update(session: Session, model: type[m.Base], frame: pd.DataFrame) -> int:
                     + f" FROM {tmp} AS s WHERE " + " AND ".join(f"t.{_q(k)} = s.{_q(k)}" for k in keys))
         cur.execute(f"DROP TABLE {tmp}")
     return _finish(session, model, names, data, t0, t_ser, len(frame))
+
+
+# --- reads --------------------------------------------------------------------------------------
+
+_ARROW_READ = {DateTime: pa.timestamp("us", tz="UTC"), Date: pa.date32(), Float: pa.float64(),
+               Integer: pa.int64(), Boolean: pa.bool_()}
+
+
+def _read_type(t) -> pa.DataType | None:
+    for sa_type, arrow in _ARROW_READ.items():
+        if isinstance(t, sa_type):
+            return arrow
+    from sqlalchemy import String, Text
+
+    if isinstance(t, String | Text) and not isinstance(t, JSON):
+        return pa.string()
+    return None
+
+
+def copy_readable(stmt) -> bool:
+    """Whether every selected column has a type the COPY reader maps (dates, numbers, text, booleans)."""
+    try:
+        return all(_read_type(c.type) is not None for c in stmt.selected_columns)
+    except AttributeError:
+        return False
+
+
+def read_frame(session: Session, stmt) -> pd.DataFrame:
+    """``COPY (select) TO STDOUT`` -> Arrow CSV reader -> DataFrame, in 8 MB chunks off the wire.
+
+    The same frame ``repository.read_frame`` builds from fetched rows (dates as ``datetime.date``
+    objects, NULL -> NaN/None), without a Python object per row.
+    """
+    from sqlalchemy.dialects import postgresql
+
+    cols = list(stmt.selected_columns)
+    names = [c.key for c in cols]
+    types = {n: _read_type(c.type) for n, c in zip(names, cols, strict=True)}
+    sql = str(stmt.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}))
+    chunks: list[bytes] = []
+    with _raw(session).cursor() as cur, cur.copy(f"COPY ({sql}) TO STDOUT (FORMAT csv)") as cp:
+        for block in cp:
+            chunks.append(bytes(block))
+    if not chunks:
+        return pd.DataFrame({n: pd.Series(dtype=object if types[n] in (pa.date32(), pa.string()) else
+                                          types[n].to_pandas_dtype()) for n in names})
+    table = pacsv.read_csv(
+        pa.py_buffer(b"".join(chunks)),
+        read_options=pacsv.ReadOptions(column_names=names, block_size=8 << 20),
+        parse_options=pacsv.ParseOptions(newlines_in_values=True),
+        convert_options=pacsv.ConvertOptions(column_types=types, strings_can_be_null=True,
+                                             quoted_strings_can_be_null=False, null_values=[""],
+                                             true_values=["t"], false_values=["f"]),
+    )
+    frame = table.to_pandas(date_as_object=True)
+    for n in names:  # the executemany path gives Python bools (object) for nullable booleans
+        if types[n] == pa.bool_() and frame[n].dtype == object:
+            frame[n] = frame[n].astype(object)
+    return frame

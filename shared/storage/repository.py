@@ -153,7 +153,12 @@ def delete_where(session: Session, model: type[m.Base], scope: dict[str, Iterabl
 
 
 def read_frame(session: Session, stmt) -> pd.DataFrame:
-    """Run a select and return a DataFrame (column names from the select)."""
+    """Run a select and return a DataFrame (column names from the select).
+
+    On PostgreSQL a select of plain columns (dates, numbers, text, booleans) is streamed with
+    ``COPY … TO STDOUT`` and parsed column-wise (:func:`shared.storage.bulk.read_frame`)."""
+    if bulk.is_postgres(session) and bulk.copy_readable(stmt):
+        return bulk.read_frame(session, stmt)
     result = session.execute(stmt)
     return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
 
