@@ -27,7 +27,7 @@ test: $(STAMP) ## run the test suite (PostgreSQL at 127.0.0.1:5432 required when
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP) ## ruff over the code
-	$(BIN)/ruff check phases shared workflows tests
+	$(BIN)/ruff check phases shared workflows tests bench
 
 format: $(STAMP) ## apply ruff's fixes
 	$(BIN)/ruff check --fix phases shared workflows tests
@@ -37,6 +37,9 @@ workflows: $(STAMP) ## render the Argo manifests into charts/sigmabatch/files
 
 check-generated: $(STAMP) ## fail when the committed Argo manifests differ from what the code renders
 	$(BIN)/python -m workflows.argo check --out charts/sigmabatch/files
+
+bench: $(STAMP) ## benchmark S/M/L universes (PostgreSQL at 127.0.0.1:5432) + kernels vs old loops; < 30 min
+	OPENBLAS_NUM_THREADS=1 PYTHONPATH=. $(BIN)/python -m bench $(BENCH_ARGS)
 
 clean: ## remove the local database, artifacts and run logs (var/)
 	rm -rf var

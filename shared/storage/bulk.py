@@ -70,10 +70,13 @@ def stats_summary() -> dict[str, Any]:
 
 # --- encoding -----------------------------------------------------------------------------------
 
+_JSON = json.JSONEncoder(default=str, check_circular=False).encode  # one encoder, not one per value
+
+
 def _json_text(value: Any) -> str | None:
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return None
-    return json.dumps(value, default=str)
+    return _JSON(value)
 
 
 def _arrow_column(col, s: pd.Series) -> pa.Array:
@@ -268,11 +271,24 @@ def copy_readable(stmt) -> bool:
         return False
 
 
+READ_CHUNK_ROWS = 200_000
+
+
+def _csv_field(name: str, arrow: pa.DataType) -> str:
+    col = f"q.{_q(name)}"
+    if arrow == pa.string():
+        return f"""coalesce('"' || replace({col}, '"', '""') || '"', '')"""
+    return f"coalesce({col}::text, '')"
+
+
 def read_frame(session: Session, stmt) -> pd.DataFrame:
-    """``COPY (select) TO STDOUT`` -> Arrow CSV reader -> DataFrame, in 8 MB chunks off the wire.
+    """A select as a DataFrame without a Python object per value: the server renders each row as one
+    CSV line, a server-side cursor hands them over in chunks of :data:`READ_CHUNK_ROWS`, and Arrow
+    parses the text column-wise.
 
     The same frame ``repository.read_frame`` builds from fetched rows (dates as ``datetime.date``
-    objects, NULL -> NaN/None), without a Python object per row.
+    objects, NULL -> NaN/None). (``COPY … TO STDOUT`` would do too, but psycopg hands COPY data over
+    one row at a time through Python generators, which measured 5x slower here.)
     """
     from sqlalchemy.dialects import postgresql
 
@@ -280,23 +296,22 @@ def read_frame(session: Session, stmt) -> pd.DataFrame:
     names = [c.key for c in cols]
     types = {n: _read_type(c.type) for n, c in zip(names, cols, strict=True)}
     sql = str(stmt.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}))
+    line = " || ',' || ".join(_csv_field(n, types[n]) for n in names)
     chunks: list[bytes] = []
-    with _raw(session).cursor() as cur, cur.copy(f"COPY ({sql}) TO STDOUT (FORMAT csv)") as cp:
-        for block in cp:
-            chunks.append(bytes(block))
+    with _raw(session).cursor(name=f"sb_read_{uuid.uuid4().hex[:8]}") as cur:
+        cur.itersize = READ_CHUNK_ROWS
+        cur.execute(f"SELECT {line} FROM ({sql}) AS q".replace("%", "%%"))
+        while rows := cur.fetchmany(READ_CHUNK_ROWS):
+            chunks.append("\n".join(r[0] for r in rows).encode())
     if not chunks:
         return pd.DataFrame({n: pd.Series(dtype=object if types[n] in (pa.date32(), pa.string()) else
                                           types[n].to_pandas_dtype()) for n in names})
     table = pacsv.read_csv(
-        pa.py_buffer(b"".join(chunks)),
+        pa.py_buffer(b"\n".join(chunks) + b"\n"),
         read_options=pacsv.ReadOptions(column_names=names, block_size=8 << 20),
         parse_options=pacsv.ParseOptions(newlines_in_values=True),
         convert_options=pacsv.ConvertOptions(column_types=types, strings_can_be_null=True,
                                              quoted_strings_can_be_null=False, null_values=[""],
-                                             true_values=["t"], false_values=["f"]),
+                                             true_values=["true", "t"], false_values=["false", "f"]),
     )
-    frame = table.to_pandas(date_as_object=True)
-    for n in names:  # the executemany path gives Python bools (object) for nullable booleans
-        if types[n] == pa.bool_() and frame[n].dtype == object:
-            frame[n] = frame[n].astype(object)
-    return frame
+    return table.to_pandas(date_as_object=True)
