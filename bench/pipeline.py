@@ -130,9 +130,9 @@ def run_pipeline(db: Database, plan: Plan, start: str, end: str, workdir: Path, 
 
 
 def bench_case(size: str, case: str, db_kind: str, repeat: int, workdir: Path | None = None,
-               progress=print) -> dict:
+               progress=print, backfill_sessions: int = 252) -> dict:
     """Load the universe for (size, case) and run the pipeline ``repeat`` times; all measurements."""
-    plan = Plan.of(size)
+    plan = Plan.of(size, backfill_sessions=backfill_sessions)
     workdir = workdir or Path(tempfile.mkdtemp(prefix=f"sigmabatch-bench-{size}-"))
     start = plan.end if case == "nightly" else plan.backfill_start
     name = f"bench_{size.lower()}_{case}"

@@ -61,11 +61,11 @@ class Plan:
     backfill_start: date  # first session of the one-year backfill
 
     @classmethod
-    def of(cls, size: str, now: str = NOW) -> Plan:
+    def of(cls, size: str, now: str = NOW, backfill_sessions: int = BACKFILL_SESSIONS) -> Plan:
         n_sym, n_pf, n_pos = SIZES[size]
         end = calendar.last_completed_session(datetime.fromisoformat(now))
         return cls(size, n_sym, n_pf, n_pos, end, calendar.previous_session(end),
-                   calendar.shift_sessions(end, -(BACKFILL_SESSIONS - 1)))
+                   calendar.shift_sessions(end, -(backfill_sessions - 1)))
 
 
 def book(plan: Plan, market: SyntheticMarket, seed: int = SEED) -> tuple[pd.DataFrame, pd.DataFrame]:
