@@ -27,7 +27,7 @@ test: $(STAMP) ## run the test suite (PostgreSQL at 127.0.0.1:5432 required when
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 lint: $(STAMP) ## ruff over the code
-	$(BIN)/ruff check phases shared workflows tests
+	$(BIN)/ruff check phases shared workflows tests bench
 
 format: $(STAMP) ## apply ruff's fixes
 	$(BIN)/ruff check --fix phases shared workflows tests
@@ -48,6 +48,9 @@ report-screenshot: $(STAMP) ## render a synthetic run's report and screenshot it
 	@test -f $(REPORT_DEMO)/sigmabatch.db || $(REPORT_ENV) $(BIN)/python -m shared.cli run --no-progress
 	$(REPORT_ENV) $(BIN)/python -m shared.cli report --out var/report.html
 	$(BIN)/python -m shared.report.screenshot var/report.html var/report.png
+
+bench: $(STAMP) ## benchmark S/M/L universes (PostgreSQL at 127.0.0.1:5432) + kernels vs old loops; < 30 min
+	OPENBLAS_NUM_THREADS=1 PYTHONPATH=. $(BIN)/python -m bench $(BENCH_ARGS)
 
 clean: ## remove the local database, artifacts and run logs (var/)
 	rm -rf var

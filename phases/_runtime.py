@@ -210,8 +210,11 @@ def entrypoint(
         duration = time.monotonic() - t0
         if record and engine is not None:
             _record(engine, run_id, step, result, started, error, plog)
+        from shared.storage.bulk import stats_summary
+
         summary = {"step": step, "status": result.status, "seconds": round(duration, 3), "rows": result.rows,
-                   "details": result.details, "message": result.message, "error": error, "exit_code": code}
+                   "details": result.details, "message": result.message, "error": error, "exit_code": code,
+                   "db_write": stats_summary()}
         print(RESULT_PREFIX + json.dumps(summary, default=str), flush=True)
         if error:
             print(f"error: {error}", file=sys.stderr)

@@ -101,11 +101,15 @@ def run(ctx: PhaseContext) -> PhaseResult:
 
 
 def _sector_json(vs: pd.DataFrame, index: pd.MultiIndex) -> pd.Series:
+    """Per (date, portfolio): {sector: {portfolio_weight, benchmark_weight, difference}} (rounded to 6
+    places, NaN -> None), in the rows' order. One pass over plain lists, no frame per group."""
     out: dict = {}
     cols = [c for c in ("portfolio_weight", "benchmark_weight", "difference") if c in vs]
-    for (d, p), grp in vs.groupby(["calculation_date", "portfolio_id"]):
-        out[(d, p)] = {r["sector"]: {c: (None if pd.isna(r[c]) else round(float(r[c]), 6)) for c in cols}
-                       for _, r in grp.iterrows()}
+    values = [vs[c].to_numpy(dtype="float64").tolist() for c in cols]
+    for i, (d, p, sector) in enumerate(zip(vs["calculation_date"].tolist(), vs["portfolio_id"].tolist(),
+                                           vs["sector"].tolist(), strict=True)):
+        out.setdefault((d, p), {})[sector] = {c: (None if v[i] != v[i] else round(v[i], 6))
+                                              for c, v in zip(cols, values, strict=True)}
     return pd.Series([out.get(k) for k in index], index=index, dtype=object)
 
 

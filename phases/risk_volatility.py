@@ -14,7 +14,7 @@ import pandas as pd
 
 from phases._holdings import load_book
 from phases._runtime import PhaseContext, PhaseResult, entrypoint
-from shared.analytics.volatility import holding_weights, portfolio_returns, volatility_metrics
+from shared.analytics.volatility import holding_returns, volatility_metrics
 from shared.storage import models as m
 from shared.storage import repository as repo
 
@@ -43,8 +43,8 @@ def run(ctx: PhaseContext) -> PhaseResult:
                 "vol_trend": joined["vol_trend"], "vol_trend_strength": joined["trend_strength"],
                 "vol_percentile": joined["vol_percentile"], "observations": joined["n_obs"],
                 "model_r_squared": joined["har_r_squared"]}))
-        weights = holding_weights(hd[["portfolio_id", "series", "market_value"]].rename(columns={"series": "symbol"}))
-        port = portfolio_returns(window, weights)
+        port = holding_returns(window, hd[["portfolio_id", "series", "market_value"]].rename(
+            columns={"series": "symbol"}))
         pm = volatility_metrics(port)
         snap_rows.append(pd.DataFrame({
             "portfolio_id": pm.index, "snapshot_date": d, "realized_volatility_21d": pm["realized_vol_21d"].to_numpy(),

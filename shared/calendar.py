@@ -6,6 +6,7 @@ range (1990-2045) and kept as a sorted numpy array, so every look-up is a binary
 
 from __future__ import annotations
 
+import os
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
 
@@ -20,14 +21,51 @@ _FIRST = date(1990, 1, 1)
 _LAST = date(2045, 12, 31)
 
 
-@lru_cache(maxsize=1)
-def _schedule() -> pd.DataFrame:
+def _cache_file():
+    """Where the built schedule is kept between processes (building it takes 1-3 s; every phase is a
+    process): ``$XDG_CACHE_HOME/sigmabatch/`` keyed by the pandas-market-calendars version."""
+    import os
+    from importlib.metadata import version
+    from pathlib import Path
+
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "sigmabatch" / f"nyse-{version('pandas_market_calendars')}-{_FIRST}-{_LAST}.npz"
+
+
+def _build_schedule() -> tuple[np.ndarray, np.ndarray]:
+    """(session days as datetime64[D], New York close as seconds after midnight)."""
     import pandas_market_calendars as pmc
 
     cal = pmc.get_calendar("NYSE")
     sched = cal.schedule(start_date=_FIRST.isoformat(), end_date=_LAST.isoformat())
     closes = sched["market_close"].dt.tz_convert("America/New_York")
-    return pd.DataFrame({"close": closes.dt.time.to_numpy()}, index=pd.DatetimeIndex(sched.index).normalize())
+    secs = (closes.dt.hour * 3600 + closes.dt.minute * 60 + closes.dt.second).to_numpy(dtype=np.int64)
+    return pd.DatetimeIndex(sched.index).normalize().to_numpy(dtype="datetime64[D]"), secs
+
+
+@lru_cache(maxsize=1)
+def _schedule() -> pd.DataFrame:
+    days = secs = None
+    try:
+        path = _cache_file()
+        if path.exists():
+            with np.load(path) as z:
+                days, secs = z["days"].astype("datetime64[D]"), z["close_seconds"]
+    except Exception:  # a cache problem only costs the rebuild
+        path = None
+    if days is None:
+        days, secs = _build_schedule()
+        try:
+            if path is not None:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
+                np.savez(tmp, days=days.astype(np.int64), close_seconds=secs)
+                tmp.replace(path)
+        except OSError:
+            pass
+    close = [time(int(s) // 3600, int(s) % 3600 // 60, int(s) % 60) for s in secs]
+    return pd.DataFrame({"close": np.array(close, dtype=object)},
+                        index=pd.DatetimeIndex(days.astype("datetime64[ns]")))
 
 
 @lru_cache(maxsize=1)

@@ -199,15 +199,21 @@ def correlation_clusters(C: np.ndarray, symbols: list[str] | np.ndarray, thresho
     D = 1.0 - np.abs(np.nan_to_num(np.asarray(C, dtype=np.float64), nan=0.0))
     D = np.clip((D + D.T) / 2.0, 0.0, 1.0)
     np.fill_diagonal(D, 0.0)
+    cut = 1.0 - threshold
+    n = len(syms)
+    if not (D[np.triu_indices(n, 1)] <= cut).any():
+        # average linkage merges the closest pair first: no pair within the cut, no cluster
+        return pd.DataFrame({"cluster_number": pd.Series(dtype=np.int64), "symbol": pd.Series(dtype=object)})
     Z = hierarchy.linkage(squareform(D, checks=False), method="average")
-    labels = hierarchy.fcluster(Z, t=1.0 - threshold, criterion="distance")
-    df = pd.DataFrame({"label": labels, "symbol": syms, "pos": np.arange(len(syms))})
-    size = df.groupby("label")["symbol"].transform("size")
-    df = df[size >= 2].assign(size=size[size >= 2])
-    first = df.groupby("label")["pos"].transform("min")
-    df = df.assign(first=first).sort_values(["size", "first", "pos"], ascending=[False, True, True])
-    df["cluster_number"] = pd.factorize(df["label"])[0] + 1
-    return df[["cluster_number", "symbol"]].reset_index(drop=True)
+    labels = hierarchy.fcluster(Z, t=cut, criterion="distance")
+    _, first_of, inverse, counts = np.unique(labels, return_index=True, return_inverse=True, return_counts=True)
+    size, first = counts[inverse], first_of[inverse]
+    pos = np.arange(n)
+    keep = size >= 2
+    order = np.lexsort((pos[keep], first[keep], -size[keep]))
+    lab = labels[keep][order]
+    number = np.cumsum(np.r_[True, lab[1:] != lab[:-1]]) if len(lab) else np.zeros(0, dtype=np.int64)
+    return pd.DataFrame({"cluster_number": number.astype(np.int64), "symbol": syms[keep][order]})
 
 
 def position_filters(positions: pd.DataFrame, portfolio_value: pd.Series, log_returns: pd.DataFrame, *,

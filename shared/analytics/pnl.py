@@ -95,11 +95,18 @@ def position_pnl(
     if (rows < 1).any():
         raise ValueError("closes must cover every date and the session before the first one")
     prev64 = idx.to_numpy(dtype="datetime64[D]")[rows - 1]
-    mark_all = marks(closes, positions["symbol"].tolist()) if n else np.zeros((len(idx), 0))
+    # marks are needed on the dates and their previous sessions only: gather those rows (not the whole
+    # cached year) into the (rows, positions) matrix
+    need = np.unique(np.concatenate([rows, rows - 1]))
+    filled = closes.ffill().to_numpy(dtype="float64")[need]
+    col = pd.Index(closes.columns).get_indexer(positions["symbol"].tolist()) if n else np.zeros(0, dtype=np.intp)
+    mark_need = np.full((len(need), n), np.nan)
+    mark_need[:, col >= 0] = filled[:, col[col >= 0]]
     entry_px = positions["entry_price"].to_numpy(dtype="float64")
-    priced_all = ~np.isnan(mark_all)
-    mark_all = np.where(priced_all, mark_all, entry_px[None, :])
-    m_t, m_p = mark_all[rows], mark_all[rows - 1]
+    priced_need = ~np.isnan(mark_need)
+    mark_need = np.where(priced_need, mark_need, entry_px[None, :])
+    at, at_prev = np.searchsorted(need, rows), np.searchsorted(need, rows - 1)
+    m_t, m_p = mark_need[at], mark_need[at_prev]
     entry = pd.to_datetime(positions["entry_date"]).to_numpy(dtype="datetime64[D]")
     exit_ = pd.to_datetime(positions["exit_date"]).to_numpy(dtype="datetime64[D]")
     held_t = _held(entry, exit_, d64)
@@ -115,7 +122,7 @@ def position_pnl(
     pnl = np.where(active, qm[None, :] * (end - base), 0.0)
     realized = np.where(active & ~held_t, pnl, 0.0)
     value = np.where(held_t, qm[None, :] * m_t, 0.0)
-    return {"pnl": pnl, "realized": realized, "held": held_t, "value": value, "priced": priced_all[rows]}
+    return {"pnl": pnl, "realized": realized, "held": held_t, "value": value, "priced": priced_need[at]}
 
 
 def roll_forward(

@@ -20,6 +20,7 @@ from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
+from scipy import sparse
 
 __all__ = [
     "ANNUALIZATION",
@@ -414,6 +415,26 @@ def holding_weights(positions: pd.DataFrame) -> pd.DataFrame:
     gross = wide.abs().sum(axis=1).to_numpy()
     vals = np.divide(wide.to_numpy(), gross[:, None], out=np.zeros(wide.shape), where=gross[:, None] > 0)
     return pd.DataFrame(vals, index=wide.index, columns=wide.columns)
+
+
+def holding_returns(asset_returns: pd.DataFrame, positions: pd.DataFrame) -> pd.DataFrame:
+    """:func:`portfolio_returns` of :func:`holding_weights`, without the dense (P, S) weight matrix.
+
+    Same weights (lots merged per symbol, ``MV / Σ|MV|``, zero for a zero-gross book) and the same
+    rule for missing returns, as one sparse (P, S) × (S, T) product: memory O(positions), not
+    O(portfolios × symbols). Columns sorted by portfolio id, as :func:`holding_weights` orders them.
+    """
+    mv = positions.groupby(["portfolio_id", "symbol"], sort=True, observed=True)["market_value"].sum()
+    pids, p_code = np.unique(mv.index.get_level_values(0).to_numpy(dtype=object), return_inverse=True)
+    vals = mv.to_numpy(dtype=np.float64)
+    gross = np.bincount(p_code, weights=np.abs(vals), minlength=len(pids))
+    w = np.divide(vals, gross[p_code], out=np.zeros(len(vals)), where=gross[p_code] > 0)
+    col = asset_returns.columns.get_indexer(mv.index.get_level_values(1))
+    ok = col >= 0
+    W = sparse.csr_matrix((w[ok], (p_code[ok], col[ok])), shape=(len(pids), asset_returns.shape[1]))
+    R = np.nan_to_num(asset_returns.to_numpy(np.float64), nan=0.0)
+    return pd.DataFrame(np.asarray((W @ R.T).T), index=asset_returns.index,
+                        columns=pd.Index(pids, name=mv.index.names[0]))
 
 
 def portfolio_returns(asset_returns: pd.DataFrame, weights: pd.DataFrame) -> pd.DataFrame:

@@ -1,8 +1,9 @@
 """The only module with queries: bulk idempotent upserts and loaders that return DataFrames.
 
 Writes take tidy frames whose columns are the table's columns. ``upsert`` is ``INSERT … ON CONFLICT
-(primary key) DO UPDATE`` on both SQLite and PostgreSQL, in chunks; ``replace`` deletes a scope (e.g. one
-portfolio and date) and inserts the new rows, for result sets that may shrink. Callers own the
+(primary key) DO UPDATE`` on both SQLite and PostgreSQL (SQLite: executemany in chunks; PostgreSQL: COPY
+into a temporary table and one INSERT … SELECT, see :mod:`shared.storage.bulk`); ``replace`` deletes a
+scope (e.g. one portfolio and date) and inserts the new rows, for result sets that may shrink. Callers own the
 transaction, so a phase can make a whole date all-or-nothing.
 """
 
@@ -19,6 +20,7 @@ from sqlalchemy import and_, delete, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from shared.storage import bulk
 from shared.storage import models as m
 
 CHUNK = 2000
@@ -95,6 +97,8 @@ def upsert(
     missing = [k for k in keys if k not in frame.columns]
     if missing:
         raise ValueError(f"{table.name}: frame lacks key columns {missing}")
+    if bulk.is_postgres(session):
+        return bulk.upsert(session, model, frame, keys, update=update)
     records = frame_records(model, frame)
     cols = list(records[0].keys())
     n = 0
@@ -117,6 +121,8 @@ def bulk_update(session: Session, model: type[m.Base], frame: pd.DataFrame) -> i
         return 0
     from sqlalchemy import update as sa_update
 
+    if bulk.is_postgres(session):
+        return bulk.update(session, model, frame)
     records = frame_records(model, frame)
     for i in range(0, len(records), CHUNK):
         session.execute(sa_update(model), records[i : i + CHUNK])
@@ -128,6 +134,8 @@ def replace(session: Session, model: type[m.Base], frame: pd.DataFrame, scope: d
     delete_where(session, model, scope)
     if frame is None or frame.empty:
         return 0
+    if bulk.is_postgres(session):
+        return bulk.insert(session, model, frame)
     session.execute(_insert(session, model), frame_records(model, frame))
     return len(frame)
 
@@ -145,7 +153,12 @@ def delete_where(session: Session, model: type[m.Base], scope: dict[str, Iterabl
 
 
 def read_frame(session: Session, stmt) -> pd.DataFrame:
-    """Run a select and return a DataFrame (column names from the select)."""
+    """Run a select and return a DataFrame (column names from the select).
+
+    On PostgreSQL a select of plain columns (dates, numbers, text, booleans) is streamed with
+    ``COPY … TO STDOUT`` and parsed column-wise (:func:`shared.storage.bulk.read_frame`)."""
+    if bulk.is_postgres(session) and bulk.copy_readable(stmt):
+        return bulk.read_frame(session, stmt)
     result = session.execute(stmt)
     return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
 

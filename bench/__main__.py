@@ -1,0 +1,227 @@
+"""``python -m bench``: the pipeline at three universe sizes, and each kernel against the old loops.
+
+Examples::
+
+    python -m bench                               # the default plan (what `make bench` runs)
+    python -m bench S --case nightly --repeat 3   # one size, one case
+    python -m bench L --case nightly --repeat 1 --db postgres
+    python -m bench --kernels-only                # the side-by-side kernel table only
+
+Results: ``<out>/raw/<timestamp>.json`` (every measurement; gitignored) and ``<out>/latest.json`` (the
+summary the README table is made from), and the table on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+# One BLAS thread, as the local runner and the phases use (set before numpy is imported).
+for _k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_k, "1")
+
+#: What `make bench` runs (about 20 minutes here). M's one-year backfill is not in it: measured alone it
+#: does not fit the 30-minute budget (see README, "Performance"); run `python -m bench M --case backfill`.
+DEFAULT_PLAN = [("S", "nightly", 3), ("S", "backfill", 1), ("M", "nightly", 3), ("L", "nightly", 3)]
+TARGETS = {"L_nightly_wall_s": 120.0, "L_nightly_peak_rss_mb": 4096.0, "M_backfill_wall_s": 600.0,
+           "kernel_speedup": 100.0, "kernel_max_abs_diff": 1e-8, "db_write_over_copy_floor": 3.0}
+
+
+def machine() -> dict:
+    mem_kb = 0
+    try:
+        with open("/proc/meminfo") as fh:
+            mem_kb = int(next(line.split()[1] for line in fh if line.startswith("MemTotal:")))
+    except (OSError, StopIteration):
+        pass
+    cpu = ""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            cpu = next((line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")), "")
+    except OSError:
+        pass
+    pg = ""
+    try:
+        import psycopg
+
+        from bench.pipeline import PG_BASE
+
+        with psycopg.connect(PG_BASE.replace("+psycopg", ""), connect_timeout=3) as conn:
+            pg = conn.execute("SHOW server_version").fetchone()[0]
+    except Exception:
+        pg = "unreachable"
+    return {"cores": os.cpu_count(), "memory_gb": round(mem_kb / 1024 / 1024, 1), "cpu": cpu,
+            "python": platform.python_version(), "postgres": pg, "platform": platform.platform()}
+
+
+def summarize_case(res: dict) -> dict:
+    """Medians over the repeats: per step and total wall, rows, rows/s, peak RSS, write time vs floor."""
+    runs = res["runs"]
+    names = [s["step"] for s in runs[0]["steps"]]
+    steps = []
+    for i, name in enumerate(names):
+        walls = [r["steps"][i]["wall_s"] for r in runs]
+        first = runs[0]["steps"][i]
+        wall = statistics.median(walls)
+        steps.append({"step": name, "wall_s": round(wall, 3), "wall_min_s": round(min(walls), 3),
+                      "rows": first["rows"], "rows_per_s": round(first["rows"] / wall) if wall > 0 else None,
+                      "peak_rss_mb": round(max(r["steps"][i]["peak_rss_mb"] or 0 for r in runs), 1),
+                      "db_write_s": round(first["db_write_s"], 3), "copy_floor_s": round(first["copy_floor_s"], 3)})
+    total = [r["wall_s"] for r in runs]
+    write = sum(s["db_write_s"] for s in runs[0]["steps"])
+    floor = sum(s["copy_floor_s"] for s in runs[0]["steps"])
+    rows = sum(s["rows"] for s in runs[0]["steps"])
+    return {k: res[k] for k in ("size", "case", "db", "symbols", "portfolios", "positions", "sessions", "start",
+                                "end")} | {
+        "repeats": len(runs), "wall_s": round(statistics.median(total), 2), "wall_runs_s": [round(x, 2) for x in total],
+        "rows": rows, "rows_per_s": round(rows / statistics.median(total)),
+        "peak_rss_mb": round(max(s["peak_rss_mb"] for s in steps), 1),
+        "db_write_s": round(write, 3), "copy_floor_s": round(floor, 3),
+        "write_over_floor": round(write / floor, 2) if floor > 0 else None,
+        "load_s": res["load"][0]["seconds"] if res["load"] else None, "steps": steps}
+
+
+def check_targets(cases: list[dict], kernels: list[dict]) -> dict:
+    out = {}
+    by = {(c["size"], c["case"]): c for c in cases}
+    if ("L", "nightly") in by:
+        c = by[("L", "nightly")]
+        out["L nightly wall <= 120 s"] = {"measured": c["wall_s"], "met": c["wall_s"] <= TARGETS["L_nightly_wall_s"]}
+        out["L nightly peak memory <= 4 GB"] = {"measured_mb": c["peak_rss_mb"],
+                                                "met": c["peak_rss_mb"] <= TARGETS["L_nightly_peak_rss_mb"]}
+    if ("M", "backfill") in by:
+        c = by[("M", "backfill")]
+        out["M backfill <= 10 min"] = {"measured": c["wall_s"], "met": c["wall_s"] <= TARGETS["M_backfill_wall_s"]}
+    for k in kernels:
+        out[f"kernel {k['kernel']}: >= 100x, max|diff| <= 1e-8"] = {
+            "speedup": round(k["speedup"], 1), "max_abs_diff": k["max_abs_diff"],
+            "met": k["speedup"] >= TARGETS["kernel_speedup"] and k["max_abs_diff"] <= TARGETS["kernel_max_abs_diff"]}
+    for c in cases:
+        if c["write_over_floor"] is not None and c["db"] == "postgres":
+            out[f"{c['size']} {c['case']}: db write <= 3x bare COPY"] = {
+                "db_write_s": c["db_write_s"], "copy_floor_s": c["copy_floor_s"], "ratio": c["write_over_floor"],
+                "met": c["write_over_floor"] <= TARGETS["db_write_over_copy_floor"]}
+    return out
+
+
+def _fmt_s(x: float) -> str:
+    return f"{x * 1e3:.1f} ms" if x < 1 else f"{x:.2f} s"
+
+
+def table(summary: dict) -> str:
+    lines = []
+    m = summary["machine"]
+    lines.append(f"machine: {m['cores']} cores, {m['memory_gb']} GB RAM, {m['cpu']}, Python {m['python']}, "
+                 f"PostgreSQL {m['postgres']}")
+    if summary["cases"]:
+        lines.append("")
+        lines.append("| size | case | symbols / portfolios / positions | sessions | wall (median) | runs | rows written "
+                     "| rows/s | peak RSS (phase) | DB write | bare COPY | write/COPY |")
+        lines.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
+        for c in summary["cases"]:
+            lines.append(
+                f"| {c['size']} | {c['case']} | {c['symbols']:,} / {c['portfolios']:,} / {c['positions']:,} "
+                f"| {c['sessions']} | {c['wall_s']:.1f} s | {c['repeats']} | {c['rows']:,} | {c['rows_per_s']:,} "
+                f"| {c['peak_rss_mb']:.0f} MB | {c['db_write_s']:.2f} s | {c['copy_floor_s']:.2f} s "
+                f"| {c['write_over_floor'] if c['write_over_floor'] is not None else '–'}× |")
+        for c in summary["cases"]:
+            lines.append("")
+            lines.append(f"{c['size']} {c['case']} per phase (median of {c['repeats']}; wall = process spawn to exit):")
+            lines.append("")
+            lines.append("| phase | wall | rows | rows/s | peak RSS | DB write | bare COPY |")
+            lines.append("|---|---|---|---|---|---|---|")
+            for s in c["steps"]:
+                lines.append(f"| {s['step']} | {s['wall_s']:.2f} s | {s['rows']:,} | "
+                             f"{s['rows_per_s'] if s['rows_per_s'] is not None else '–':,} | "
+                             f"{s['peak_rss_mb']:.0f} MB | {s['db_write_s']:.2f} s | {s['copy_floor_s']:.2f} s |")
+    if summary["kernels"]:
+        lines.append("")
+        lines.append("| kernel | reference (old system) | full size | vectorized | reference, subset | reference, "
+                     "full (extrapolated) | speed-up | max abs diff |")
+        lines.append("|---|---|---|---|---|---|---|---|")
+        for k in summary["kernels"]:
+            lines.append(f"| {k['kernel']} | {k['reference']} | {k['full_n']:,} {k['unit']} | {_fmt_s(k['vectorized_s'])} "
+                         f"| {_fmt_s(k['reference_subset_s'])} ({k['subset_n']}) | "
+                         f"{_fmt_s(k['reference_full_s_extrapolated'])} | {k['speedup']:,.0f}× | "
+                         f"{k['max_abs_diff']:.1e} |")
+    if summary.get("targets"):
+        lines.append("")
+        lines.append("targets:")
+        for name, t in summary["targets"].items():
+            vals = ", ".join(f"{k}={v}" for k, v in t.items() if k != "met")
+            lines.append(f"  [{'met' if t['met'] else 'NOT met'}] {name} ({vals})")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("sizes", nargs="*", choices=["S", "M", "L", []], metavar="SIZE",
+                   help="S (500 symbols, 100 portfolios, 2,000 positions), M (2,000 / 2,000 / 40,000), "
+                        "L (10,000 / 10,000 / 200,000); none = the default plan")
+    p.add_argument("--case", choices=["nightly", "backfill", "both"], default="both",
+                   help="nightly: one new session on a year of history; backfill: a one-year onboarding")
+    p.add_argument("--db", choices=["postgres", "sqlite"], default="postgres",
+                   help="PostgreSQL at 127.0.0.1:5432 (schema bench_<size>_<case>, dropped after) or a SQLite file")
+    p.add_argument("--repeat", type=int, default=None, help="runs per case (default: 3, 1 for M/L backfill)")
+    p.add_argument("--backfill-sessions", type=int, default=252,
+                   help="sessions of the backfill case (default 252 = one year)")
+    p.add_argument("--kernels-only", action="store_true", help="only the kernel side-by-side table")
+    p.add_argument("--no-kernels", action="store_true", help="skip the kernel side-by-side table")
+    p.add_argument("--kernel-size", choices=["S", "M", "L"], default="L", help="universe size for the kernels")
+    p.add_argument("--subset", type=int, default=200, help="symbols/portfolios the reference loops run on")
+    p.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"), help="results folder")
+    p.add_argument("--workdir", default="", help="scratch folder (price caches, phase logs); default a temp dir")
+    args = p.parse_args(argv)
+
+    from bench.kernels import run_kernels
+    from bench.pipeline import bench_case
+
+    if args.kernels_only:
+        plan = []
+    elif args.sizes:
+        cases = ["nightly", "backfill"] if args.case == "both" else [args.case]
+        plan = [(s, c, args.repeat or (1 if (s != "S" and c == "backfill") else 3))
+                for s in args.sizes for c in cases if not (s == "L" and c == "backfill" and args.case == "both")]
+    else:
+        plan = [(s, c, args.repeat or r) for s, c, r in DEFAULT_PLAN]
+    out = Path(args.out)
+    (out / "raw").mkdir(parents=True, exist_ok=True)
+    started = datetime.now().astimezone()
+    t0 = time.perf_counter()
+    raw = {"started": started.isoformat(), "argv": sys.argv[1:] if argv is None else argv, "machine": machine(),
+           "cases": [], "kernels": []}
+    print(f"sigmabatch bench: {len(plan)} case(s){'' if args.no_kernels else ' + kernels'}", flush=True)
+    for size, case, repeat in plan:
+        print(f"{size} {case} x{repeat} ({args.db})", flush=True)
+        workdir = Path(args.workdir) / f"{size}-{case}" if args.workdir else None
+        raw["cases"].append(bench_case(size, case, args.db, repeat, workdir, progress=lambda m: print(m, flush=True),
+                                       backfill_sessions=args.backfill_sessions))
+    if not args.no_kernels:
+        print(f"kernels at size {args.kernel_size}, references on {args.subset}", flush=True)
+        raw["kernels"] = run_kernels(args.kernel_size, args.subset, progress=lambda m: print(m, flush=True))
+    raw["seconds"] = round(time.perf_counter() - t0, 1)
+    summary = {"started": raw["started"], "seconds": raw["seconds"], "machine": raw["machine"],
+               "cases": [summarize_case(c) for c in raw["cases"]], "kernels": raw["kernels"]}
+    summary["targets"] = check_targets(summary["cases"], summary["kernels"])
+    stamp = started.strftime("%Y%m%d-%H%M%S")
+    (out / "raw" / f"{stamp}.json").write_text(json.dumps(raw, indent=1, default=str))
+    name = "latest.json" if not args.sizes and not args.kernels_only else f"latest-{stamp}.json"
+    (out / "raw" / name if name != "latest.json" else out / name).write_text(json.dumps(summary, indent=1,
+                                                                                         default=str))
+    print()
+    print(table(summary))
+    print(f"\n{raw['seconds']:.0f} s in all; results: {out / 'raw' / (stamp + '.json')}"
+          + (f", {out / 'latest.json'}" if name == "latest.json" else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

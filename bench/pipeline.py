@@ -1,0 +1,164 @@
+"""Run the pipeline on a benchmark universe: every DAG step as its own ``python -m phases.<x>`` process.
+
+Steps run one after another in the DAG's topological order (plan first, record-run last), with exactly
+the arguments the local runner and Argo pass (:func:`workflows.dag.step_args`) and BLAS pinned to one
+thread. Per step: wall time (spawn to exit, interpreter start-up included), peak RSS of the step's
+process (``VmHWM`` of the exec-ed phase, written by :mod:`bench._launch`), rows written (the phase's result line), and the
+phase's database-write time next to a bare COPY of the same bytes (``shared.storage.bulk``).
+
+The floor measurement runs inside the phase (a second COPY of every written buffer into an empty table
+of the same shape, rolled back), only in the first repeat; its time is subtracted from that repeat's
+wall time (``wall_s``), and reported separately.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+
+from bench.universe import NOW, Plan, load, reset_nightly
+from shared import calendar
+from workflows import dag
+
+ROOT = Path(__file__).resolve().parents[1]
+PG_BASE = os.environ.get("SIGMABATCH_BENCH_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+RESULT_PREFIX = "sigmabatch-result: "
+BLAS = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+@dataclass
+class Database:
+    kind: str  # postgres | sqlite
+    url: str
+    conninfo: str | None
+    schema: str | None = None
+    path: Path | None = None
+
+    @classmethod
+    def create(cls, kind: str, name: str, workdir: Path) -> Database:
+        if kind == "sqlite":
+            path = workdir / f"{name}.db"
+            path.unlink(missing_ok=True)
+            return cls("sqlite", f"sqlite:///{path}", None, path=path)
+        raw = PG_BASE.replace("+psycopg", "")
+        with psycopg.connect(raw, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")
+            conn.execute(f"CREATE SCHEMA {name}")
+        conninfo = f"{raw}?options=-csearch_path%3D{name}"
+        return cls("postgres", f"{PG_BASE}?options=-csearch_path%3D{name}", conninfo, schema=name)
+
+    def migrate(self) -> None:
+        from shared.storage.db import get_engine, migrate
+
+        migrate(get_engine(self.url))
+
+    def drop(self) -> None:
+        from shared.storage.db import get_engine
+
+        get_engine(self.url).dispose()
+        if self.schema:
+            with psycopg.connect(PG_BASE.replace("+psycopg", ""), autocommit=True) as conn:
+                conn.execute(f"DROP SCHEMA IF EXISTS {self.schema} CASCADE")
+        if self.path:
+            for p in (self.path, Path(f"{self.path}-wal"), Path(f"{self.path}-shm")):
+                p.unlink(missing_ok=True)
+
+
+def _env(db: Database, plan: Plan, artifacts: Path, floor: bool) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SIGMABATCH_")}
+    env.update(BLAS)
+    env.update({
+        "PYTHONPATH": str(ROOT), "SIGMABATCH_DATABASE_URL": db.url, "SIGMABATCH_ARTIFACTS": str(artifacts),
+        "SIGMABATCH_PROVIDER": "synthetic", "SIGMABATCH_SYNTHETIC_SYMBOLS": str(plan.symbols),
+        "SIGMABATCH_SYNTHETIC_SEED": "7", "SIGMABATCH_NOW": NOW, "SIGMABATCH_LOG_LEVEL": "WARNING",
+        "SIGMABATCH_BENCH_COPY_FLOOR": "1" if floor else "0",
+    })
+    return env
+
+
+def run_step(step: dag.Step, args: list[str], env: dict[str, str], log: Path) -> dict:
+    """Run one step; wall time, peak RSS (MB), its result line."""
+    cmd = [sys.executable, "-m", "bench._launch", step.module, *args]
+    rss_file = log.with_suffix(".rss")
+    env = {**env, "SIGMABATCH_BENCH_RSS_FILE": str(rss_file)}
+    with open(log, "w") as out, open(log.with_suffix(".err"), "w") as err:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, cwd=ROOT, env=env)
+        _, status, _usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)
+    result = {}
+    for line in log.read_text().splitlines():
+        if line.startswith(RESULT_PREFIX):
+            result = json.loads(line[len(RESULT_PREFIX):])
+    if proc.returncode != 0:
+        tail = log.with_suffix(".err").read_text().strip().splitlines()[-5:]
+        raise RuntimeError(f"{step.name} exited {proc.returncode}: {' | '.join(tail)}")
+    io = (result.get("db_write") or {}).get("total", {})
+    rows = int(sum(int(v) for v in (result.get("rows") or {}).values()))
+    floor = float(io.get("floor_seconds", 0.0))
+    return {"step": step.name, "status": result.get("status"), "wall_raw_s": wall, "wall_s": wall - floor,
+            "phase_s": result.get("seconds"), "peak_rss_mb": int(rss_file.read_text()) / 1024.0 if rss_file.exists() else None, "rows": rows,
+            "rows_by_table": result.get("rows") or {}, "db_write_s": float(io.get("seconds", 0.0)),
+            "db_serialize_s": float(io.get("serialize_seconds", 0.0)), "copy_floor_s": floor,
+            "db_rows": int(io.get("rows", 0))}
+
+
+def run_pipeline(db: Database, plan: Plan, start: str, end: str, workdir: Path, floor: bool) -> list[dict]:
+    run_id = f"bench-{plan.size}-{int(time.time() * 1000) % 10**9}"
+    run_dir = workdir / run_id
+    run_dir.mkdir(parents=True, exist_ok=True)
+    cache = run_dir / dag.PRICE_CACHE_FILE
+    env = _env(db, plan, run_dir / "artifacts", floor)
+    common = {"portfolio": "", "run_id": run_id, "force": "false"}
+    out = []
+    steps = [dag.steps_by_name()["plan"], *[s for s in dag.topological_order() if s.name != "plan"], dag.EXIT_STEP]
+    for step in steps:
+        args = dag.step_args(step, start_date=start, end_date=end, price_cache_in=str(cache),
+                             price_cache_out=str(cache), outputs_dir=str(run_dir / "outputs"),
+                             trigger="manual", **common)
+        out.append(run_step(step, args, env, run_dir / f"{step.name}.log"))
+    return out
+
+
+def bench_case(size: str, case: str, db_kind: str, repeat: int, workdir: Path | None = None,
+               progress=print, backfill_sessions: int = 252) -> dict:
+    """Load the universe for (size, case) and run the pipeline ``repeat`` times; all measurements."""
+    plan = Plan.of(size, backfill_sessions=backfill_sessions)
+    workdir = workdir or Path(tempfile.mkdtemp(prefix=f"sigmabatch-bench-{size}-"))
+    start = plan.end if case == "nightly" else plan.backfill_start
+    name = f"bench_{size.lower()}_{case}"
+    runs, loads = [], []
+    db = None
+    try:
+        for r in range(repeat):
+            if case == "backfill" or db is None:  # a backfill starts from an empty database every time
+                if db is not None:
+                    db.drop()
+                db = Database.create(db_kind, name, workdir)
+                db.migrate()
+                loads.append(load(plan, case, db.url, db.conninfo))
+                progress(f"  [{size} {case}] loaded in {loads[-1]['seconds']:.1f} s: {loads[-1]['rows']}")
+            else:
+                reset_nightly(db.url, plan.end)
+            t0 = time.perf_counter()
+            steps = run_pipeline(db, plan, start.isoformat(), plan.end.isoformat(), workdir, floor=(r == 0))
+            total = time.perf_counter() - t0
+            floor = sum(s["copy_floor_s"] for s in steps)
+            runs.append({"repeat": r + 1, "wall_raw_s": total, "wall_s": total - floor, "steps": steps})
+            progress(f"  [{size} {case}] run {r + 1}/{repeat}: {total - floor:.1f} s "
+                     f"(peak RSS {max(s['peak_rss_mb'] for s in steps):.0f} MB)")
+    finally:
+        if db is not None and os.environ.get("SIGMABATCH_BENCH_KEEP") != "1":  # keep: for profiling a phase
+            db.drop()
+    return {"size": size, "case": case, "db": db_kind, "symbols": plan.symbols, "portfolios": plan.portfolios,
+            "positions": plan.positions, "sessions": len(calendar.sessions(start, plan.end)),
+            "start": start.isoformat(), "end": plan.end.isoformat(), "load": loads, "runs": runs}
