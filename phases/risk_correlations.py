@@ -15,15 +15,16 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from scipy.cluster import hierarchy
+from scipy.spatial.distance import squareform
 
 from phases._holdings import load_book
 from phases._runtime import PhaseContext, PhaseResult, entrypoint
 from shared.analytics.correlation import (
-    correlation_clusters,
-    effective_positions,
+    _BLOCK,
+    pair_counts,
     pairwise_correlation,
     position_filters,
-    repair_psd,
     statistical_significance,
 )
 from shared.storage import models as m
@@ -61,48 +62,11 @@ def run(ctx: PhaseContext) -> PhaseResult:
         i_start, i_stop = np.searchsorted(i_pid, pids, side="left"), np.searchsorted(i_pid, pids, side="right")
         R = window.to_numpy(dtype="float64")
         col = window.columns.get_indexer(i_sym)
-        last = d == rng.end
-        for pid, fa, fb, a, b in zip(pids, f_start, f_stop, i_start, i_stop, strict=True):
-            k = int(b - a)
-            row = {"portfolio_id": pid, "duration_days": WINDOW, "calculation_date": d,
-                   "min_position_value": MIN_VALUE, "min_portfolio_weight": MIN_WEIGHT, "filter_mode": "both",
-                   "correlation_threshold": THRESHOLD, "positions_included": k,
-                   "positions_excluded": int(fb - fa - k)}
-            if k < 2:
-                calcs.append({**row, "data_quality": "insufficient"})
-                continue
-            syms, w = i_sym[a:b], i_mv[a:b]
-            Rp = R[:, col[a:b]]
-            C = pairwise_correlation(Rp, min_periods=MIN_PERIODS)
-            iu = np.triu_indices(k, 1)
-            upper = np.abs(C[iu])
-            upper = upper[np.isfinite(upper) & (upper != 0)]
-            Cf = np.where(np.isfinite(C), C, 0.0)
-            np.fill_diagonal(Cf, 1.0)
-            Cp = repair_psd(Cf)
-            cl = correlation_clusters(Cp, syms, threshold=THRESHOLD)
-            gross_w = np.abs(w).sum()
-            in_cl = np.abs(w[np.isin(syms, cl["symbol"].to_numpy(dtype=object))]).sum() if len(cl) else 0.0
-            calcs.append({**row, "overall_correlation": float(upper.mean()) if len(upper) else None,
-                          "effective_positions": float(effective_positions(Cp, w)),
-                          "correlation_concentration_score": float(in_cl / gross_w),
-                          "data_quality": "sufficient"})
-            if len(cl):
-                numbers = cl["cluster_number"].to_numpy()
-                members = cl["symbol"].to_numpy(dtype=object)
-                avg = {int(g): _mean_abs_offdiag(C, np.flatnonzero(np.isin(syms, members[numbers == g])))
-                       for g in np.unique(numbers)}
-                wmap = dict(zip(syms, np.abs(w) / gross_w, strict=True))
-                clusters.append(pd.DataFrame({
-                    "cluster_number": numbers, "symbol": members, "portfolio_id": pid, "duration_days": WINDOW,
-                    "calculation_date": d, "avg_correlation": [avg[int(g)] for g in numbers],
-                    "weight": [wmap[x] for x in members]}))
-            if last:
-                M = (~np.isnan(Rp)).astype(np.float64)
-                r, n = C[iu], (M.T @ M)[iu]
-                ok = np.isfinite(r)
-                pairs.append((pid, syms[iu[0]][ok], syms[iu[1]][ok], r[ok], n[ok]))
-    calc = pd.DataFrame(calcs)
+        c, cl, pr = _session(d, pids, f_stop - f_start, i_start, i_stop, i_sym, i_mv, R, col, d == rng.end)
+        calcs.append(c)
+        clusters.extend(cl)
+        pairs.extend(pr)
+    calc = pd.concat(calcs, ignore_index=True) if calcs else pd.DataFrame()
     clus = pd.concat(clusters, ignore_index=True) if clusters else pd.DataFrame()
     pair = _pairs_frame(pairs, rng.end)
     pids = sorted(set(book.equity.index.get_level_values(1)))
@@ -116,14 +80,179 @@ def run(ctx: PhaseContext) -> PhaseResult:
                        details={"window_sessions": WINDOW, "portfolio_dates": len(calc)})
 
 
+def _session(d, pids: np.ndarray, n_filtered: np.ndarray, i_start: np.ndarray, i_stop: np.ndarray,
+             i_sym: np.ndarray, i_mv: np.ndarray, R: np.ndarray, col: np.ndarray, last: bool):
+    """One session, every portfolio at once: portfolios are batched by their number of positions k.
+
+    Each size group is a stack of (k, k) blocks: correlations by batched masked Gram products, one
+    stacked ``eigh`` for the PSD check/repair, mean |ρ| and effective positions by reductions over the
+    stack. Only portfolios with some pair at |ρ| ≥ threshold after repair go through the clustering
+    (no pair within the cut means no cluster). Same values as the per-portfolio functions of
+    :mod:`shared.analytics.correlation` up to floating-point summation order.
+    """
+    P = len(pids)
+    k_all = (i_stop - i_start).astype(np.int64)
+    overall, eff, conc = np.full(P, np.nan), np.full(P, np.nan), np.full(P, np.nan)
+    cl_rows: list[tuple] = []  # (portfolio index, cluster number, symbols, avg |rho|, weights)
+    pair_parts = []
+    for k in np.unique(k_all[k_all >= 2]).tolist():
+        idx = np.flatnonzero(k_all == k)
+        pos = i_start[idx][:, None] + np.arange(k)[None, :]             # (G, k) rows of the included frame
+        Rp = R[:, col[pos]].transpose(1, 0, 2)                          # (G, T, k)
+        if k <= _BLOCK:
+            C, N = _corr_stack(Rp, MIN_PERIODS)
+        else:
+            C = np.stack([pairwise_correlation(x, min_periods=MIN_PERIODS) for x in Rp])
+            N = np.stack([pair_counts(x) for x in Rp])
+        iu = np.triu_indices(k, 1)
+        U = C[:, iu[0], iu[1]]                                          # (G, m)
+        A = np.abs(U)
+        ok = np.isfinite(A) & (A != 0)
+        cnt = ok.sum(1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            overall[idx] = np.where(cnt > 0, np.where(ok, A, 0.0).sum(1) / cnt, np.nan)
+        diag = np.arange(k)
+        Cf = np.where(np.isfinite(C), C, 0.0)
+        Cf[:, diag, diag] = 1.0
+        Cp = _repair_psd_stack(Cf)
+        W = i_mv[pos]
+        gross_w = np.abs(W).sum(1)
+        quad = np.einsum("pi,pij,pj->p", W, Cp, W)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            eff[idx] = np.where((quad > 0) & (gross_w > 0), gross_w * gross_w / quad, np.nan)
+            conc[idx] = 0.0 / gross_w
+        D = 1.0 - np.abs(Cp)
+        D = np.clip((D + D.transpose(0, 2, 1)) / 2.0, 0.0, 1.0)
+        cand = (D[:, iu[0], iu[1]] <= 1.0 - THRESHOLD).any(1)
+        for g in np.flatnonzero(cand).tolist():
+            j = int(idx[g])
+            groups = _cluster_groups(Cp[g], THRESHOLD)
+            if not groups:
+                continue
+            syms, w = i_sym[pos[g]], W[g]
+            aw = np.abs(w)
+            conc[j] = float(aw[np.sort(np.concatenate(groups))].sum() / gross_w[g])
+            for number, members in enumerate(groups, start=1):
+                cl_rows.append((j, number, syms[members], _mean_abs_offdiag(C[g], members),
+                                aw[members] / gross_w[g]))
+        if last:
+            fin = np.isfinite(U)
+            S = i_sym[pos]
+            key = np.broadcast_to(idx[:, None], U.shape)[fin]
+            pair_parts.append((key, S[:, iu[0]][fin], S[:, iu[1]][fin], U[fin], N[:, iu[0], iu[1]][fin]))
+    calc = pd.DataFrame({"portfolio_id": pids, "duration_days": WINDOW, "calculation_date": d,
+                         "min_position_value": MIN_VALUE, "min_portfolio_weight": MIN_WEIGHT, "filter_mode": "both",
+                         "correlation_threshold": THRESHOLD, "positions_included": k_all,
+                         "positions_excluded": (n_filtered - k_all).astype(np.int64),
+                         "data_quality": np.where(k_all >= 2, "sufficient", "insufficient").astype(object),
+                         "overall_correlation": overall, "effective_positions": eff,
+                         "correlation_concentration_score": conc})
+    pairs = []
+    if pair_parts:
+        key = np.concatenate([p[0] for p in pair_parts])
+        order = np.argsort(key, kind="stable")                          # portfolio order, triangle order within
+        pairs.append((pids[key[order]], *(np.concatenate([p[i] for p in pair_parts])[order] for i in range(1, 5))))
+    clusters = []
+    if cl_rows:
+        cl_rows.sort(key=lambda x: x[0])                                # portfolio order (stable: numbers)
+        sizes = [len(x[2]) for x in cl_rows]
+        clusters.append(pd.DataFrame({
+            "cluster_number": np.repeat([x[1] for x in cl_rows], sizes).astype(np.int64),
+            "symbol": np.concatenate([x[2] for x in cl_rows]),
+            "portfolio_id": np.repeat(pids[[x[0] for x in cl_rows]], sizes), "duration_days": WINDOW,
+            "calculation_date": d, "avg_correlation": np.repeat([x[3] for x in cl_rows], sizes),
+            "weight": np.concatenate([x[4] for x in cl_rows])}))
+    return calc, clusters, pairs
+
+
+def _cluster_groups(C: np.ndarray, threshold: float) -> list[np.ndarray]:
+    """The clusters of :func:`correlation_clusters` as position arrays, in its numbering order.
+
+    Same distance and average linkage; the flat cut (cophenetic distance ≤ 1 − threshold, as
+    ``fcluster(criterion="distance")``: the highest merges whose whole subtree is within the cut) is
+    taken directly from the merge list instead of building frames.
+    """
+    n = C.shape[0]
+    D = 1.0 - np.abs(np.nan_to_num(C, nan=0.0))
+    D = np.clip((D + D.T) / 2.0, 0.0, 1.0)
+    np.fill_diagonal(D, 0.0)
+    cut = 1.0 - threshold
+    Z = hierarchy.linkage(squareform(D, checks=False), method="average")
+    # node -> (its leaves while the whole subtree is within the cut, else None; max merge distance inside)
+    nodes: dict[int, tuple[list[int] | None, float]] = {i: ([i], 0.0) for i in range(n)}
+    flat: list[list[int]] = []
+    for i, (a, b, dist) in enumerate(Z[:, :3].tolist()):
+        (la, da), (lb, db) = nodes.pop(int(a)), nodes.pop(int(b))
+        top = max(dist, da, db)
+        if top <= cut:
+            nodes[n + i] = (la + lb, top)
+        else:
+            nodes[n + i] = (None, top)
+            flat.extend(x for x in (la, lb) if x is not None)
+    flat.extend(v for v, _ in nodes.values() if v is not None)
+    groups = [np.sort(np.array(v, dtype=np.int64)) for v in flat if len(v) >= 2]
+    groups.sort(key=lambda g: (-len(g), int(g[0])))
+    return groups
+
+
+def _corr_stack(Rp: np.ndarray, min_periods: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`pairwise_correlation` of every (T, k) slice of ``Rp`` (k ≤ one block), and the pair counts."""
+    valid = ~np.isnan(Rp).transpose(0, 2, 1)                            # (G, k, T)
+    MT = np.ascontiguousarray(valid, dtype=np.float64)
+    cnt = MT.sum(2)
+    YT = np.where(valid, Rp.transpose(0, 2, 1), 0.0)
+    YT -= (YT.sum(2) / np.maximum(cnt, 1.0))[:, :, None]
+    YT *= MT
+    Y2T = YT * YT
+    Mj, Yj, Y2j = MT.transpose(0, 2, 1), YT.transpose(0, 2, 1), Y2T.transpose(0, 2, 1)
+    n = MT @ Mj
+    Sx = YT @ Mj
+    Sy = MT @ Yj
+    sxx = Y2T @ Mj
+    syy = MT @ Y2j
+    vx = n * sxx - Sx * Sx
+    vy = n * syy - Sy * Sy
+    num = n * (YT @ Yj) - Sx * Sy
+    vx[vx <= 1e-13 * n * sxx] = np.nan
+    vy[vy <= 1e-13 * n * syy] = np.nan
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rho = num / np.sqrt(vx * vy)
+    np.clip(rho, -1.0, 1.0, out=rho)
+    rho[n < max(int(min_periods), 1)] = np.nan
+    out = np.ascontiguousarray(rho.transpose(0, 2, 1))                  # a single block: out = rho.T
+    k = out.shape[1]
+    diag = np.arange(k)
+    dv = out[:, diag, diag]
+    out[:, diag, diag] = np.where(np.isnan(dv), np.nan, 1.0)
+    return out, n
+
+
+def _repair_psd_stack(C: np.ndarray, tol: float = -1e-10) -> np.ndarray:
+    """:func:`repair_psd` of every (k, k) matrix of the stack (one batched ``eigh``)."""
+    C = (C + C.transpose(0, 2, 1)) / 2.0
+    vals, vecs = np.linalg.eigh(C)
+    bad = vals.min(1) < tol
+    if bad.any():
+        v = np.clip(vals[bad], 0.0, None)
+        V = vecs[bad]
+        R = (V * v[:, None, :]) @ V.transpose(0, 2, 1)
+        k = C.shape[1]
+        diag = np.arange(k)
+        dd = np.sqrt(np.clip(R[:, diag, diag], 1e-300, None))
+        R = R / dd[:, :, None] / dd[:, None, :]
+        R = (R + R.transpose(0, 2, 1)) / 2.0
+        R[:, diag, diag] = 1.0
+        C[bad] = R
+    return C
+
+
 def _pairs_frame(pairs: list, day) -> pd.DataFrame:
     """The last session's pairwise rows of every portfolio, built once (not a frame per portfolio)."""
     if not pairs:
         return pd.DataFrame()
-    counts = [len(p[3]) for p in pairs]
     r = np.concatenate([p[3] for p in pairs])
     n = np.concatenate([p[4] for p in pairs])
-    return pd.DataFrame({"portfolio_id": np.repeat(np.array([p[0] for p in pairs], dtype=object), counts),
+    return pd.DataFrame({"portfolio_id": np.concatenate([p[0] for p in pairs]).astype(object),
                          "duration_days": WINDOW, "calculation_date": day,
                          "symbol_1": np.concatenate([p[1] for p in pairs]),
                          "symbol_2": np.concatenate([p[2] for p in pairs]), "correlation_value": r,
