@@ -63,10 +63,13 @@ def run(ctx: PhaseContext) -> PhaseResult:
         equity = snaps[snaps["snapshot_date"] == d].set_index("portfolio_id")["equity_balance"]
         res = stress_test(exposures, active, corr, equity.reindex(exposures.index), duration=ctx.args.tlt_duration)
         res["calculation_date"] = d
+        meta: dict[tuple, dict] = {}  # one dict per (scenario, category, capped): rows share it (encoded once)
         res["calculation_metadata"] = [
-            {"scenario_name": n, "category": c, "correlation_matrix_date": d.isoformat(), "data_days": len(window),
-             "tlt_duration": ctx.args.tlt_duration, "loss_capped": bool(lc)}
-            for n, c, lc in zip(res["scenario_name"], res["category"], res["loss_capped"], strict=True)]
+            meta.get(key) or meta.setdefault(key, {
+                "scenario_name": key[0], "category": key[1], "correlation_matrix_date": d.isoformat(),
+                "data_days": len(window), "tlt_duration": ctx.args.tlt_duration, "loss_capped": key[2]})
+            for key in zip(res["scenario_name"].tolist(), res["category"].tolist(),
+                           [bool(x) for x in res["loss_capped"].tolist()], strict=True)]
         results.append(res)
         summ = stress_summary(res).reset_index()
         summ["calculation_date"] = d

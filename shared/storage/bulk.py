@@ -82,7 +82,16 @@ def _json_text(value: Any) -> str | None:
 def _arrow_column(col, s: pd.Series) -> pa.Array:
     t = col.type
     if isinstance(t, JSON):
-        return pa.array([_json_text(v) for v in s.to_numpy(dtype=object)], type=pa.string())
+        # rows often share one dict object (e.g. per-scenario metadata): encode each object once
+        memo: dict[int, str | None] = {}
+        vals = s.to_numpy(dtype=object)
+        out = []
+        for v in vals:
+            k = id(v)
+            if k not in memo:
+                memo[k] = _json_text(v)
+            out.append(memo[k])
+        return pa.array(out, type=pa.string())
     if isinstance(t, Boolean):
         if s.dtype == object:
             return pa.array([None if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)) else bool(v)
