@@ -113,6 +113,8 @@ class ReportData:
     heatmap: pd.DataFrame | None = None  # square correlation matrix, symbols on both axes
     heatmap_meta: dict = field(default_factory=dict)
     generated_at: datetime | None = None
+    #: Portfolios in scope; only the ``MAX_PORTFOLIO_SECTIONS`` largest get a section (big books stay readable).
+    portfolios_total: int = 0
 
 
 def _ts(value: Any) -> datetime | None:
@@ -185,6 +187,9 @@ def _matrix(pairs: pd.DataFrame) -> pd.DataFrame:
     return mat
 
 
+MAX_PORTFOLIO_SECTIONS = 25
+
+
 def load_report_data(session: Session, run_id: str, *, history_days: int = HISTORY_DAYS,
                      generated_at: datetime | None = None) -> ReportData:
     run = load_run_data(session, run_id)
@@ -194,9 +199,14 @@ def load_report_data(session: Session, run_id: str, *, history_days: int = HISTO
     if as_of is None and ids:
         marks = repo.snapshot_watermarks(session, ids)["last_snapshot"].dropna()
         as_of = _day(max(marks)) if not marks.empty else None
-    data = ReportData(run=run, as_of=as_of, portfolios=[], generated_at=generated_at)
+    data = ReportData(run=run, as_of=as_of, portfolios=[], generated_at=generated_at, portfolios_total=len(ids))
     if as_of is None or not ids:
         return data
+    if len(ids) > MAX_PORTFOLIO_SECTIONS:
+        last = repo.load_snapshots(session, ids, as_of, as_of)
+        ids = list(last.nlargest(MAX_PORTFOLIO_SECTIONS, "equity_balance")["portfolio_id"]) if not last.empty \
+            else ids[:MAX_PORTFOLIO_SECTIONS]
+        portfolios = portfolios[portfolios["id"].isin(ids)]
     snaps = repo.load_snapshots(session, ids, as_of - timedelta(days=history_days), as_of)
     factors = repo.load_factor_exposures(session, ids, as_of)
     stress = repo.load_stress_results(session, ids, as_of)

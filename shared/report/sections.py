@@ -109,6 +109,9 @@ def summary_section(data: ReportData) -> str:
     headers = ["portfolio", "equity", "P&L last session", "P&L in run", "drawdown", "beta 90d", "vol 21d",
                "forecast vol", "worst stress", "positions"]
     as_of = f" on {data.as_of}" if data.as_of else ""
+    shown = len(data.portfolios)
+    if data.portfolios_total > shown:
+        as_of += f" — the {shown} largest of {data.portfolios_total:,}"
     return (f'<section id="summary"><h2>Portfolios{fmt.esc(as_of)}</h2>'
             + table(headers, rows, numeric=range(1, 10), cls="summary")
             + '<p class="muted">Click a portfolio for its charts. "P&amp;L in run" sums the sessions this run '

@@ -122,3 +122,19 @@ def test_report_command_renders_a_run_again(synthetic_run, tmp_path):
     assert Path(synthetic_run.tmp, latest.stdout.strip()).name == f"{synthetic_run.run_id}.html"
     missing = sigmabatch(synthetic_run.env, synthetic_run.tmp, "report", "--run", "no-such-run")
     assert missing.returncode == 2 and "no run 'no-such-run'" in missing.stderr
+
+
+def test_large_books_get_sections_for_the_largest_portfolios_only(synthetic_run, db, tmp_path, monkeypatch):
+    """10,000 portfolios must not mean 10,000 sections: only the largest ones get charts."""
+    from shared.report import data as report_data
+    from shared.report import write_report
+    from shared.storage.db import transaction
+
+    monkeypatch.setattr(report_data, "MAX_PORTFOLIO_SECTIONS", 2)
+    with transaction(get_engine(synthetic_run.url)) as s:
+        written = write_report(s, synthetic_run.run_id, tmp_path / "r.html")
+    html = written.path.read_text(encoding="utf-8")
+    assert written.portfolios == 2
+    assert f"the 2 largest of {len(db['equity'])}" in html
+    for pid in sorted(db["equity"], key=db["equity"].get)[-2:]:
+        assert fmt.anchor(pid) in html
