@@ -15,16 +15,17 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy.cluster import hierarchy
-from scipy.spatial.distance import squareform
 
 from phases._holdings import load_book
 from phases._runtime import PhaseContext, PhaseResult, entrypoint
 from shared.analytics.correlation import (
     _BLOCK,
+    cluster_groups,
     pair_counts,
     pairwise_correlation,
+    pairwise_correlation_stack,
     position_filters,
+    repair_psd_stack,
     statistical_significance,
 )
 from shared.storage import models as m
@@ -100,7 +101,7 @@ def _session(d, pids: np.ndarray, n_filtered: np.ndarray, i_start: np.ndarray, i
         pos = i_start[idx][:, None] + np.arange(k)[None, :]             # (G, k) rows of the included frame
         Rp = R[:, col[pos]].transpose(1, 0, 2)                          # (G, T, k)
         if k <= _BLOCK:
-            C, N = _corr_stack(Rp, MIN_PERIODS)
+            C, N = pairwise_correlation_stack(Rp, MIN_PERIODS)
         else:
             C = np.stack([pairwise_correlation(x, min_periods=MIN_PERIODS) for x in Rp])
             N = np.stack([pair_counts(x) for x in Rp])
@@ -114,7 +115,7 @@ def _session(d, pids: np.ndarray, n_filtered: np.ndarray, i_start: np.ndarray, i
         diag = np.arange(k)
         Cf = np.where(np.isfinite(C), C, 0.0)
         Cf[:, diag, diag] = 1.0
-        Cp = _repair_psd_stack(Cf)
+        Cp = repair_psd_stack(Cf)
         W = i_mv[pos]
         gross_w = np.abs(W).sum(1)
         quad = np.einsum("pi,pij,pj->p", W, Cp, W)
@@ -126,7 +127,7 @@ def _session(d, pids: np.ndarray, n_filtered: np.ndarray, i_start: np.ndarray, i
         cand = (D[:, iu[0], iu[1]] <= 1.0 - THRESHOLD).any(1)
         for g in np.flatnonzero(cand).tolist():
             j = int(idx[g])
-            groups = _cluster_groups(Cp[g], THRESHOLD)
+            groups = cluster_groups(Cp[g], THRESHOLD)
             if not groups:
                 continue
             syms, w = i_sym[pos[g]], W[g]
@@ -163,87 +164,6 @@ def _session(d, pids: np.ndarray, n_filtered: np.ndarray, i_start: np.ndarray, i
             "calculation_date": d, "avg_correlation": np.repeat([x[3] for x in cl_rows], sizes),
             "weight": np.concatenate([x[4] for x in cl_rows])}))
     return calc, clusters, pairs
-
-
-def _cluster_groups(C: np.ndarray, threshold: float) -> list[np.ndarray]:
-    """The clusters of :func:`correlation_clusters` as position arrays, in its numbering order.
-
-    Same distance and average linkage; the flat cut (cophenetic distance ≤ 1 − threshold, as
-    ``fcluster(criterion="distance")``: the highest merges whose whole subtree is within the cut) is
-    taken directly from the merge list instead of building frames.
-    """
-    n = C.shape[0]
-    D = 1.0 - np.abs(np.nan_to_num(C, nan=0.0))
-    D = np.clip((D + D.T) / 2.0, 0.0, 1.0)
-    np.fill_diagonal(D, 0.0)
-    cut = 1.0 - threshold
-    Z = hierarchy.linkage(squareform(D, checks=False), method="average")
-    # node -> (its leaves while the whole subtree is within the cut, else None; max merge distance inside)
-    nodes: dict[int, tuple[list[int] | None, float]] = {i: ([i], 0.0) for i in range(n)}
-    flat: list[list[int]] = []
-    for i, (a, b, dist) in enumerate(Z[:, :3].tolist()):
-        (la, da), (lb, db) = nodes.pop(int(a)), nodes.pop(int(b))
-        top = max(dist, da, db)
-        if top <= cut:
-            nodes[n + i] = (la + lb, top)
-        else:
-            nodes[n + i] = (None, top)
-            flat.extend(x for x in (la, lb) if x is not None)
-    flat.extend(v for v, _ in nodes.values() if v is not None)
-    groups = [np.sort(np.array(v, dtype=np.int64)) for v in flat if len(v) >= 2]
-    groups.sort(key=lambda g: (-len(g), int(g[0])))
-    return groups
-
-
-def _corr_stack(Rp: np.ndarray, min_periods: int) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`pairwise_correlation` of every (T, k) slice of ``Rp`` (k ≤ one block), and the pair counts."""
-    valid = ~np.isnan(Rp).transpose(0, 2, 1)                            # (G, k, T)
-    MT = np.ascontiguousarray(valid, dtype=np.float64)
-    cnt = MT.sum(2)
-    YT = np.where(valid, Rp.transpose(0, 2, 1), 0.0)
-    YT -= (YT.sum(2) / np.maximum(cnt, 1.0))[:, :, None]
-    YT *= MT
-    Y2T = YT * YT
-    Mj, Yj, Y2j = MT.transpose(0, 2, 1), YT.transpose(0, 2, 1), Y2T.transpose(0, 2, 1)
-    n = MT @ Mj
-    Sx = YT @ Mj
-    Sy = MT @ Yj
-    sxx = Y2T @ Mj
-    syy = MT @ Y2j
-    vx = n * sxx - Sx * Sx
-    vy = n * syy - Sy * Sy
-    num = n * (YT @ Yj) - Sx * Sy
-    vx[vx <= 1e-13 * n * sxx] = np.nan
-    vy[vy <= 1e-13 * n * syy] = np.nan
-    with np.errstate(invalid="ignore", divide="ignore"):
-        rho = num / np.sqrt(vx * vy)
-    np.clip(rho, -1.0, 1.0, out=rho)
-    rho[n < max(int(min_periods), 1)] = np.nan
-    out = np.ascontiguousarray(rho.transpose(0, 2, 1))                  # a single block: out = rho.T
-    k = out.shape[1]
-    diag = np.arange(k)
-    dv = out[:, diag, diag]
-    out[:, diag, diag] = np.where(np.isnan(dv), np.nan, 1.0)
-    return out, n
-
-
-def _repair_psd_stack(C: np.ndarray, tol: float = -1e-10) -> np.ndarray:
-    """:func:`repair_psd` of every (k, k) matrix of the stack (one batched ``eigh``)."""
-    C = (C + C.transpose(0, 2, 1)) / 2.0
-    vals, vecs = np.linalg.eigh(C)
-    bad = vals.min(1) < tol
-    if bad.any():
-        v = np.clip(vals[bad], 0.0, None)
-        V = vecs[bad]
-        R = (V * v[:, None, :]) @ V.transpose(0, 2, 1)
-        k = C.shape[1]
-        diag = np.arange(k)
-        dd = np.sqrt(np.clip(R[:, diag, diag], 1e-300, None))
-        R = R / dd[:, :, None] / dd[:, None, :]
-        R = (R + R.transpose(0, 2, 1)) / 2.0
-        R[:, diag, diag] = 1.0
-        C[bad] = R
-    return C
 
 
 def _pairs_frame(pairs: list, day) -> pd.DataFrame:

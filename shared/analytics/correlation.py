@@ -251,3 +251,86 @@ def position_filters(positions: pd.DataFrame, portfolio_value: pd.Series, log_re
     g["passes_history"] = g["n_returns"] >= min_returns
     g["included"] = g["passes_value"] & g["passes_weight"] & g["passes_history"]
     return g
+
+
+# --- stacked versions: many portfolios' blocks at once (phase 6c) ---------------------------------
+
+def cluster_groups(C: np.ndarray, threshold: float) -> list[np.ndarray]:
+    """The clusters of :func:`correlation_clusters` as position arrays, in its numbering order.
+
+    Same distance and average linkage; the flat cut (cophenetic distance ≤ 1 − threshold, as
+    ``fcluster(criterion="distance")``: the highest merges whose whole subtree is within the cut) is
+    taken directly from the merge list instead of building frames.
+    """
+    n = C.shape[0]
+    D = 1.0 - np.abs(np.nan_to_num(C, nan=0.0))
+    D = np.clip((D + D.T) / 2.0, 0.0, 1.0)
+    np.fill_diagonal(D, 0.0)
+    cut = 1.0 - threshold
+    Z = hierarchy.linkage(squareform(D, checks=False), method="average")
+    # node -> (its leaves while the whole subtree is within the cut, else None; max merge distance inside)
+    nodes: dict[int, tuple[list[int] | None, float]] = {i: ([i], 0.0) for i in range(n)}
+    flat: list[list[int]] = []
+    for i, (a, b, dist) in enumerate(Z[:, :3].tolist()):
+        (la, da), (lb, db) = nodes.pop(int(a)), nodes.pop(int(b))
+        top = max(dist, da, db)
+        if top <= cut:
+            nodes[n + i] = (la + lb, top)
+        else:
+            nodes[n + i] = (None, top)
+            flat.extend(x for x in (la, lb) if x is not None)
+    flat.extend(v for v, _ in nodes.values() if v is not None)
+    groups = [np.sort(np.array(v, dtype=np.int64)) for v in flat if len(v) >= 2]
+    groups.sort(key=lambda g: (-len(g), int(g[0])))
+    return groups
+
+
+def pairwise_correlation_stack(Rp: np.ndarray, min_periods: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`pairwise_correlation` of every (T, k) slice of ``Rp`` (k ≤ one block), and the pair counts."""
+    valid = ~np.isnan(Rp).transpose(0, 2, 1)                            # (G, k, T)
+    MT = np.ascontiguousarray(valid, dtype=np.float64)
+    cnt = MT.sum(2)
+    YT = np.where(valid, Rp.transpose(0, 2, 1), 0.0)
+    YT -= (YT.sum(2) / np.maximum(cnt, 1.0))[:, :, None]
+    YT *= MT
+    Y2T = YT * YT
+    Mj, Yj, Y2j = MT.transpose(0, 2, 1), YT.transpose(0, 2, 1), Y2T.transpose(0, 2, 1)
+    n = MT @ Mj
+    Sx = YT @ Mj
+    Sy = MT @ Yj
+    sxx = Y2T @ Mj
+    syy = MT @ Y2j
+    vx = n * sxx - Sx * Sx
+    vy = n * syy - Sy * Sy
+    num = n * (YT @ Yj) - Sx * Sy
+    vx[vx <= 1e-13 * n * sxx] = np.nan
+    vy[vy <= 1e-13 * n * syy] = np.nan
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rho = num / np.sqrt(vx * vy)
+    np.clip(rho, -1.0, 1.0, out=rho)
+    rho[n < max(int(min_periods), 1)] = np.nan
+    out = np.ascontiguousarray(rho.transpose(0, 2, 1))                  # a single block: out = rho.T
+    k = out.shape[1]
+    diag = np.arange(k)
+    dv = out[:, diag, diag]
+    out[:, diag, diag] = np.where(np.isnan(dv), np.nan, 1.0)
+    return out, n
+
+
+def repair_psd_stack(C: np.ndarray, tol: float = -1e-10) -> np.ndarray:
+    """:func:`repair_psd` of every (k, k) matrix of the stack (one batched ``eigh``)."""
+    C = (C + C.transpose(0, 2, 1)) / 2.0
+    vals, vecs = np.linalg.eigh(C)
+    bad = vals.min(1) < tol
+    if bad.any():
+        v = np.clip(vals[bad], 0.0, None)
+        V = vecs[bad]
+        R = (V * v[:, None, :]) @ V.transpose(0, 2, 1)
+        k = C.shape[1]
+        diag = np.arange(k)
+        dd = np.sqrt(np.clip(R[:, diag, diag], 1e-300, None))
+        R = R / dd[:, :, None] / dd[:, None, :]
+        R = (R + R.transpose(0, 2, 1)) / 2.0
+        R[:, diag, diag] = 1.0
+        C[bad] = R
+    return C

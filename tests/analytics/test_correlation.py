@@ -104,3 +104,37 @@ def test_position_filters():
     assert not out.loc["B", "passes_value"]
     assert out.loc["C", "included"]
     assert not out.loc["D", "passes_history"] and out.loc["D", "n_returns"] == 19
+
+
+def test_stacked_kernels_equal_the_single_matrix_ones():
+    """Phase 6c batches portfolios of equal size: each slice must equal pandas / repair_psd / the clusters."""
+    from shared.analytics.correlation import (
+        cluster_groups,
+        correlation_clusters,
+        pairwise_correlation_stack,
+        repair_psd,
+        repair_psd_stack,
+    )
+
+    rng = np.random.default_rng(3)
+    G, T, k = 6, 90, 7
+    base = rng.normal(size=(G, T, 1))
+    R = 0.8 * base + rng.normal(size=(G, T, k))
+    R[rng.random(R.shape) < 0.08] = np.nan
+    C, n = pairwise_correlation_stack(R, 30)
+    for g in range(G):
+        ref = pd.DataFrame(R[g]).corr(min_periods=30).to_numpy()
+        np.testing.assert_allclose(C[g], ref, rtol=0, atol=1e-12)
+        assert (np.isnan(C[g]) == np.isnan(ref)).all()
+        np.testing.assert_array_equal(n[g], (~np.isnan(R[g])).T.astype(float) @ (~np.isnan(R[g])).astype(float))
+    Cf = np.nan_to_num(C)
+    Cf[:, np.arange(k), np.arange(k)] = 1.0
+    Cf[0, 0, 1] = Cf[0, 1, 0] = 0.99
+    Cf[0, 0, 2] = Cf[0, 2, 0] = -0.99  # not PSD: needs the repair
+    P = repair_psd_stack(Cf)
+    for g in range(G):
+        np.testing.assert_allclose(P[g], repair_psd(Cf[g]), atol=1e-12)
+    groups = cluster_groups(P[0], 0.7)
+    ref = correlation_clusters(P[0], [str(i) for i in range(k)], threshold=0.7)
+    assert sorted(sorted(map(int, g["symbol"])) for _, g in ref.groupby("cluster_number")) == \
+        sorted(sorted(int(i) for i in grp) for grp in groups)
