@@ -81,24 +81,7 @@ def pairwise_correlation(log_returns: pd.DataFrame | np.ndarray, min_periods: in
     minp = max(int(min_periods), 1)
     for a in range(0, N, _BLOCK):
         b = min(a + _BLOCK, N)
-        Mi, Yi, Y2i = MT[a:b], YT[a:b], Y2T[a:b]
-        Mj, Yj, Y2j = MT[a:].T, YT[a:].T, Y2T[a:].T
-        n = Mi @ Mj
-        Sx = Yi @ Mj
-        Sy = Mi @ Yj
-        sxx = Y2i @ Mj
-        syy = Mi @ Y2j
-        vx = n * sxx - Sx * Sx
-        vy = n * syy - Sy * Sy
-        num = n * (Yi @ Yj) - Sx * Sy
-        # zero variance on the pair's rows -> NaN (relative tolerance: a constant series centred on a
-        # rounded mean leaves ~1e-17 residues)
-        vx[vx <= 1e-13 * n * sxx] = np.nan
-        vy[vy <= 1e-13 * n * syy] = np.nan
-        with np.errstate(invalid="ignore", divide="ignore"):
-            rho = num / np.sqrt(vx * vy)
-        np.clip(rho, -1.0, 1.0, out=rho)
-        rho[n < minp] = np.nan
+        rho, _ = _masked_pearson(MT[a:b], YT[a:b], Y2T[a:b], MT[a:].T, YT[a:].T, Y2T[a:].T, minp)
         out[a:b, a:] = rho
         out[a:, a:b] = rho.T
     d = np.diag(out).copy()
@@ -106,6 +89,28 @@ def pairwise_correlation(log_returns: pd.DataFrame | np.ndarray, min_periods: in
     if is_df:
         return pd.DataFrame(out, index=log_returns.columns, columns=log_returns.columns)
     return out
+
+
+def _masked_pearson(Mi, Yi, Y2i, Mj, Yj, Y2j, minp: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pairwise-complete Pearson from presence masks M, centred zero-filled data Y and Y² (rows i against
+    columns j; 2-D or stacked 3-D). Returns (rho, pair counts)."""
+    n = Mi @ Mj
+    Sx = Yi @ Mj
+    Sy = Mi @ Yj
+    sxx = Y2i @ Mj
+    syy = Mi @ Y2j
+    vx = n * sxx - Sx * Sx
+    vy = n * syy - Sy * Sy
+    num = n * (Yi @ Yj) - Sx * Sy
+    # zero variance on the pair's rows -> NaN (relative tolerance: a constant series centred on a rounded
+    # mean leaves ~1e-17 residues)
+    vx[vx <= 1e-13 * n * sxx] = np.nan
+    vy[vy <= 1e-13 * n * syy] = np.nan
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rho = num / np.sqrt(vx * vy)
+    np.clip(rho, -1.0, 1.0, out=rho)
+    rho[n < minp] = np.nan
+    return rho, n
 
 
 def statistical_significance(r: np.ndarray, n: np.ndarray) -> np.ndarray:
@@ -294,21 +299,8 @@ def pairwise_correlation_stack(Rp: np.ndarray, min_periods: int) -> tuple[np.nda
     YT -= (YT.sum(2) / np.maximum(cnt, 1.0))[:, :, None]
     YT *= MT
     Y2T = YT * YT
-    Mj, Yj, Y2j = MT.transpose(0, 2, 1), YT.transpose(0, 2, 1), Y2T.transpose(0, 2, 1)
-    n = MT @ Mj
-    Sx = YT @ Mj
-    Sy = MT @ Yj
-    sxx = Y2T @ Mj
-    syy = MT @ Y2j
-    vx = n * sxx - Sx * Sx
-    vy = n * syy - Sy * Sy
-    num = n * (YT @ Yj) - Sx * Sy
-    vx[vx <= 1e-13 * n * sxx] = np.nan
-    vy[vy <= 1e-13 * n * syy] = np.nan
-    with np.errstate(invalid="ignore", divide="ignore"):
-        rho = num / np.sqrt(vx * vy)
-    np.clip(rho, -1.0, 1.0, out=rho)
-    rho[n < max(int(min_periods), 1)] = np.nan
+    rho, n = _masked_pearson(MT, YT, Y2T, MT.transpose(0, 2, 1), YT.transpose(0, 2, 1), Y2T.transpose(0, 2, 1),
+                             max(int(min_periods), 1))
     out = np.ascontiguousarray(rho.transpose(0, 2, 1))                  # a single block: out = rho.T
     k = out.shape[1]
     diag = np.arange(k)
