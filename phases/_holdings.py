@@ -13,7 +13,6 @@ import numpy as np
 import pandas as pd
 
 from phases._runtime import PhaseContext
-from shared import calendar
 from shared.analytics.pnl import position_pnl
 from shared.errors import BadInputError
 from shared.storage import repository as repo
@@ -59,5 +58,3 @@ def load_book(ctx: PhaseContext) -> Book:
     return Book(holdings[keep].reset_index(drop=True), equity, snaps, closes)
 
 
-def history_start(end, sessions: int):
-    return calendar.shift_sessions(end, -sessions)

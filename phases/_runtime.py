@@ -237,14 +237,3 @@ def _record(engine, run_id, step, result, started, error, plog) -> None:
         plog.warning("could not record the phase outcome: %s", exc)
 
 
-def not_implemented(step: str, what: str) -> Callable[[PhaseContext], PhaseResult]:
-    def run(ctx: PhaseContext) -> PhaseResult:
-        ctx.log.info("%s: not implemented yet", what)
-        return PhaseResult(status="skipped", message=f"{what}: not implemented yet")
-
-    return run
-
-
-def require_sessions(ctx: PhaseContext) -> None:
-    if not ctx.range.sessions:
-        raise BadInputError("no session to process")

@@ -33,14 +33,4 @@ class LockBusyError(SigmabatchError):
     exit_code = 4
 
 
-class PartialFailure(SigmabatchError):
-    """The phase finished but some items failed."""
-
-    exit_code = 3
-
-
 EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_BAD_INPUT = 2
-EXIT_PARTIAL = 3
-EXIT_LOCK_BUSY = 4

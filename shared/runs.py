@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import select, update
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from shared.storage import models as m
@@ -87,5 +87,3 @@ def finish_run(session: Session, run_id: str, *, status: str | None = None,
     return status
 
 
-def run_exists(session: Session, run_id: str) -> bool:
-    return session.execute(select(m.BatchRunHistory.run_id).where(m.BatchRunHistory.run_id == run_id)).first() is not None

@@ -126,36 +126,6 @@ def _window_sums(lhs: list[np.ndarray], a: np.ndarray, blocks: list[_Block], n_o
     return out
 
 
-def _pair_sums(
-    left: np.ndarray, mask: np.ndarray, blocks: list[_Block], want: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Window sums ``Σ left[r, q] · mask[r, n]`` only for the (output row, symbol) pairs in ``want``.
-
-    Per block, only the symbols with at least one wanted pair enter the matrix product.
-
-    Returns
-    -------
-    sums : ndarray, shape (P, Q)
-    j, n : ndarray of int, shape (P,)
-        Output-row position and symbol column of each pair.
-    """
-    q = left.shape[1]
-    sums, js, ns = [], [], []
-    for blk in blocks:
-        wb = want[blk.pos]
-        cols = np.flatnonzero(wb.any(0))
-        if cols.size == 0:
-            continue
-        b, span = blk.band.shape
-        lhs = (left[blk.lo : blk.hi].T[:, None, :] * blk.band[None, :, :]).reshape(q * b, span)
-        prod = (lhs @ mask[blk.lo : blk.hi, cols].astype(np.float64)).reshape(q, b, cols.size)
-        bj, bc = np.nonzero(wb[:, cols])
-        sums.append(prod[:, bj, bc].T)
-        js.append(blk.pos[bj])
-        ns.append(cols[bc])
-    return np.concatenate(sums), np.concatenate(js), np.concatenate(ns)
-
-
 def _used_rows(out_rows: np.ndarray, window: int) -> slice:
     return slice(max(int(out_rows.min()) - window + 1, 0), int(out_rows.max()) + 1)
 

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event, inspect, text
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -95,8 +95,3 @@ def migrate(engine: Engine, attempts: int = 5) -> None:
             raise
 
 
-def is_migrated(engine: Engine) -> bool:
-    try:
-        return inspect(engine).has_table("alembic_version")
-    except OperationalError as exc:
-        raise DatabaseUnavailable(f"database unreachable at {engine.url!r}: {exc.orig}") from exc

@@ -367,10 +367,6 @@ def load_benchmark_weights(session: Session, code: str, as_of: date) -> pd.Serie
     return pd.Series(dict(rows.fetchall()), dtype="float64")
 
 
-def load_scenarios(session: Session) -> pd.DataFrame:
-    return read_frame(session, select(m.StressTestScenario.__table__))
-
-
 # --- run report (read-only) ---------------------------------------------------------------------
 
 def load_run(session: Session, run_id: str) -> dict[str, Any] | None:
