@@ -6,6 +6,7 @@ Examples::
     python -m bench S --case nightly --repeat 3   # one size, one case
     python -m bench L --case nightly --repeat 1 --db postgres
     python -m bench --kernels-only                # the side-by-side kernel table only
+    python -m bench --phase15-only                # only the phase-1.5 regression timings (about 1 minute)
 
 Results: ``<out>/raw/<timestamp>.json`` (every measurement; gitignored) and ``<out>/latest.json`` (the
 summary the README table is made from), and the table on stdout.
@@ -31,7 +32,12 @@ for _k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 #: does not fit the 30-minute budget (see README, "Performance"); run `python -m bench M --case backfill`.
 DEFAULT_PLAN = [("S", "nightly", 3), ("S", "backfill", 1), ("M", "nightly", 3), ("L", "nightly", 3)]
 TARGETS = {"L_nightly_wall_s": 120.0, "L_nightly_peak_rss_mb": 4096.0, "M_backfill_wall_s": 600.0,
-           "kernel_speedup": 100.0, "kernel_max_abs_diff": 1e-8, "db_write_over_copy_floor": 3.0}
+           "kernel_speedup": 100.0, "kernel_max_abs_diff": 1e-8, "db_write_over_copy_floor": 3.0,
+           # issue 4: phase 6 (its four steps, summed) for L on one date "well under a minute"
+           "L_nightly_phase6_s": 30.0,
+           # issue 3: the phase-1.5 regressions for 5,000 symbols x 252 sessions "well under a second"
+           "phase15_kernels_s": 0.5}
+PHASE6_STEPS = ("risk-exposures", "risk-volatility", "risk-correlations", "stress-tests")
 
 
 def machine() -> dict:
@@ -88,12 +94,15 @@ def summarize_case(res: dict) -> dict:
         "load_s": res["load"][0]["seconds"] if res["load"] else None, "steps": steps}
 
 
-def check_targets(cases: list[dict], kernels: list[dict]) -> dict:
+def check_targets(cases: list[dict], kernels: list[dict], phase15: list[dict] | None = None) -> dict:
     out = {}
     by = {(c["size"], c["case"]): c for c in cases}
     if ("L", "nightly") in by:
         c = by[("L", "nightly")]
         out["L nightly wall <= 120 s"] = {"measured": c["wall_s"], "met": c["wall_s"] <= TARGETS["L_nightly_wall_s"]}
+        p6 = round(sum(s["wall_s"] for s in c["steps"] if s["step"] in PHASE6_STEPS), 2)
+        out[f"L nightly phase 6 ({' + '.join(PHASE6_STEPS)}) <= {TARGETS['L_nightly_phase6_s']:.0f} s"] = {
+            "measured": p6, "met": p6 <= TARGETS["L_nightly_phase6_s"]}
         out["L nightly peak memory <= 4 GB"] = {"measured_mb": c["peak_rss_mb"],
                                                 "met": c["peak_rss_mb"] <= TARGETS["L_nightly_peak_rss_mb"]}
     if ("M", "backfill") in by:
@@ -103,6 +112,10 @@ def check_targets(cases: list[dict], kernels: list[dict]) -> dict:
         out[f"kernel {k['kernel']}: >= 100x, max|diff| <= 1e-8"] = {
             "speedup": round(k["speedup"], 1), "max_abs_diff": k["max_abs_diff"],
             "met": k["speedup"] >= TARGETS["kernel_speedup"] and k["max_abs_diff"] <= TARGETS["kernel_max_abs_diff"]}
+    for r in phase15 or []:
+        out[f"phase-1.5 kernels {r['case']} ({r['regime']}, {r['symbols']:,} symbols x {r['sessions']} sessions, "
+            f"{r['dates']} date(s)) <= {TARGETS['phase15_kernels_s']} s"] = {
+            "median_s": round(r["median_s"], 3), "met": r["median_s"] <= TARGETS["phase15_kernels_s"]}
     for c in cases:
         if c["write_over_floor"] is not None and c["db"] == "postgres":
             out[f"{c['size']} {c['case']}: db write <= 3x bare COPY"] = {
@@ -151,6 +164,14 @@ def table(summary: dict) -> str:
                          f"| {_fmt_s(k['reference_subset_s'])} ({k['subset_n']}) | "
                          f"{_fmt_s(k['reference_full_s_extrapolated'])} | {k['speedup']:,.0f}× | "
                          f"{k['max_abs_diff']:.1e} |")
+    if summary.get("phase15"):
+        lines.append("")
+        lines.append("| phase-1.5 regressions (compute_symbol_beta_arrays) | missing data | symbols | sessions "
+                     "| calculation dates | median | min |")
+        lines.append("|---|---|---|---|---|---|---|")
+        for r in summary["phase15"]:
+            lines.append(f"| {r['case']} | {r['regime']} | {r['symbols']:,} | {r['sessions']} | {r['dates']} "
+                         f"| {_fmt_s(r['median_s'])} | {_fmt_s(r['min_s'])} |")
     if summary.get("targets"):
         lines.append("")
         lines.append("targets:")
@@ -175,6 +196,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="sessions of the backfill case (default 252 = one year)")
     p.add_argument("--kernels-only", action="store_true", help="only the kernel side-by-side table")
     p.add_argument("--no-kernels", action="store_true", help="skip the kernel side-by-side table")
+    p.add_argument("--phase15-only", action="store_true",
+                   help="only time the phase-1.5 regressions (5,000 symbols x 252 sessions, nightly and backfill)")
     p.add_argument("--kernel-size", choices=["S", "M", "L"], default="L", help="universe size for the kernels")
     p.add_argument("--subset", type=int, default=200, help="symbols/portfolios the reference loops run on")
     p.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"), help="results folder")
@@ -182,9 +205,10 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     from bench.kernels import run_kernels
+    from bench.kernels_symbol import phase15_timings
     from bench.pipeline import bench_case
 
-    if args.kernels_only:
+    if args.kernels_only or args.phase15_only:
         plan = []
     elif args.sizes:
         cases = ["nightly", "backfill"] if args.case == "both" else [args.case]
@@ -197,23 +221,28 @@ def main(argv: list[str] | None = None) -> int:
     started = datetime.now().astimezone()
     t0 = time.perf_counter()
     raw = {"started": started.isoformat(), "argv": sys.argv[1:] if argv is None else argv, "machine": machine(),
-           "cases": [], "kernels": []}
+           "cases": [], "kernels": [], "phase15": []}
     print(f"sigmabatch bench: {len(plan)} case(s){'' if args.no_kernels else ' + kernels'}", flush=True)
     for size, case, repeat in plan:
         print(f"{size} {case} x{repeat} ({args.db})", flush=True)
         workdir = Path(args.workdir) / f"{size}-{case}" if args.workdir else None
         raw["cases"].append(bench_case(size, case, args.db, repeat, workdir, progress=lambda m: print(m, flush=True),
                                        backfill_sessions=args.backfill_sessions))
-    if not args.no_kernels:
+    if args.phase15_only:
+        raw["phase15"] = phase15_timings(progress=lambda m: print(m, flush=True))
+    elif not args.no_kernels:
         print(f"kernels at size {args.kernel_size}, references on {args.subset}", flush=True)
         raw["kernels"] = run_kernels(args.kernel_size, args.subset, progress=lambda m: print(m, flush=True))
+        print("phase-1.5 regressions, 5,000 symbols x 252 sessions", flush=True)
+        raw["phase15"] = phase15_timings(progress=lambda m: print(m, flush=True))
     raw["seconds"] = round(time.perf_counter() - t0, 1)
     summary = {"started": raw["started"], "seconds": raw["seconds"], "machine": raw["machine"],
-               "cases": [summarize_case(c) for c in raw["cases"]], "kernels": raw["kernels"]}
-    summary["targets"] = check_targets(summary["cases"], summary["kernels"])
+               "cases": [summarize_case(c) for c in raw["cases"]], "kernels": raw["kernels"],
+               "phase15": raw["phase15"]}
+    summary["targets"] = check_targets(summary["cases"], summary["kernels"], summary["phase15"])
     stamp = started.strftime("%Y%m%d-%H%M%S")
     (out / "raw" / f"{stamp}.json").write_text(json.dumps(raw, indent=1, default=str))
-    name = "latest.json" if not args.sizes and not args.kernels_only else f"latest-{stamp}.json"
+    name = "latest.json" if not (args.sizes or args.kernels_only or args.phase15_only) else f"latest-{stamp}.json"
     (out / "raw" / name if name != "latest.json" else out / name).write_text(json.dumps(summary, indent=1,
                                                                                          default=str))
     print()

@@ -58,6 +58,29 @@ def med(fn, reps: int) -> tuple[float, float]:
     return statistics.median(ts), min(ts)
 
 
+def phase15_timings(n_symbols: int = 5000, n_sessions: int = 252, repeat: int = 3, progress=print) -> list[dict]:
+    """Wall time of all phase-1.5 regressions (:func:`compute_symbol_beta_arrays`) at two shapes.
+
+    * ``nightly``: ``n_sessions`` sessions of history, one calculation date (what a nightly run does);
+    * ``backfill``: ``n_sessions`` calculation dates at once (a one-year onboarding; 180 more sessions of
+      history before the first, for the spread windows).
+
+    Each in the "realistic" and the "scattered" (5 % of closes missing) regime; min and median of
+    ``repeat`` runs after one warm-up.
+    """
+    out = []
+    for regime in ("realistic", "scattered"):
+        prices = make_prices(n_symbols, n_sessions, regime)
+        for case, frame, n_dates in (("nightly", prices.iloc[-n_sessions:], 1), ("backfill", prices, n_sessions)):
+            calc = [d.date() for d in frame.index[-n_dates:]]
+            t_med, t_min = med(partial(compute_symbol_beta_arrays, frame, calc), repeat)
+            out.append({"case": case, "regime": regime, "symbols": n_symbols, "sessions": len(frame),
+                        "dates": n_dates, "median_s": t_med, "min_s": t_min})
+            progress(f"  phase-1.5 kernels, {case} ({regime}): {n_symbols} symbols x {len(frame)} sessions, "
+                     f"{n_dates} date(s): median {t_med * 1e3:.0f} ms, min {t_min * 1e3:.0f} ms")
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--symbols", type=int, default=5000)
