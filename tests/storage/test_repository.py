@@ -80,3 +80,23 @@ def test_watermarks(engine):
     with transaction(engine) as s:
         marks = repo.snapshot_watermarks(s).set_index("portfolio_id")
     assert set(marks.index) == {"a", "b"} and marks["last_snapshot"].isna().all()
+
+
+def test_deleting_a_portfolio_deletes_its_pairwise_correlations(engine):
+    """pairwise_correlations has no foreign key (migration 0003); a trigger keeps the cascade."""
+    from sqlalchemy import text
+
+    with transaction(engine) as s:
+        repo.upsert(s, m.Portfolio, pd.DataFrame([
+            {"id": p, "name": p, "equity_balance": 1e5, "currency": "USD", "is_active": True} for p in ("a", "b")]))
+        pairs = pd.DataFrame({"portfolio_id": ["a", "a", "b"], "duration_days": 90,
+                              "calculation_date": date(2026, 3, 2), "symbol_1": ["X", "X", "X"],
+                              "symbol_2": ["Y", "Z", "Y"], "correlation_value": [0.1, 0.2, 0.3]})
+        repo.replace(s, m.PairwiseCorrelation, pairs, {"portfolio_id": ["a", "b"],
+                                                       "calculation_date": [date(2026, 3, 2)]})
+    with transaction(engine) as s:
+        s.execute(text("DELETE FROM portfolios WHERE id = 'a'"))
+    with transaction(engine) as s:
+        left = s.execute(text("SELECT portfolio_id FROM pairwise_correlations")).scalars().all()
+    assert left == ["b"]
+    assert not inspect(engine).get_foreign_keys("pairwise_correlations")
