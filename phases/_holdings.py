@@ -17,12 +17,14 @@ from shared.analytics.pnl import position_pnl
 from shared.errors import BadInputError
 from shared.storage import repository as repo
 
+SNAPSHOT_COLUMNS = ("portfolio_id", "snapshot_date", "equity_balance", "gross_exposure")
+
 
 @dataclass
 class Book:
     holdings: pd.DataFrame  # calculation_date, portfolio_id, position_id, symbol, underlying_symbol, investment_class, position_type, market_value
     equity: pd.Series  # (calculation_date, portfolio_id) -> equity
-    snapshots: pd.DataFrame
+    snapshots: pd.DataFrame  # SNAPSHOT_COLUMNS of the run's snapshots
     closes: pd.DataFrame  # sessions × symbols over the whole cached window
 
 
@@ -31,7 +33,7 @@ def load_book(ctx: PhaseContext) -> Book:
     pids = [ctx.portfolio_id] if ctx.portfolio_id else None
     with ctx.transaction() as s:
         positions = repo.load_positions(s, pids, start=rng.start, end=rng.end)
-        snaps = repo.load_snapshots(s, pids, rng.start, rng.end)
+        snaps = repo.load_snapshots(s, pids, rng.start, rng.end, columns=SNAPSHOT_COLUMNS)
     if snaps.empty:
         raise BadInputError(f"no portfolio snapshot between {rng.start} and {rng.end}: run pnl-snapshots first")
     cache = ctx.price_cache

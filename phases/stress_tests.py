@@ -44,7 +44,8 @@ def run(ctx: PhaseContext) -> PhaseResult:
             {"scenario_id": x.id, "name": x.name, "category": x.category, "severity": x.severity,
              "shock_config": dict(x.shocks), "active": x.active, "description": x.source} for x in all_scenarios]))
         ids = repo.factor_ids(s)
-        snaps = repo.load_snapshots(s, pids, rng.start, rng.end)
+        snaps = repo.load_snapshots(s, pids, rng.start, rng.end, columns=("portfolio_id", "snapshot_date",
+                                                                           "equity_balance"))
         fe = repo.read_frame(s, m.FactorExposure.__table__.select().where(
             m.FactorExposure.calculation_date.in_(list(rng.sessions))))
     if pids is not None:

@@ -269,10 +269,13 @@ def snapshot_watermarks(session: Session, portfolio_ids: Sequence[str] | None = 
 
 
 def load_snapshots(
-    session: Session, portfolio_ids: Sequence[str] | None, start: date | None, end: date | None
+    session: Session, portfolio_ids: Sequence[str] | None, start: date | None, end: date | None,
+    columns: Sequence[str] | None = None,
 ) -> pd.DataFrame:
+    """Snapshots in ``[start, end]``, every column or only ``columns`` (without the JSON
+    ``sector_exposure`` PostgreSQL streams them through COPY, several times faster)."""
     t = m.PortfolioSnapshot.__table__
-    stmt = select(t)
+    stmt = select(t) if columns is None else select(*(t.c[c] for c in columns))
     if portfolio_ids is not None:
         stmt = stmt.where(t.c.portfolio_id.in_(list(portfolio_ids)))
     if start is not None:
