@@ -278,7 +278,8 @@ class PortfolioSnapshot(Base):
 
 class FactorExposure(Base):
     __tablename__ = "factor_exposures"
-    portfolio_id: Mapped[str] = mapped_column(ForeignKey("portfolios.id", ondelete="CASCADE"), primary_key=True)
+    # no foreign key (migration 0004, as pairwise_correlations): a trigger on portfolios cascades deletes
+    portfolio_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     factor_id: Mapped[int] = mapped_column(ForeignKey("factor_definitions.id"), primary_key=True)
     calculation_date: Mapped[date] = mapped_column(Date, primary_key=True)
     exposure_value: Mapped[float] = mapped_column(Float, nullable=False)
@@ -288,7 +289,8 @@ class FactorExposure(Base):
 
 class PositionMarketBeta(Base):
     __tablename__ = "position_market_betas"
-    position_id: Mapped[int] = mapped_column(ForeignKey("positions.id", ondelete="CASCADE"), primary_key=True)
+    # no foreign key (migration 0004, as pairwise_correlations): a trigger on positions cascades deletes
+    position_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     calc_date: Mapped[date] = mapped_column(Date, primary_key=True)
     portfolio_id: Mapped[str] = mapped_column(String(64), nullable=False)
     beta: Mapped[float] = mapped_column(Float, nullable=False)
@@ -304,7 +306,8 @@ class PositionMarketBeta(Base):
 
 class PositionInterestRateBeta(Base):
     __tablename__ = "position_interest_rate_betas"
-    position_id: Mapped[int] = mapped_column(ForeignKey("positions.id", ondelete="CASCADE"), primary_key=True)
+    # no foreign key (migration 0004, as pairwise_correlations): a trigger on positions cascades deletes
+    position_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     calculation_date: Mapped[date] = mapped_column(Date, primary_key=True)
     portfolio_id: Mapped[str] = mapped_column(String(64), nullable=False)
     ir_beta: Mapped[float] = mapped_column(Float, nullable=False)
@@ -314,7 +317,8 @@ class PositionInterestRateBeta(Base):
 
 class PositionVolatility(Base):
     __tablename__ = "position_volatility"
-    position_id: Mapped[int] = mapped_column(ForeignKey("positions.id", ondelete="CASCADE"), primary_key=True)
+    # no foreign key (migration 0004, as pairwise_correlations): a trigger on positions cascades deletes
+    position_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     calculation_date: Mapped[date] = mapped_column(Date, primary_key=True)
     portfolio_id: Mapped[str] = mapped_column(String(64), nullable=False)
     realized_vol_21d: Mapped[float | None] = mapped_column(Float)
@@ -351,7 +355,8 @@ class StressTestScenario(Base):
 
 class StressTestResult(Base):
     __tablename__ = "stress_test_results"
-    portfolio_id: Mapped[str] = mapped_column(ForeignKey("portfolios.id", ondelete="CASCADE"), primary_key=True)
+    # no foreign key (migration 0004, as pairwise_correlations): a trigger on portfolios cascades deletes
+    portfolio_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     scenario_id: Mapped[str] = mapped_column(ForeignKey("stress_test_scenarios.scenario_id"), primary_key=True)
     calculation_date: Mapped[date] = mapped_column(Date, primary_key=True)
     direct_pnl: Mapped[float] = mapped_column(Float, nullable=False)

@@ -100,3 +100,48 @@ def test_deleting_a_portfolio_deletes_its_pairwise_correlations(engine):
         left = s.execute(text("SELECT portfolio_id FROM pairwise_correlations")).scalars().all()
     assert left == ["b"]
     assert not inspect(engine).get_foreign_keys("pairwise_correlations")
+
+
+def test_deleting_a_position_or_portfolio_deletes_its_phase6_results(engine):
+    """Phase-6 result tables have no foreign key to positions/portfolios (0004); triggers keep the cascade."""
+    from sqlalchemy import text
+
+    day = date(2026, 3, 2)
+    with transaction(engine) as s:
+        repo.upsert(s, m.Portfolio, pd.DataFrame([{"id": "p1", "name": "P1", "equity_balance": 1e5,
+                                                    "currency": "USD", "is_active": True}]))
+        lots = pd.DataFrame([{"portfolio_id": "p1", "symbol": sym, "position_type": "LONG", "quantity": 10.0,
+                              "entry_price": 9.0, "entry_date": date(2026, 1, 5), "investment_class": "PUBLIC"}
+                             for sym in ("AAA", "BBB")])
+        repo.upsert(s, m.Position, lots, conflict=("portfolio_id", "symbol", "position_type", "entry_date"))
+        ids = repo.load_positions(s, ["p1"])["id"].tolist()
+        base = pd.DataFrame({"position_id": ids, "portfolio_id": "p1"})
+        repo.upsert(s, m.PositionMarketBeta, base.assign(calc_date=day, beta=1.0))
+        repo.upsert(s, m.PositionInterestRateBeta, base.assign(calculation_date=day, ir_beta=0.1))
+        repo.upsert(s, m.PositionVolatility, base.assign(calculation_date=day, realized_vol_21d=0.2))
+        fids = repo.seed_factor_definitions(s)
+        repo.replace(s, m.FactorExposure, pd.DataFrame({
+            "portfolio_id": ["p1"], "factor_id": [fids["Value"]], "calculation_date": [day],
+            "exposure_value": [0.1], "exposure_dollar": [1e4]}), {"portfolio_id": ["p1"], "calculation_date": [day]})
+        repo.upsert(s, m.StressTestScenario, pd.DataFrame([{"scenario_id": "s1", "name": "S1", "category": "c",
+                                                            "severity": "base", "shock_config": {"Market": 0.1}}]))
+        repo.replace(s, m.StressTestResult, pd.DataFrame({
+            "portfolio_id": ["p1"], "scenario_id": ["s1"], "calculation_date": [day], "direct_pnl": [1.0],
+            "correlated_pnl": [1.0], "correlation_effect": [0.0]}), {"portfolio_id": ["p1"], "calculation_date": [day]})
+    position_tables = ("position_market_betas", "position_interest_rate_betas", "position_volatility")
+
+    def count(table):
+        with transaction(engine) as s:
+            return s.execute(text(f"SELECT count(*) FROM {table}")).scalar_one()
+
+    with transaction(engine) as s:
+        s.execute(text("DELETE FROM positions WHERE id = :i"), {"i": ids[0]})
+    assert [count(t) for t in position_tables] == [1, 1, 1]
+    with transaction(engine) as s:
+        s.execute(text("DELETE FROM positions"))
+        s.execute(text("DELETE FROM portfolios"))
+    assert [count(t) for t in (*position_tables, "factor_exposures", "stress_test_results")] == [0] * 5
+    for t in (*position_tables, "stress_test_results"):
+        assert not [fk for fk in inspect(engine).get_foreign_keys(t) if fk["referred_table"] in ("portfolios",
+                                                                                                  "positions")]
+    assert inspect(engine).get_foreign_keys("stress_test_results")  # the scenario one stays
