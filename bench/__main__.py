@@ -37,7 +37,9 @@ TARGETS = {"L_nightly_wall_s": 120.0, "L_nightly_peak_rss_mb": 4096.0, "M_backfi
            "L_nightly_phase6_s": 30.0,
            # issue 3: the phase-1.5 regressions for 5,000 symbols x 252 sessions "well under a second"
            "phase15_kernels_s": 0.5}
-PHASE6_STEPS = ("risk-exposures", "risk-volatility", "risk-correlations", "stress-tests")
+
+
+from bench.pipeline import PHASE6_STEPS  # noqa: E402  (after the BLAS settings above)
 
 
 def machine() -> dict:
@@ -81,6 +83,7 @@ def summarize_case(res: dict) -> dict:
                       "peak_rss_mb": round(max(r["steps"][i]["peak_rss_mb"] or 0 for r in runs), 1),
                       "db_write_s": round(first["db_write_s"], 3), "copy_floor_s": round(first["copy_floor_s"], 3)})
     total = [r["wall_s"] for r in runs]
+    p6 = [r["phase6_dag"]["wall_s"] for r in runs if r.get("phase6_dag")]
     write = sum(s["db_write_s"] for s in runs[0]["steps"])
     floor = sum(s["copy_floor_s"] for s in runs[0]["steps"])
     rows = sum(s["rows"] for s in runs[0]["steps"])
@@ -91,7 +94,10 @@ def summarize_case(res: dict) -> dict:
         "peak_rss_mb": round(max(s["peak_rss_mb"] for s in steps), 1),
         "db_write_s": round(write, 3), "copy_floor_s": round(floor, 3),
         "write_over_floor": round(write / floor, 2) if floor > 0 else None,
-        "load_s": res["load"][0]["seconds"] if res["load"] else None, "steps": steps}
+        "load_s": res["load"][0]["seconds"] if res["load"] else None,
+        "phase6_sequential_s": round(sum(s["wall_s"] for s in steps if s["step"] in PHASE6_STEPS), 2),
+        "phase6_dag_s": round(statistics.median(p6), 2) if p6 else None, "phase6_dag_runs_s": p6,
+        "phase6_dag_max_parallel": runs[0]["phase6_dag"]["max_parallel"] if p6 else None, "steps": steps}
 
 
 def check_targets(cases: list[dict], kernels: list[dict], phase15: list[dict] | None = None) -> dict:
@@ -100,9 +106,13 @@ def check_targets(cases: list[dict], kernels: list[dict], phase15: list[dict] | 
     if ("L", "nightly") in by:
         c = by[("L", "nightly")]
         out["L nightly wall <= 120 s"] = {"measured": c["wall_s"], "met": c["wall_s"] <= TARGETS["L_nightly_wall_s"]}
-        p6 = round(sum(s["wall_s"] for s in c["steps"] if s["step"] in PHASE6_STEPS), 2)
-        out[f"L nightly phase 6 ({' + '.join(PHASE6_STEPS)}) <= {TARGETS['L_nightly_phase6_s']:.0f} s"] = {
+        p6 = c["phase6_sequential_s"]
+        out[f"L nightly phase 6, its 4 steps one after another <= {TARGETS['L_nightly_phase6_s']:.0f} s"] = {
             "measured": p6, "met": p6 <= TARGETS["L_nightly_phase6_s"]}
+        if c.get("phase6_dag_s") is not None:
+            out[f"L nightly phase 6 as the DAG runs it ({c['phase6_dag_max_parallel']} steps at once) <= "
+                f"{TARGETS['L_nightly_phase6_s']:.0f} s"] = {
+                "measured": c["phase6_dag_s"], "met": c["phase6_dag_s"] <= TARGETS["L_nightly_phase6_s"]}
         out["L nightly peak memory <= 4 GB"] = {"measured_mb": c["peak_rss_mb"],
                                                 "met": c["peak_rss_mb"] <= TARGETS["L_nightly_peak_rss_mb"]}
     if ("M", "backfill") in by:
@@ -154,6 +164,11 @@ def table(summary: dict) -> str:
                 lines.append(f"| {s['step']} | {s['wall_s']:.2f} s | {s['rows']:,} | "
                              f"{s['rows_per_s'] if s['rows_per_s'] is not None else '–':,} | "
                              f"{s['peak_rss_mb']:.0f} MB | {s['db_write_s']:.2f} s | {s['copy_floor_s']:.2f} s |")
+            if c.get("phase6_dag_s") is not None:
+                lines.append("")
+                lines.append(f"phase 6: {c['phase6_sequential_s']:.1f} s with its steps one after another; "
+                             f"{c['phase6_dag_s']:.1f} s re-run as the DAG schedules it ({c['phase6_dag_max_parallel']} "
+                             f"at once; runs {', '.join(f'{x:.1f}' for x in c['phase6_dag_runs_s'])} s)")
     if summary["kernels"]:
         lines.append("")
         lines.append("| kernel | reference (old system) | full size | vectorized | reference, subset | reference, "
