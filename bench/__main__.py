@@ -36,6 +36,7 @@ TARGETS = {"L_nightly_wall_s": 120.0, "L_nightly_peak_rss_mb": 4096.0, "M_backfi
            # issue 4: phase 6 (its four steps, summed) for L on one date "well under a minute"
            "L_nightly_phase6_s": 30.0,
            # issue 3: the phase-1.5 regressions for 5,000 symbols x 252 sessions "well under a second"
+           # (a nightly run: one calculation date on a year of closes; the 252-date backfill is reported too)
            "phase15_kernels_s": 0.5}
 
 
@@ -123,6 +124,8 @@ def check_targets(cases: list[dict], kernels: list[dict], phase15: list[dict] | 
             "speedup": round(k["speedup"], 1), "max_abs_diff": k["max_abs_diff"],
             "met": k["speedup"] >= TARGETS["kernel_speedup"] and k["max_abs_diff"] <= TARGETS["kernel_max_abs_diff"]}
     for r in phase15 or []:
+        if r["case"] != "nightly":  # the 252-date backfill is shown in the table, for scale; no target
+            continue
         out[f"phase-1.5 kernels {r['case']} ({r['regime']}, {r['symbols']:,} symbols x {r['sessions']} sessions, "
             f"{r['dates']} date(s)) <= {TARGETS['phase15_kernels_s']} s"] = {
             "median_s": round(r["median_s"], 3), "met": r["median_s"] <= TARGETS["phase15_kernels_s"]}
