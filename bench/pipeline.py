@@ -155,26 +155,32 @@ def run_subdag_concurrently(run: PipelineRun, names: tuple[str, ...], max_parall
     env = {**run.env, "SIGMABATCH_BENCH_COPY_FLOOR": "0"}
     pending, running, done, walls = list(steps), {}, set(), {}
     t0 = time.perf_counter()
-    while pending or running:
-        for step in list(pending):
-            if len(running) >= max_parallel:
-                break
-            if all(d in done or d not in names for d in step.upstream):
-                log = run.run_dir / f"{step.name}.concurrent.log"
-                cmd = [sys.executable, "-m", "bench._launch", step.module, *run.args(step)]
-                with open(log, "w") as out, open(log.with_suffix(".err"), "w") as err:
-                    running[subprocess.Popen(cmd, stdout=out, stderr=err, cwd=ROOT, env=env).pid] = (
-                        step, time.perf_counter())
-                pending.remove(step)
-        pid, status, _usage = os.wait4(-1, 0)
-        if pid not in running:
-            continue
-        step, started = running.pop(pid)
-        walls[step.name] = round(time.perf_counter() - started, 3)
-        if os.waitstatus_to_exitcode(status) != 0:
-            tail = (run.run_dir / f"{step.name}.concurrent.err").read_text().strip().splitlines()[-5:]
-            raise RuntimeError(f"{step.name} (concurrent re-run) failed: {' | '.join(tail)}")
-        done.add(step.name)
+    try:
+        while pending or running:
+            for step in list(pending):
+                if len(running) >= max_parallel:
+                    break
+                if all(d in done or d not in names for d in step.upstream):
+                    log = run.run_dir / f"{step.name}.concurrent.log"
+                    cmd = [sys.executable, "-m", "bench._launch", step.module, *run.args(step)]
+                    with open(log, "w") as out, open(log.with_suffix(".err"), "w") as err:
+                        proc = subprocess.Popen(cmd, stdout=out, stderr=err, cwd=ROOT, env=env)
+                    running[proc.pid] = (step, proc, time.perf_counter())
+                    pending.remove(step)
+            pid, status, _usage = os.wait4(-1, 0)
+            if pid not in running:
+                continue
+            step, proc, started = running.pop(pid)
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            walls[step.name] = round(time.perf_counter() - started, 3)
+            if proc.returncode != 0:
+                tail = (run.run_dir / f"{step.name}.concurrent.err").read_text().strip().splitlines()[-5:]
+                raise RuntimeError(f"{step.name} (concurrent re-run) exited {proc.returncode}: {' | '.join(tail)}")
+            done.add(step.name)
+    finally:  # a failed or interrupted measurement leaves no phase process behind
+        for _step, proc, _started in running.values():
+            proc.kill()
+            proc.wait()
     return {"steps": list(names), "max_parallel": max_parallel, "wall_s": round(time.perf_counter() - t0, 3),
             "step_wall_s": walls}
 
