@@ -141,16 +141,19 @@ def _fmt_s(x: float) -> str:
     return f"{x * 1e3:.1f} ms" if x < 1 else f"{x:.2f} s"
 
 
+def _head(*cols: str) -> list[str]:
+    """A blank line, then the header and separator rows of a Markdown table."""
+    return ["", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+
+
 def table(summary: dict) -> str:
     lines = []
     m = summary["machine"]
     lines.append(f"machine: {m['cores']} cores, {m['memory_gb']} GB RAM, {m['cpu']}, Python {m['python']}, "
                  f"PostgreSQL {m['postgres']}")
     if summary["cases"]:
-        lines.append("")
-        lines.append("| size | case | symbols / portfolios / positions | sessions | wall (median) | runs | rows written "
-                     "| rows/s | peak RSS (phase) | DB write | bare COPY | write/COPY |")
-        lines.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
+        lines += _head("size", "case", "symbols / portfolios / positions", "sessions", "wall (median)", "runs",
+                       "rows written", "rows/s", "peak RSS (phase)", "DB write", "bare COPY", "write/COPY")
         for c in summary["cases"]:
             lines.append(
                 f"| {c['size']} | {c['case']} | {c['symbols']:,} / {c['portfolios']:,} / {c['positions']:,} "
@@ -160,9 +163,7 @@ def table(summary: dict) -> str:
         for c in summary["cases"]:
             lines.append("")
             lines.append(f"{c['size']} {c['case']} per phase (median of {c['repeats']}; wall = process spawn to exit):")
-            lines.append("")
-            lines.append("| phase | wall | rows | rows/s | peak RSS | DB write | bare COPY |")
-            lines.append("|---|---|---|---|---|---|---|")
+            lines += _head("phase", "wall", "rows", "rows/s", "peak RSS", "DB write", "bare COPY")
             for s in c["steps"]:
                 lines.append(f"| {s['step']} | {s['wall_s']:.2f} s | {s['rows']:,} | "
                              f"{s['rows_per_s'] if s['rows_per_s'] is not None else '–':,} | "
@@ -173,20 +174,16 @@ def table(summary: dict) -> str:
                              f"{c['phase6_dag_s']:.1f} s re-run as the DAG schedules it ({c['phase6_dag_max_parallel']} "
                              f"at once; runs {', '.join(f'{x:.1f}' for x in c['phase6_dag_runs_s'])} s)")
     if summary["kernels"]:
-        lines.append("")
-        lines.append("| kernel | reference (old system) | full size | vectorized | reference, subset | reference, "
-                     "full (extrapolated) | speed-up | max abs diff |")
-        lines.append("|---|---|---|---|---|---|---|---|")
+        lines += _head("kernel", "reference (old system)", "full size", "vectorized", "reference, subset",
+                       "reference, full (extrapolated)", "speed-up", "max abs diff")
         for k in summary["kernels"]:
             lines.append(f"| {k['kernel']} | {k['reference']} | {k['full_n']:,} {k['unit']} | {_fmt_s(k['vectorized_s'])} "
                          f"| {_fmt_s(k['reference_subset_s'])} ({k['subset_n']}) | "
                          f"{_fmt_s(k['reference_full_s_extrapolated'])} | {k['speedup']:,.0f}× | "
                          f"{k['max_abs_diff']:.1e} |")
     if summary.get("phase15"):
-        lines.append("")
-        lines.append("| phase-1.5 regressions (compute_symbol_beta_arrays) | missing data | symbols | sessions "
-                     "| calculation dates | median | min |")
-        lines.append("|---|---|---|---|---|---|---|")
+        lines += _head("phase-1.5 regressions (compute_symbol_beta_arrays)", "missing data", "symbols", "sessions",
+                       "calculation dates", "median", "min")
         for r in summary["phase15"]:
             lines.append(f"| {r['case']} | {r['regime']} | {r['symbols']:,} | {r['sessions']} | {r['dates']} "
                          f"| {_fmt_s(r['median_s'])} | {_fmt_s(r['min_s'])} |")
