@@ -170,15 +170,29 @@ def load(plan: Plan, case: str, db_url: str, conninfo: str | None, now: str = NO
     return {"seconds": round(time.perf_counter() - t0, 3), "rows": rows}
 
 
+#: Phase 6's result tables and their date column.
+PHASE6_RESULTS = {"factor_exposures": "calculation_date", "position_market_betas": "calc_date",
+                  "position_interest_rate_betas": "calculation_date", "position_volatility": "calculation_date",
+                  "stress_test_results": "calculation_date", "stress_test_summaries": "calculation_date",
+                  "correlation_calculations": "calculation_date", "pairwise_correlations": "calculation_date",
+                  "correlation_clusters": "calculation_date"}
+
+
 def reset_nightly(db_url: str, day: date) -> None:
     """Undo a nightly run of ``day`` so the next repeat starts from the same state (rows dated ``day``)."""
     dated = {"market_data_cache": "date", "symbol_factor_exposures": "calculation_date",
              "symbol_daily_metrics": "metrics_date", "portfolio_snapshots": "snapshot_date",
-             "factor_exposures": "calculation_date", "position_market_betas": "calc_date",
-             "position_interest_rate_betas": "calculation_date", "position_volatility": "calculation_date",
-             "stress_test_results": "calculation_date", "stress_test_summaries": "calculation_date",
-             "correlation_calculations": "calculation_date", "pairwise_correlations": "calculation_date",
-             "correlation_clusters": "calculation_date", "benchmarks_sector_weights": "asof_date"}
+             **PHASE6_RESULTS, "benchmarks_sector_weights": "asof_date"}
+    _delete_dated(db_url, day, dated, also=("position_sector_tags",))
+
+
+def clear_phase6_results(db_url: str, day: date) -> None:
+    """Delete phase 6's results of ``day`` (and vacuum), so re-running phase 6 measures a night's first
+    computation of that date, not a retry over rows it must first delete."""
+    _delete_dated(db_url, day, PHASE6_RESULTS)
+
+
+def _delete_dated(db_url: str, day: date, dated: dict[str, str], also: tuple[str, ...] = ()) -> None:
     from sqlalchemy import text
 
     from shared.storage.db import get_engine
@@ -187,7 +201,8 @@ def reset_nightly(db_url: str, day: date) -> None:
     with eng.begin() as conn:
         for table, col in dated.items():
             conn.execute(text(f'DELETE FROM "{table}" WHERE "{col}" = :d'), {"d": day})
-        conn.execute(text("DELETE FROM position_sector_tags"))
+        for table in also:
+            conn.execute(text(f'DELETE FROM "{table}"'))
     if eng.dialect.name == "postgresql":
         with eng.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.execute(text("VACUUM ANALYZE"))

@@ -18,6 +18,8 @@ from shared.errors import BadInputError
 from shared.storage import repository as repo
 
 SNAPSHOT_COLUMNS = ("portfolio_id", "snapshot_date", "equity_balance", "gross_exposure")
+POSITION_COLUMNS = ("id", "portfolio_id", "symbol", "underlying_symbol", "position_type", "investment_class",
+                    "quantity", "entry_price", "entry_date", "exit_price", "exit_date")
 
 
 @dataclass
@@ -32,7 +34,7 @@ def load_book(ctx: PhaseContext) -> Book:
     rng = ctx.range
     pids = [ctx.portfolio_id] if ctx.portfolio_id else None
     with ctx.transaction() as s:
-        positions = repo.load_positions(s, pids, start=rng.start, end=rng.end)
+        positions = repo.load_positions(s, pids, start=rng.start, end=rng.end, columns=POSITION_COLUMNS)
         snaps = repo.load_snapshots(s, pids, rng.start, rng.end, columns=SNAPSHOT_COLUMNS)
     if snaps.empty:
         raise BadInputError(f"no portfolio snapshot between {rng.start} and {rng.end}: run pnl-snapshots first")

@@ -89,8 +89,10 @@ def run(ctx: PhaseContext) -> PhaseResult:
         n_exp = repo.replace(s, m.FactorExposure, exp, {"portfolio_id": snap["portfolio_id"].unique(),
                                                         "calculation_date": list(rng.sessions)})
         n_snap = repo.bulk_update(s, m.PortfolioSnapshot, snap)
-        n_pmb = repo.upsert(s, m.PositionMarketBeta, pmb)
-        n_pirb = repo.upsert(s, m.PositionInterestRateBeta, pirb)
+        # a held position whose symbol has no beta on a date loses its old row, as it would on a first run
+        held = {"position_id": public["position_id"].unique().tolist()}
+        n_pmb = repo.replace(s, m.PositionMarketBeta, pmb, {**held, "calc_date": list(rng.sessions)})
+        n_pirb = repo.replace(s, m.PositionInterestRateBeta, pirb, {**held, "calculation_date": list(rng.sessions)})
     coverage = exp.loc[exp["factor"] == MARKET, "coverage"]
     return PhaseResult(
         rows={"factor_exposures": n_exp, "portfolio_snapshots": n_snap, "position_market_betas": n_pmb,

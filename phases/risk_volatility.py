@@ -54,7 +54,8 @@ def run(ctx: PhaseContext) -> PhaseResult:
     pos = pd.concat(pos_rows, ignore_index=True) if pos_rows else pd.DataFrame()
     snap = pd.concat(snap_rows, ignore_index=True) if snap_rows else pd.DataFrame()
     with ctx.transaction() as s:
-        n_pos = repo.upsert(s, m.PositionVolatility, pos)
+        n_pos = repo.replace(s, m.PositionVolatility, pos, {"position_id": h["position_id"].unique().tolist(),
+                                                            "calculation_date": list(ctx.range.sessions)})
         n_snap = repo.bulk_update(s, m.PortfolioSnapshot, snap)
     nulls = int(snap["expected_volatility_21d"].isna().sum()) if not snap.empty else 0
     return PhaseResult(rows={"position_volatility": n_pos, "portfolio_snapshots": n_snap},

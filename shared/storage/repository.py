@@ -25,6 +25,7 @@ from shared.storage import bulk
 from shared.storage import models as m
 
 CHUNK = 2000
+SQLITE_IN_CHUNK = 10_000  # values per IN list of a SQLite DELETE (its limit: 32,766 variables)
 
 
 # --- conversion helpers -------------------------------------------------------------------------
@@ -147,16 +148,20 @@ def delete_where(session: Session, model: type[m.Base], scope: dict[str, Iterabl
     On PostgreSQL each list is one array parameter (``col = ANY(:array)``), not one bind parameter per
     value: with 10,000 portfolios that saves ~0.1-0.2 s of statement building per call."""
     table = model.__table__
-    pg = bulk.is_postgres(session)
-    conds = []
-    for col, values in scope.items():
-        values = list(values)
-        if not values:
-            return 0
-        c = table.c[col]
-        conds.append(c == any_(literal(values, ARRAY(c.type))) if pg else c.in_(values))
-    res = session.execute(delete(table).where(and_(*conds)))
-    return res.rowcount or 0
+    scope = {col: list(values) for col, values in scope.items()}
+    if any(not values for values in scope.values()):
+        return 0
+    if bulk.is_postgres(session):
+        conds = [table.c[col] == any_(literal(values, ARRAY(table.c[col].type))) for col, values in scope.items()]
+        return session.execute(delete(table).where(and_(*conds))).rowcount or 0
+    # SQLite binds one variable per value (at most 32,766 per statement): the longest list goes in chunks
+    longest = max(scope, key=lambda col: len(scope[col]))
+    others = [table.c[col].in_(values) for col, values in scope.items() if col != longest]
+    n = 0
+    for i in range(0, len(scope[longest]), SQLITE_IN_CHUNK):
+        chunk = table.c[longest].in_(scope[longest][i:i + SQLITE_IN_CHUNK])
+        n += session.execute(delete(table).where(and_(chunk, *others))).rowcount or 0
+    return n
 
 
 def read_frame(session: Session, stmt) -> pd.DataFrame:
@@ -183,11 +188,13 @@ def load_portfolios(session: Session, portfolio_id: str | None = None, *, active
 
 
 def load_positions(
-    session: Session, portfolio_ids: Sequence[str] | None = None, *, start: date | None = None, end: date | None = None
+    session: Session, portfolio_ids: Sequence[str] | None = None, *, start: date | None = None,
+    end: date | None = None, columns: Sequence[str] | None = None,
 ) -> pd.DataFrame:
-    """Non-deleted positions held at some point in ``[start, end]`` (entry <= end, exit null or > start)."""
+    """Non-deleted positions held at some point in ``[start, end]`` (entry <= end, exit null or > start),
+    every column or only ``columns``."""
     t = m.Position.__table__
-    stmt = select(t).where(t.c.deleted_at.is_(None))
+    stmt = (select(t) if columns is None else select(*(t.c[c] for c in columns))).where(t.c.deleted_at.is_(None))
     if portfolio_ids is not None:
         stmt = stmt.where(t.c.portfolio_id.in_(list(portfolio_ids)))
     if end is not None:

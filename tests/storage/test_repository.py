@@ -145,3 +145,31 @@ def test_deleting_a_position_or_portfolio_deletes_its_phase6_results(engine):
         assert not [fk for fk in inspect(engine).get_foreign_keys(t) if fk["referred_table"] in ("portfolios",
                                                                                                   "positions")]
     assert inspect(engine).get_foreign_keys("stress_test_results")  # the scenario one stays
+
+
+def test_replace_with_a_scope_longer_than_sqlites_variable_limit(engine):
+    """40,000 position ids in one scope: SQLite binds one variable per value (limit 32,766), so the
+    delete goes in chunks there; PostgreSQL sends one array. Only the scoped rows go."""
+    n = 40_000
+    rows = pd.DataFrame({"position_id": range(n), "calculation_date": date(2026, 3, 2), "portfolio_id": "p1",
+                         "realized_vol_21d": 0.2})
+    other_day = rows.iloc[:5].assign(calculation_date=date(2026, 3, 3))
+    scope = {"position_id": list(range(n)), "calculation_date": [date(2026, 3, 2)]}
+    with transaction(engine) as s:
+        repo.replace(s, m.PositionVolatility, pd.concat([rows, other_day]), {"position_id": [-1],
+                                                                                "calculation_date": [date(2026, 3, 2)]})
+        assert repo.replace(s, m.PositionVolatility, rows.iloc[: n // 2], scope) == n // 2
+        assert repo.delete_where(s, m.PositionVolatility, scope) == n // 2
+        assert repo.table_counts(s)["position_volatility"] == 5
+
+
+def test_load_positions_can_select_columns(engine):
+    with transaction(engine) as s:
+        repo.upsert(s, m.Portfolio, pd.DataFrame([{"id": "p1", "name": "P1", "equity_balance": 1e5,
+                                                    "currency": "USD", "is_active": True}]))
+        repo.upsert(s, m.Position, pd.DataFrame([{"portfolio_id": "p1", "symbol": "AAA", "position_type": "LONG",
+                                                  "quantity": 10.0, "entry_price": 9.0,
+                                                  "entry_date": date(2026, 1, 5), "investment_class": "PUBLIC"}]),
+                    conflict=("portfolio_id", "symbol", "position_type", "entry_date"))
+        got = repo.load_positions(s, ["p1"], columns=("id", "symbol", "quantity"))
+    assert list(got.columns) == ["id", "symbol", "quantity"] and got["quantity"].tolist() == [10.0]
