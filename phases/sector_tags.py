@@ -34,7 +34,7 @@ def run(ctx: PhaseContext) -> PhaseResult:
         profiles = repo.load_profiles(s, sorted(set(positions["symbol"])))
         tags = pd.DataFrame({"position_id": positions["id"], "portfolio_id": positions["portfolio_id"],
                              "sector": sector_labels(positions, profiles), "tagged_on": end})
-        n = repo.upsert(s, m.PositionSectorTag, tags)
+        n = repo.replace(s, m.PositionSectorTag, tags, {"position_id": tags["position_id"].tolist()})
     counts = tags["sector"].value_counts().to_dict() if not tags.empty else {}
     return PhaseResult(rows={"position_sector_tags": n}, details={"as_of": end.isoformat(), "sectors": counts})
 

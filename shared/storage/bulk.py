@@ -5,7 +5,7 @@ executemany path. The algorithm:
 
 1. :func:`encode_csv` turns the frame's model columns into CSV bytes with :mod:`pyarrow.csv` (no Python
    loop over rows): dates as ``YYYY-MM-DD``, integer columns rounded (as ``frame_records`` does), JSON
-   columns ``json.dumps``-ed, NaN/None as an unquoted empty field (= NULL in ``FORMAT csv``), strings
+   columns JSON-encoded (orjson), NaN/None as an unquoted empty field (= NULL in ``FORMAT csv``), strings
    always quoted (so ``""`` stays an empty string). Columns the frame lacks but the model gives a Python
    default (``is_active``, ``currency`` …) are filled with it, as a SQLAlchemy INSERT would.
 2. ``upsert``: COPY into a temporary table with just those columns, then one
@@ -22,7 +22,6 @@ reports, so the benchmark can compare the phases' write time with a bare COPY of
 
 from __future__ import annotations
 
-import json
 import os
 import time
 import uuid
@@ -38,6 +37,7 @@ import pyarrow.csv as pacsv
 from sqlalchemy import JSON, Boolean, Date, DateTime, Float, Integer
 from sqlalchemy.orm import Session
 
+from shared.storage import jsontext
 from shared.storage import models as m
 
 #: table -> {"rows", "seconds", "serialize_seconds", "floor_seconds", "calls"}; reset per process.
@@ -70,13 +70,10 @@ def stats_summary() -> dict[str, Any]:
 
 # --- encoding -----------------------------------------------------------------------------------
 
-_JSON = json.JSONEncoder(default=str, check_circular=False).encode  # one encoder, not one per value
-
-
 def _json_text(value: Any) -> str | None:
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return None
-    return _JSON(value)
+    return jsontext.dumps(value)
 
 
 def _arrow_column(col, s: pd.Series) -> pa.Array:

@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared.errors import ConfigError, SigmabatchError
+from shared.storage import jsontext
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -37,11 +38,12 @@ def get_engine(url: str) -> Engine:
         path = url.split(":///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30})
+        engine = create_engine(url, connect_args={"timeout": 30}, json_serializer=jsontext.dumps)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     try:
-        return create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 10})
+        return create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 10},
+                             json_serializer=jsontext.dumps)
     except Exception as exc:  # bad driver name etc.
         raise ConfigError(f"SIGMABATCH_DATABASE_URL: cannot create an engine: {exc}") from exc
 

@@ -82,3 +82,23 @@ def test_copy_floor_and_stats(pg_url):
         assert repo.load_prices(s, ["AAA"], date(2026, 3, 1), date(2026, 3, 31))["close"].tolist() == [1.0, 2.0, 3.0]
     assert bulk.stats_summary()["total"]["rows"] == 3
     eng.dispose()
+
+
+def test_json_columns_are_valid_json_on_both_paths(pg_url, sqlite_url):
+    """NaN inside a JSON value becomes null (PostgreSQL's json type refuses NaN), numpy scalars stay
+    numbers, dates ISO strings: the same text from the COPY encoder and from the SQLite engine."""
+    from shared.storage import jsontext
+
+    value = {"a": np.float64("nan"), "n": np.int64(5), "d": date(2026, 3, 2), 7: [1.5, float("inf")]}
+    assert jsontext.dumps(value) == '{"a":null,"n":5,"d":"2026-03-02","7":[1.5,null]}'
+    row = pd.DataFrame({"scenario_id": ["s1"], "name": ["S"], "category": ["c"], "severity": ["base"],
+                        "shock_config": [value], "active": [True]})
+    got = []
+    for url in (pg_url, sqlite_url):
+        eng = get_engine(url)
+        migrate(eng)
+        with transaction(eng) as s:
+            repo.upsert(s, m.StressTestScenario, row)
+        with transaction(eng) as s:
+            got.append(s.execute(select(m.StressTestScenario.shock_config)).scalar_one())
+    assert got[0] == got[1] == {"a": None, "n": 5, "d": "2026-03-02", "7": [1.5, None]}
