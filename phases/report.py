@@ -4,7 +4,8 @@ Reads what the run recorded (``batch_run_history``, ``batch_phase_runs``) and wh
 factor exposures, stress tests, correlations) and writes ``--out`` (default
 ``<artifacts>/reports/<run-id>.html``). In Argo the file is the step's output artifact, shown in the UI;
 locally the runner passes ``var/runs/<run-id>/report.html``. It writes no table; a chart that cannot be
-drawn becomes a placeholder and the phase is recorded as partial.
+drawn becomes a placeholder and the phase is recorded as partial. The portfolio sections (six charts each,
+most of the step's time) are drawn in ``--workers`` processes, by default one per usable CPU, at most 4.
 """
 
 from __future__ import annotations
@@ -13,12 +14,14 @@ import argparse
 from pathlib import Path
 
 from phases._runtime import PhaseContext, PhaseResult, entrypoint
-from shared.report import default_report_path, write_report
+from shared.report import default_report_path, default_workers, write_report
 
 
 def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="", metavar="PATH",
                    help="where to write the HTML (default: <SIGMABATCH_ARTIFACTS>/reports/<run-id>.html)")
+    p.add_argument("--workers", type=int, default=0, metavar="N",
+                   help="processes drawing the portfolio charts (default 0: the usable CPUs, at most 4; 1: none)")
 
 
 def report_path(ctx: PhaseContext) -> Path:
@@ -31,7 +34,7 @@ def report_path(ctx: PhaseContext) -> Path:
 def run(ctx: PhaseContext) -> PhaseResult:
     out = report_path(ctx)
     with ctx.transaction() as session:
-        written = write_report(session, ctx.run_id, out)
+        written = write_report(session, ctx.run_id, out, workers=ctx.args.workers or default_workers())
     ctx.log.info("report written", extra={"path": str(out), "portfolios": written.portfolios,
                                           "figures": written.figures, "bytes": written.bytes})
     details = {"report": str(out), "portfolios": written.portfolios, "figures": written.figures,

@@ -7,6 +7,9 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -14,7 +17,8 @@ from pathlib import Path
 from shared.report import fmt
 from shared.report.data import ReportData, load_report_data
 
-__all__ = ["ReportData", "Written", "default_report_path", "load_report_data", "render", "write_report"]
+__all__ = ["ReportData", "Written", "default_report_path", "default_workers", "load_report_data", "render",
+           "write_report"]
 
 
 @dataclass
@@ -27,16 +31,14 @@ class Written:
     problems: list[str] = field(default_factory=list)
 
 
-def render(data: ReportData) -> tuple[str, list[str]]:
-    """The HTML page and the list of charts that could not be drawn."""
+def render(data: ReportData, workers: int = 1) -> tuple[str, list[str]]:
+    """The HTML page and the list of charts that could not be drawn.
+
+    ``workers`` > 1 draws the portfolio sections (six charts each, most of the time) in that many
+    processes; the page is the same.
+    """
     from shared.report import page
-    from shared.report.sections import (
-        Charts,
-        portfolio_section,
-        quality_section,
-        run_section,
-        summary_section,
-    )
+    from shared.report.sections import Charts, quality_section, run_section, summary_section
 
     charts = Charts()
     run = data.run
@@ -45,7 +47,7 @@ def render(data: ReportData) -> tuple[str, list[str]]:
     header = (f"<h1>sigmabatch run report</h1><div class=\"meta\">Run <strong>{fmt.esc(run.run_id)}</strong> · "
               f"{fmt.esc(dates)} · {page.badge(status)} · generated {fmt.esc(fmt.when(data.generated_at))}</div>")
     body = [run_section(data, charts), quality_section(data), summary_section(data)]
-    body += [portfolio_section(data, p, charts) for p in data.portfolios]
+    body += _portfolio_sections(data, charts, workers)
     nav = [("run", "Run"), ("quality", "Data quality"), ("summary", "Portfolios")]
     nav += [(fmt.anchor(p.id), p.id) for p in data.portfolios]
     if data.heatmap is not None:
@@ -54,15 +56,64 @@ def render(data: ReportData) -> tuple[str, list[str]]:
     return html, charts.problems
 
 
+_DATA: ReportData | None = None  # a worker's copy of the report data (set once by its initializer)
+
+
+def _portfolio_sections(data: ReportData, charts, workers: int) -> list[str]:
+    from shared.report.sections import portfolio_section
+
+    n = len(data.portfolios)
+    if workers <= 1 or n < 2:
+        return [portfolio_section(data, p, charts) for p in data.portfolios]
+    # spawned, not forked: the parent holds a database connection and Arrow's thread pools
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=min(workers, n), mp_context=ctx, initializer=_init_worker,
+                             initargs=(data,)) as pool:
+        done = list(pool.map(_portfolio_section_at, range(n)))
+    for _html, problems in done:
+        charts.problems.extend(problems)
+    return [html for html, _problems in done]
+
+
+def _init_worker(data: ReportData) -> None:
+    global _DATA
+    _DATA = data
+
+
+def _portfolio_section_at(i: int) -> tuple[str, list[str]]:
+    from shared.report.sections import Charts, portfolio_section
+
+    charts = Charts()
+    return portfolio_section(_DATA, _DATA.portfolios[i], charts), charts.problems
+
+
+def default_workers() -> int:
+    """Processes for the charts: the CPUs this process may use (its affinity, and in a container its
+    cgroup CPU quota), at most 4 (each costs an interpreter)."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cpus = os.cpu_count() or 1
+    try:  # cgroup v2: "max 100000" or "<quota> <period>" (a pod's CPU limit)
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        if quota != "max":
+            cpus = min(cpus, max(1, int(int(quota) // int(period))))
+    except (OSError, ValueError):
+        pass
+    return max(1, min(cpus, 4))
+
+
 def default_report_path(artifacts: Path, run_id: str) -> Path:
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in run_id)
     return Path(artifacts) / "reports" / f"{safe}.html"
 
 
-def write_report(session, run_id: str, out: Path, *, generated_at: datetime | None = None) -> Written:
-    """Load the run, render its report and write it to ``out`` (parent folders are created)."""
+def write_report(session, run_id: str, out: Path, *, generated_at: datetime | None = None,
+                 workers: int = 1) -> Written:
+    """Load the run, render its report (charts in ``workers`` processes) and write it to ``out`` (parent
+    folders are created)."""
     data = load_report_data(session, run_id, generated_at=generated_at or datetime.now().astimezone())
-    html, problems = render(data)
+    html, problems = render(data, workers=workers)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")

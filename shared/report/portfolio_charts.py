@@ -38,8 +38,13 @@ def _shade_run(ax, h: pd.DataFrame) -> None:
         ax.axvspan(run["snapshot_date"].iloc[0], run["snapshot_date"].iloc[-1], color=RUN_SHADE, zorder=0, lw=0)
 
 
-def _dates(ax) -> None:
-    loc = mdates.AutoDateLocator(maxticks=8)
+def _dates(ax, x: pd.Series) -> None:
+    """Concise date ticks over the history's dates (a 5 % margin, at least a day): the data limits of a
+    series with one valid point would span years, where the automatic locator finds no interval."""
+    lo, hi = pd.Timestamp(min(x)), pd.Timestamp(max(x))
+    pad = max((hi - lo) * 0.05, pd.Timedelta(days=1))
+    ax.set_xlim(lo - pad, hi + pad)
+    loc = mdates.AutoDateLocator(minticks=3, maxticks=8)
     ax.xaxis.set_major_locator(loc)
     ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(loc))
 
@@ -62,7 +67,7 @@ def equity_drawdown(key: str, h: pd.DataFrame) -> str:
         dd.yaxis.set_major_formatter(pct_axis)
         dd.set_ylim(top=0.0, bottom=min(float(h["drawdown"].min()) * 1.15, -0.01))
         dd.set_ylabel("drawdown")
-        _dates(dd)
+        _dates(dd, x)
         fig.align_ylabels()
         return to_svg(fig, label)
 
@@ -81,7 +86,7 @@ def daily_pnl(key: str, h: pd.DataFrame) -> str:
         last = h.iloc[-1]
         ax.set_title(f"Daily P&L  ·  last session {fmt.money(last['daily_pnl'], sign=True)} "
                      f"({fmt.pct(last['daily_return'], 2, sign=True)})")
-        _dates(ax)
+        _dates(ax, x)
         return to_svg(fig, label)
 
 
@@ -147,7 +152,7 @@ def volatility(key: str, h: pd.DataFrame) -> str:
         ax.set_title(f"Volatility (annualized)  ·  realized 21d {fmt.pct(last['realized_volatility_21d'], 1)}, "
                      f"forecast {fmt.pct(last['expected_volatility_21d'], 1)}")
         ax.legend(loc="lower left", ncols=3)
-        _dates(ax)
+        _dates(ax, x)
         return to_svg(fig, label)
 
 

@@ -138,3 +138,18 @@ def test_large_books_get_sections_for_the_largest_portfolios_only(synthetic_run,
     assert f"the 2 largest of {len(db['equity'])}" in html
     for pid in sorted(db["equity"], key=db["equity"].get)[-2:]:
         assert fmt.anchor(pid) in html
+
+
+def test_charts_drawn_in_worker_processes_give_the_same_page(synthetic_run):
+    """The report step draws the portfolio sections in a process pool: same bytes as one process."""
+    from datetime import UTC, datetime
+
+    from shared.report import load_report_data, render
+    from shared.storage.db import transaction
+
+    with transaction(get_engine(synthetic_run.url)) as s:
+        data = load_report_data(s, synthetic_run.run_id, generated_at=datetime(2026, 1, 2, tzinfo=UTC))
+    assert len(data.portfolios) >= 2
+    one, problems_one = render(data, workers=1)
+    two, problems_two = render(data, workers=2)
+    assert one == two and problems_one == problems_two == []
