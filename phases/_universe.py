@@ -18,8 +18,8 @@ def run_positions(ctx: PhaseContext) -> pd.DataFrame:
 
 def position_symbols(positions: pd.DataFrame) -> list[str]:
     """Priceable symbols of ``positions``: their own (unless skipped, e.g. OCC options) and underlyings."""
-    under = positions["underlying_symbol"].dropna() if "underlying_symbol" in positions else []
-    raw = list(positions["symbol"]) + [s for s in under if s]
+    under = positions["underlying_symbol"].dropna().unique().tolist() if "underlying_symbol" in positions else []
+    raw = positions["symbol"].unique().tolist() + [s for s in under if s]  # distinct first: lots share symbols
     return sorted({n for n in map(normalize_symbol, raw) if n and not is_skipped_symbol(n)})
 
 

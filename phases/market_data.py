@@ -44,22 +44,25 @@ GAP_FILL_MIN_DENSITY = 0.95
 def run_symbols(positions: pd.DataFrame, cached: list[str]) -> tuple[list[str], list[str]]:
     """(symbols to fetch, skipped position symbols) for a run."""
     wanted = set(FACTOR_ETFS) | set(cached) | set(position_symbols(positions))
-    skipped = {n for n in map(normalize_symbol, positions["symbol"]) if is_skipped_symbol(n)}
+    skipped = {n for n in map(normalize_symbol, positions["symbol"].unique().tolist()) if is_skipped_symbol(n)}
     invalid = {s for s in wanted if not is_plausible_symbol(s)}
     return sorted(wanted - invalid), sorted(skipped | invalid)
 
 
 def fetch_modes(coverage: pd.DataFrame, symbols: list[str], start: date, end: date) -> dict[str, str]:
     """Per symbol: ``cached``, ``incremental`` (head/tail ranges), ``gap_fill`` or ``full_backfill``."""
-    cov = coverage.set_index("symbol") if not coverage.empty else coverage
     last_session = calendar.session_on_or_before(end)
+    cov = {} if coverage.empty else {  # plain tuples: one dict look-up per symbol, no frame access
+        sym: (first, last, int(rows)) for sym, first, last, rows in zip(
+            coverage["symbol"].tolist(), coverage["first"].tolist(), coverage["last"].tolist(),
+            coverage["rows"].tolist(), strict=True)}
     modes: dict[str, str] = {}
     for s in symbols:
-        if cov.empty or s not in cov.index or int(cov.at[s, "rows"]) < MIN_ROWS:
+        if s not in cov or cov[s][2] < MIN_ROWS:
             modes[s] = "full_backfill"
             continue
-        first, last, rows = cov.at[s, "first"], cov.at[s, "last"], int(cov.at[s, "rows"])
-        expected = len(calendar.session_index(first, last))
+        first, last, rows = cov[s]
+        expected = calendar.session_count(first, last)
         if rows < FULL_HISTORY_ROWS and rows < GAP_FILL_MIN_DENSITY * expected:
             modes[s] = "gap_fill"
         elif first > start + timedelta(days=HEAD_TOLERANCE_DAYS) or last < last_session:
@@ -162,8 +165,8 @@ def run(ctx: PhaseContext) -> PhaseResult:
         written = repo.upsert(s, m.MarketDataCache, new_rows) + repo.upsert(s, m.MarketDataCache, refetched)
         prices = repo.load_prices(s, symbols, load_start, rng.end)
     write_price_cache(ctx.price_cache_out, prices, load_start, rng.end)
-    have = set(prices["symbol"])
-    on_end = set(prices.loc[prices["date"] == rng.end, "symbol"])
+    have = set(prices["symbol"].unique().tolist())
+    on_end = set(prices.loc[prices["date"] == rng.end, "symbol"].unique().tolist())
     missing = sorted(set(symbols) - have)
     coverage_pct = round(100.0 * len(on_end) / max(len(symbols), 1), 2)
     quality = assess(prices, symbols, rng.end, splits=splits)

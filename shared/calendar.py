@@ -89,6 +89,12 @@ def sessions(start: date, end: date) -> list[date]:
     return [_to_date(x) for x in arr[lo:hi]]
 
 
+def session_count(start: date, end: date) -> int:
+    """Number of NYSE sessions in ``[start, end]`` (both inclusive)."""
+    arr = _session_array()
+    return int(np.searchsorted(arr, _d64(end), side="right") - np.searchsorted(arr, _d64(start), side="left"))
+
+
 def session_index(start: date, end: date) -> pd.DatetimeIndex:
     """Like :func:`sessions` but as a ``DatetimeIndex`` (midnight, tz-naive)."""
     arr = _session_array()

@@ -27,9 +27,9 @@ def assess(prices: pd.DataFrame, symbols: Sequence[str], end: date, *, splits: p
     symbols = sorted(set(symbols))
     last_session = calendar.session_on_or_before(end)
     p = prices[prices["symbol"].isin(symbols)] if not prices.empty else prices
-    have = set(p["symbol"]) if not p.empty else set()
+    have = set(p["symbol"].unique().tolist()) if not p.empty else set()
     missing = [s for s in symbols if s not in have]
-    on_end = set(p.loc[p["date"] == last_session, "symbol"]) if not p.empty else set()
+    on_end = set(p.loc[p["date"] == last_session, "symbol"].unique().tolist()) if not p.empty else set()
     stale: dict[str, str] = {}
     outliers: list[dict] = []
     if not p.empty:

@@ -130,3 +130,21 @@ def test_run_without_network_fails_fast_and_writes_nothing(run_env, tmp_path):
     assert prices.empty and counts.get("market_data_cache", 0) == 0
     assert counts.get("portfolio_snapshots", 0) == 0
     assert isinstance(prices, pd.DataFrame)
+
+
+def test_fetch_modes_from_coverage():
+    """Full backfill without (enough) cache, gap fill for a sparse history, incremental for a missing
+    tail, cached when complete; session counts on the NYSE calendar."""
+    from shared import calendar
+
+    start, end = date(2026, 1, 2), date(2026, 11, 27)
+    sessions = calendar.sessions(start, end)
+    assert calendar.session_count(start, end) == len(sessions)
+    assert calendar.session_count(date(2026, 11, 28), date(2026, 11, 29)) == 0  # a weekend
+    cov = pd.DataFrame({"symbol": ["FULL", "SPARSE", "TAIL", "DONE"],
+                        "first": [sessions[0], sessions[0], sessions[0], sessions[0]],
+                        "last": [sessions[-1], sessions[-1], sessions[-3], sessions[-1]],
+                        "rows": [5, len(sessions) // 2, len(sessions) - 2, len(sessions)]})
+    modes = market_data.fetch_modes(cov, ["FULL", "SPARSE", "TAIL", "DONE", "NEW"], start, end)
+    assert modes == {"FULL": "full_backfill", "SPARSE": "gap_fill", "TAIL": "incremental", "DONE": "cached",
+                     "NEW": "full_backfill"}
