@@ -20,7 +20,9 @@ from shared.storage import repository as repo
 
 def market_values(positions: pd.DataFrame, closes: pd.DataFrame, as_of: date) -> pd.DataFrame:
     """[id, last_price, market_value, unrealized_pnl, market_value_date] for ``positions`` at ``as_of``."""
-    mk = marks(closes, positions["symbol"].tolist())[-1] if len(closes) else np.full(len(positions), np.nan)
+    # only the last row of marks: the (sessions x positions) matrix would be ~600 MB at 200,000 positions
+    mk = marks(closes.ffill().tail(1), positions["symbol"].tolist())[-1] if len(closes) \
+        else np.full(len(positions), np.nan)
     price = np.where(np.isnan(mk), positions["entry_price"].to_numpy(dtype="float64"), mk)
     qm = positions["quantity"].to_numpy(dtype="float64") * multipliers(positions["position_type"])
     exit_ = pd.to_datetime(positions["exit_date"])
