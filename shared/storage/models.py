@@ -58,6 +58,8 @@ class Position(Base):
         UniqueConstraint("portfolio_id", "symbol", "position_type", "entry_date", name="uq_positions_lot"),
         Index("ix_positions_portfolio_asof", "portfolio_id", "deleted_at", "entry_date", "exit_date"),
         Index("ix_positions_symbol", "symbol"),
+        # room on each page for the nightly market-value update to stay on it (migration 0005)
+        {"postgresql_with": {"fillfactor": 60}},
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     portfolio_id: Mapped[str] = mapped_column(ForeignKey("portfolios.id", ondelete="CASCADE"), nullable=False)

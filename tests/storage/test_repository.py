@@ -173,3 +173,16 @@ def test_load_positions_can_select_columns(engine):
                     conflict=("portfolio_id", "symbol", "position_type", "entry_date"))
         got = repo.load_positions(s, ["p1"], columns=("id", "symbol", "quantity"))
     assert list(got.columns) == ["id", "symbol", "quantity"] and got["quantity"].tolist() == [10.0]
+
+
+def test_positions_leave_room_for_the_nightly_update_on_postgresql(pg_url):
+    """Migration 0005: positions get fillfactor 60, so market-values' update is heap-only (no index writes)."""
+    from sqlalchemy import text
+
+    from shared.storage.db import get_engine
+
+    eng = get_engine(pg_url)
+    migrate(eng)
+    with eng.connect() as c:
+        opts = c.execute(text("SELECT reloptions FROM pg_class WHERE oid = 'positions'::regclass")).scalar_one()
+    assert "fillfactor=60" in (opts or [])
