@@ -26,7 +26,9 @@ def run(ctx: PhaseContext) -> PhaseResult:
     betas = compute_symbol_betas(prices, list(rng.sessions), provider_betas=provider)
     betas["factor_id"] = betas["factor"].map(ids)
     with ctx.transaction() as s:
-        n = repo.upsert(s, m.SymbolFactorExposure, betas)
+        # the run's symbols × sessions are recomputed whole: a beta that no longer qualifies loses its old row
+        n = repo.replace(s, m.SymbolFactorExposure, betas, {"symbol": list(prices.columns),
+                                                             "calculation_date": list(rng.sessions)})
     per_method = betas.groupby("calculation_method").size().to_dict() if len(betas) else {}
     return PhaseResult(rows={"symbol_factor_exposures": n},
                        details={"symbols": prices.shape[1], "sessions": len(rng.sessions), "rows_by_method": per_method,
