@@ -15,6 +15,7 @@ The last stdout line is ``sigmabatch-result: {json}`` with the row counts, for t
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
@@ -61,6 +62,20 @@ class PhaseContext:
     force: bool
     args: argparse.Namespace
     log: logging.Logger
+    run_range: RunRange | None = None  # the whole run when ``range`` is one chunk of it (else the same)
+
+    def __post_init__(self) -> None:
+        if self.run_range is None:
+            self.run_range = self.range
+
+    def narrowed(self, chunk: RunRange) -> PhaseContext:
+        """The same context for one chunk of the run's sessions, sharing what it has already loaded
+        (the price-cache snapshot, the providers)."""
+        ctx = dataclasses.replace(self, range=chunk, run_range=self.run_range)
+        for name in ("price_cache", "market_data"):
+            if name in self.__dict__:
+                ctx.__dict__[name] = self.__dict__[name]
+        return ctx
 
     @cached_property
     def market_data(self):
@@ -150,8 +165,15 @@ def entrypoint(
     record: bool = True,
     allow_empty: bool = False,
     keep_lock: bool = False,
+    chunked: bool = False,
 ) -> Callable[[list[str] | None], int]:
-    """Wrap ``run`` into ``main(argv) -> int`` with the shared behaviour described above."""
+    """Wrap ``run`` into ``main(argv) -> int`` with the shared behaviour described above.
+
+    ``chunked``: the step's work grows with portfolios × sessions (the risk steps). A range of more than
+    ``SIGMABATCH_CHUNK_PORTFOLIO_DATES`` / portfolios sessions is run in consecutive chunks of that many
+    sessions, each computed and committed on its own (bounded memory on long backfills; a failure keeps
+    the chunks already written, and a re-run rewrites them identically). ``ctx.run_range`` is the whole run.
+    """
 
     def main(argv: list[str] | None = None) -> int:
         parser = build_parser(step, description)
@@ -198,7 +220,7 @@ def entrypoint(
                                        bool(args.force), args, plog)
                     plog.info("start", extra={"run_id": run_id, "range": str(rng or "up to date"),
                                               "portfolio": args.portfolio or "all"})
-                    result = run(ctx)
+                    result = _run_chunks(run, ctx) if chunked else run(ctx)
         except SigmabatchError as exc:
             error, code = str(exc), exc.exit_code
             result.status = "failed"
@@ -221,6 +243,45 @@ def entrypoint(
         return code
 
     return main
+
+
+def chunk_sessions(ctx: PhaseContext) -> int:
+    """Sessions per chunk for a risk step: the portfolio × session budget over the portfolios in scope."""
+    if ctx.portfolio_id:
+        portfolios = 1
+    else:
+        from shared.storage import repository as repo
+
+        with ctx.transaction() as s:
+            portfolios = max(len(repo.load_portfolios(s)), 1)
+    return max(ctx.settings.chunk_portfolio_dates // portfolios, 1)
+
+
+_STATUS_RANK = {"failed": 3, "partial": 2, "ok": 1, "skipped": 0}
+
+
+def _run_chunks(run: Callable[[PhaseContext], PhaseResult], ctx: PhaseContext) -> PhaseResult:
+    """``run`` over consecutive chunks of the range (see :func:`entrypoint`), results merged: rows
+    summed, the worst status, the last chunk's details plus ``chunks`` and ``chunk_sessions``."""
+    size = chunk_sessions(ctx)
+    chunks = ctx.range.chunks(size)
+    if len(chunks) == 1:
+        return run(ctx)
+    ctx.log.info("running %d sessions in %d chunks of up to %d", len(ctx.range.sessions), len(chunks), size)
+    rows: dict[str, int] = {}
+    results = []
+    for i, chunk in enumerate(chunks, start=1):
+        t0 = time.monotonic()
+        res = run(ctx.narrowed(chunk))
+        for table, n in res.rows.items():
+            rows[table] = rows.get(table, 0) + int(n)
+        results.append(res)
+        ctx.log.info("chunk %d/%d done: %s in %.1f s", i, len(chunks), chunk, time.monotonic() - t0,
+                     extra={"chunk": i, "chunks": len(chunks), "rows": sum(res.rows.values())})
+    worst = max(results, key=lambda r: _STATUS_RANK.get(r.status, 1))
+    message = next((r.message for r in reversed(results) if r.message), "")
+    return PhaseResult(rows=rows, details={**results[-1].details, "chunks": len(chunks), "chunk_sessions": size},
+                       status=worst.status, message=message)
 
 
 def _record(engine, run_id, step, result, started, error, plog) -> None:

@@ -39,6 +39,7 @@ MIN_VALUE, MIN_WEIGHT = 10_000.0, 0.01
 
 def run(ctx: PhaseContext) -> PhaseResult:
     rng = ctx.range
+    last = ctx.run_range.end  # the pairwise matrix is kept for the run's last session (in the last chunk)
     book = load_book(ctx)
     h = book.holdings[book.holdings["investment_class"] == "PUBLIC"]
     logret = np.log(book.closes / book.closes.shift(1))
@@ -63,19 +64,20 @@ def run(ctx: PhaseContext) -> PhaseResult:
         i_start, i_stop = np.searchsorted(i_pid, pids, side="left"), np.searchsorted(i_pid, pids, side="right")
         R = window.to_numpy(dtype="float64")
         col = window.columns.get_indexer(i_sym)
-        c, cl, pr = _session(d, pids, f_stop - f_start, i_start, i_stop, i_sym, i_mv, R, col, d == rng.end)
+        c, cl, pr = _session(d, pids, f_stop - f_start, i_start, i_stop, i_sym, i_mv, R, col, d == last)
         calcs.append(c)
         clusters.extend(cl)
         pairs = pr if pr is not None else pairs
     calc = pd.concat(calcs, ignore_index=True) if calcs else pd.DataFrame()
     clus = pd.concat(clusters, ignore_index=True) if clusters else pd.DataFrame()
-    pair = _pairs_frame(pairs, rng.end, logret.columns)
+    pair = _pairs_frame(pairs, last, logret.columns)
     pids = sorted(set(book.equity.index.get_level_values(1)))
     scope = {"portfolio_id": pids, "calculation_date": list(rng.sessions)}
     with ctx.transaction() as s:
         n_calc = repo.replace(s, m.CorrelationCalculation, calc, scope)
         n_clus = repo.replace(s, m.CorrelationCluster, clus, scope)
-        n_pair = repo.replace(s, m.PairwiseCorrelation, pair, {"portfolio_id": pids, "calculation_date": [rng.end]})
+        n_pair = repo.replace(s, m.PairwiseCorrelation, pair, {"portfolio_id": pids, "calculation_date": [last]}) \
+            if last in rng.sessions else 0
     return PhaseResult(rows={"correlation_calculations": n_calc, "correlation_clusters": n_clus,
                              "pairwise_correlations": n_pair},
                        details={"window_sessions": WINDOW, "portfolio_dates": len(calc)})
@@ -188,7 +190,8 @@ def _mean_abs_offdiag(C: np.ndarray, members: np.ndarray) -> float:
     return float(np.nanmean(block[~np.eye(len(members), dtype=bool)]))
 
 
-main = entrypoint("risk-correlations", "Phase 6c: position correlations, effective positions and clusters.", run)
+main = entrypoint("risk-correlations", "Phase 6c: position correlations, effective positions and clusters.", run,
+                  chunked=True)
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -36,7 +36,7 @@ def run(ctx: PhaseContext) -> PhaseResult:
         factor_ids = repo.seed_factor_definitions(s)
         betas = repo.load_symbol_betas(s, list(rng.sessions), sorted(set(public["symbol"])))
         profiles = repo.load_profiles(s, sorted(set(h["symbol"])))
-        bench = repo.load_benchmark_weights(s, BENCHMARK, rng.end)
+        bench = repo.load_benchmark_weights(s, BENCHMARK, ctx.run_range.end)  # the same for every chunk
 
     # --- factor exposures -----------------------------------------------------------------------
     w = public.groupby(["calculation_date", "portfolio_id", "symbol"], as_index=False)["market_value"].sum()
@@ -139,7 +139,8 @@ def _position_betas(keyed: pd.DataFrame, stats: pd.DataFrame) -> tuple[pd.DataFr
     return pmb, pirb
 
 
-main = entrypoint("risk-exposures", "Phase 6a: portfolio betas, factor exposures, sectors and concentration.", run)
+main = entrypoint("risk-exposures", "Phase 6a: portfolio betas, factor exposures, sectors and concentration.", run,
+                  chunked=True)
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -66,7 +66,7 @@ def run(ctx: PhaseContext) -> PhaseResult:
 
 
 main = entrypoint("risk-volatility", "Phase 6b: realized and HAR-forecast volatility of positions and portfolios.",
-                  run)
+                  run, chunked=True)
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -90,7 +90,8 @@ def run(ctx: PhaseContext) -> PhaseResult:
                                 "tlt_duration": ctx.args.tlt_duration})
 
 
-main = entrypoint("stress-tests", "Phase 6d: stress scenarios, direct and correlated P&L.", run, add_arguments=_args)
+main = entrypoint("stress-tests", "Phase 6d: stress scenarios, direct and correlated P&L.", run, add_arguments=_args,
+                  chunked=True)
 
 if __name__ == "__main__":
     raise SystemExit(main())

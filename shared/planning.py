@@ -27,6 +27,12 @@ class RunRange:
     def __str__(self) -> str:
         return f"{self.start}..{self.end} ({len(self.sessions)} sessions)"
 
+    def chunks(self, size: int) -> list[RunRange]:
+        """Consecutive sub-ranges of at most ``size`` sessions each, in order (one when it fits)."""
+        size = max(int(size), 1)
+        return [RunRange(part[0], part[-1], part, self.detected)
+                for part in (self.sessions[i:i + size] for i in range(0, len(self.sessions), size))]
+
 
 def parse_date(value: str | None, flag: str) -> date | None:
     if value is None or not str(value).strip():

@@ -120,3 +120,47 @@ def test_return_after_a_holiday_uses_the_previous_session(first_run):
                              "where metrics_date='2026-11-27' and symbol='SPY'")).one()
         prev = c.execute(text("select close from market_data_cache where symbol='SPY' and date='2026-11-25'")).scalar()
     assert row.return_1d == pytest.approx(row.current_price / prev - 1, rel=1e-12)
+
+
+PHASE6_TABLES = ("factor_exposures", "position_market_betas", "position_interest_rate_betas", "position_volatility",
+                 "correlation_calculations", "correlation_clusters", "pairwise_correlations", "stress_test_results",
+                 "stress_test_summaries")
+
+
+def _dump(url) -> dict:
+    import pandas as pd
+
+    eng = get_engine(url)
+    with eng.connect() as c:
+        out = {}
+        for t in PHASE6_TABLES:
+            frame = pd.read_sql(text(f"select * from {t}"), c).drop(columns=["id", "created_at"], errors="ignore")
+            out[t] = frame.sort_values(list(frame.columns[:5])).reset_index(drop=True)
+        snaps = pd.read_sql(text("select * from portfolio_snapshots"), c)
+    eng.dispose()
+    out["portfolio_snapshots"] = snaps.drop(columns=["created_at", "run_id"], errors="ignore").sort_values(
+        ["portfolio_id", "snapshot_date"]).reset_index(drop=True)
+    return out
+
+
+def test_risk_steps_in_chunks_of_sessions_write_the_same_rows(first_run):
+    """A long backfill runs each risk step (6a-6d) in chunks of sessions (bounded memory): with a budget of
+    40 portfolio-dates (5 portfolios: chunks of 8 sessions, 8 chunks) the 60-session backfill's results
+    are rewritten identically, the pairwise matrix still only for the last session."""
+    import pandas as pd
+
+    env, url, _ = first_run
+    before = _dump(url)
+    first = calendar.shift_sessions(LAST, -60)
+    chunked = {**env, "SIGMABATCH_CHUNK_PORTFOLIO_DATES": "40"}
+    for module in ("risk_exposures", "risk_volatility", "risk_correlations", "stress_tests"):
+        proc = subprocess.run([sys.executable, "-m", f"phases.{module}", "--start-date", first.isoformat(),
+                               "--end-date", LAST.isoformat(), "--force"], cwd=REPO, env=chunked,
+                              capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert "chunk 8/8 done" in proc.stderr + proc.stdout, module
+        assert '"chunks": 8' in proc.stdout and '"chunk_sessions": 8' in proc.stdout
+    after = _dump(url)
+    assert set(before["pairwise_correlations"]["calculation_date"].astype(str)) == {LAST.isoformat()}
+    for table, frame in before.items():
+        pd.testing.assert_frame_equal(after[table], frame, check_exact=False, rtol=1e-12, obj=table)
