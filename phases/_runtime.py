@@ -71,7 +71,7 @@ class PhaseContext:
     def narrowed(self, chunk: RunRange) -> PhaseContext:
         """The same context for one chunk of the run's sessions, sharing what it has already loaded
         (the price-cache snapshot, the providers)."""
-        ctx = dataclasses.replace(self, range=chunk, run_range=self.run_range)
+        ctx = dataclasses.replace(self, range=chunk)
         for name in ("price_cache", "market_data"):
             if name in self.__dict__:
                 ctx.__dict__[name] = self.__dict__[name]
@@ -263,6 +263,8 @@ _STATUS_RANK = {"failed": 3, "partial": 2, "ok": 1, "skipped": 0}
 def _run_chunks(run: Callable[[PhaseContext], PhaseResult], ctx: PhaseContext) -> PhaseResult:
     """``run`` over consecutive chunks of the range (see :func:`entrypoint`), results merged: rows
     summed, the worst status, the last chunk's details plus ``chunks`` and ``chunk_sessions``."""
+    if len(ctx.range.sessions) == 1:  # a nightly run: nothing to split, no portfolio count needed
+        return run(ctx)
     size = chunk_sessions(ctx)
     chunks = ctx.range.chunks(size)
     if len(chunks) == 1:
