@@ -144,7 +144,9 @@ def load(plan: Plan, case: str, db_url: str, conninfo: str | None, now: str = NO
     portfolios, positions = book(plan, market, seed)
     frames = [(m.Portfolio, portfolios), (m.Position, positions)]
     if case == "nightly":
-        start = plan.end - timedelta(days=366)
+        from phases.market_data import window_start
+
+        start = window_start(plan.end)  # the history the night's steps declare: nothing left to fetch but the day
         prices = market.fetch_prices(market.symbols, start, plan.prev)
         frames.append((m.MarketDataCache, prices.assign(updated_at=now_dt)))
         profiles = market.fetch_profiles(market.symbols, as_of=plan.end)

@@ -24,7 +24,7 @@ import traceback
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -63,6 +63,7 @@ class PhaseContext:
     args: argparse.Namespace
     log: logging.Logger
     run_range: RunRange | None = None  # the whole run when ``range`` is one chunk of it (else the same)
+    latest: date | None = None  # the last completed session at the run's reference time (clock or schedule)
 
     def __post_init__(self) -> None:
         if self.run_range is None:
@@ -203,12 +204,13 @@ def entrypoint(
             from shared.storage.db import transaction
 
             with locking.held(engine, run_id, timeout=settings.lock_timeout, keep=keep_lock):
+                latest = calendar.last_completed_session(reference_time(settings, args.scheduled_time))
                 with transaction(engine) as session:
                     rng = resolve_range(
                         session,
                         start=parse_date(args.start_date, "--start-date"),
                         end=parse_date(args.end_date, "--end-date"),
-                        latest=calendar.last_completed_session(reference_time(settings, args.scheduled_time)),
+                        latest=latest,
                         portfolio_id=args.portfolio or None,
                         force=bool(args.force),
                     )
@@ -217,7 +219,7 @@ def entrypoint(
                     plog.info("nothing to do: every portfolio is up to date")
                 else:
                     ctx = PhaseContext(step, settings, engine, run_id, rng, args.portfolio or None,
-                                       bool(args.force), args, plog)
+                                       bool(args.force), args, plog, latest=latest)
                     plog.info("start", extra={"run_id": run_id, "range": str(rng or "up to date"),
                                               "portfolio": args.portfolio or "all"})
                     result = _run_chunks(run, ctx) if chunked else run(ctx)

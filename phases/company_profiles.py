@@ -3,7 +3,9 @@
 Symbols: the run's position symbols and the factor ETFs. A profile is fetched when missing, older than
 ``SIGMABATCH_PROFILE_MAX_AGE_DAYS`` (default 3) or with ``--force``. ETFs and funds are flagged by the
 provider. The symbol universe records first/last seen dates and sectors. The benchmark's (SP500) sector
-weights as of the run's last session are stored for phase 6.
+weights as of every session of the run are stored for phase 6 (each session its own, so a session's
+sector comparison does not depend on the run that computed it; a provider without history for a date
+gives none for that date).
 """
 
 from __future__ import annotations
@@ -44,18 +46,18 @@ def run(ctx: PhaseContext) -> PhaseResult:
         profiles = profiles.assign(last_updated=now)
         profiles["is_etf"] = profiles["is_etf"].fillna(False).astype(bool)
         profiles["is_fund"] = profiles["is_fund"].fillna(False).astype(bool)
-    uni = _universe_rows(universe, symbols, profiles, existing, end)
-    weights = md.benchmarks.fetch_sector_weights(BENCHMARK, end)
+    uni = _universe_rows(universe, symbols, profiles, existing, ctx.range.start, end)
+    weights = benchmark_weights(md.benchmarks, ctx.range.sessions)
     rates = _rates(ctx, md, end)
     with ctx.transaction() as s:
         n_prof = repo.upsert(s, m.CompanyProfile, profiles)
         n_uni = repo.upsert(s, m.SymbolUniverse, uni)
-        n_bench = repo.upsert(s, m.BenchmarkSectorWeight, weights.assign(asof_date=end, data_source=md.benchmarks.name)
-                              if not weights.empty else weights)
+        n_bench = repo.replace(s, m.BenchmarkSectorWeight, weights,
+                               {"benchmark_code": [BENCHMARK], "asof_date": list(ctx.range.sessions)})
         n_rates = repo.upsert(s, m.MacroSeries, rates)
     details = {"symbols": len(symbols), "refreshed": len(profiles), "fresh": len(symbols) - len(stale),
                "max_age_days": ctx.settings.profile_max_age_days, "without_profile": missing[:50],
-               "benchmark_sectors": len(weights)}
+               "benchmark_sectors": int(weights["sector"].nunique()) if not weights.empty else 0}
     status = "ok"
     message = ""
     if missing:
@@ -65,6 +67,16 @@ def run(ctx: PhaseContext) -> PhaseResult:
     return PhaseResult(rows={"company_profiles": n_prof, "symbol_universe": n_uni,
                              "benchmarks_sector_weights": n_bench, "macro_series": n_rates},
                        details=details, status=status, message=message)
+
+
+def benchmark_weights(provider, sessions) -> pd.DataFrame:
+    """The benchmark's sector weights as of each session (``asof_date``), as the provider gives them."""
+    frames = []
+    for d in sessions:
+        w = provider.fetch_sector_weights(BENCHMARK, d)
+        if not w.empty:
+            frames.append(w.assign(benchmark_code=BENCHMARK, asof_date=d, data_source=provider.name))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
 def _rates(ctx: PhaseContext, md, end) -> pd.DataFrame:
@@ -78,19 +90,21 @@ def _rates(ctx: PhaseContext, md, end) -> pd.DataFrame:
 
 
 def _universe_rows(universe: pd.DataFrame, symbols: list[str], profiles: pd.DataFrame, existing: pd.DataFrame,
-                   end) -> pd.DataFrame:
+                   start, end) -> pd.DataFrame:
+    """First/last seen only widen: a backfill of older dates moves ``first_seen_date`` back, never
+    ``last_seen_date``."""
     prof = pd.concat([existing, profiles]).drop_duplicates("symbol", keep="last").set_index("symbol") \
         if not (existing.empty and profiles.empty) else pd.DataFrame()
     prev = universe.set_index("symbol") if not universe.empty else pd.DataFrame()
     rows = []
     for s in symbols:
-        first = prev.at[s, "first_seen_date"] if s in prev.index else end
+        first = prev.at[s, "first_seen_date"] if s in prev.index else start
         last = max(prev.at[s, "last_seen_date"], end) if s in prev.index else end
         is_etf = bool(prof.at[s, "is_etf"]) if s in prof.index else s in FACTOR_ETFS
         rows.append({"symbol": s, "asset_type": "etf" if is_etf else "equity",
                      "sector": prof.at[s, "sector"] if s in prof.index else None,
                      "industry": prof.at[s, "industry"] if s in prof.index else None,
-                     "first_seen_date": min(first, end), "last_seen_date": last, "is_active": True})
+                     "first_seen_date": min(first, start), "last_seen_date": last, "is_active": True})
     return pd.DataFrame(rows)
 
 

@@ -1,9 +1,12 @@
 """Phase 1 — market data: provider -> validated closes -> ``market_data_cache`` -> price-cache snapshot.
 
 Symbols: every non-deleted position held during the run (scoped to ``--portfolio`` if given), option
-underlyings, the 17 factor ETFs and, for unscoped runs, every symbol already cached. Each symbol fetches
-only what the cache lacks in ``[start − 366 days, end]`` (modes of domain spec §3.2: cached, incremental,
-gap fill, full backfill); symbols with the same gap share one provider call. Splits reported by the
+underlyings, the 17 factor ETFs and, for unscoped runs, every symbol already cached. The window starts
+where the history of every step that reads the snapshot begins (:func:`workflows.dag.price_history`,
+declared in sessions by each phase: 252 sessions and one calendar year before the run's first session,
+plus the sessions a close may be carried), so session ``d`` sees the same closes whatever the run's range.
+Each symbol fetches only what the cache lacks in that window (modes of domain spec §3.2: cached,
+incremental, gap fill, full backfill); symbols with the same gap share one provider call. Splits reported by the
 provider trigger a re-fetch of the affected symbols' whole window (:mod:`shared.corporate_actions`).
 Everything is fetched and validated before anything is written. The snapshot holds every close of those
 symbols in that window; the data-quality summary (:mod:`shared.data_quality`) goes into the phase details.
@@ -23,6 +26,7 @@ from shared.analytics.factors import FACTOR_ETFS
 from shared.corporate_actions import symbols_to_refetch
 from shared.data_quality import assess
 from shared.errors import BadInputError
+from shared.history import history_start
 from shared.providers.base import PRICE_COLUMNS, SPLIT_COLUMNS, empty_frame
 from shared.providers.chain import fetch_detailed
 from shared.providers.symbols import is_plausible_symbol, is_skipped_symbol, normalize_symbol
@@ -31,8 +35,9 @@ from shared.storage import repository as repo
 from shared.storage.price_cache import write_price_cache
 from shared.validation import validate_prices
 
-LOOKBACK_DAYS = 366
-#: A cached history starting within this many days after the window start counts as complete.
+#: A cached history starting within this many days after the fetch window's start counts as complete. The
+#: fetch window starts this many days before the history the steps need, so the tolerance never leaves a
+#: needed session unfetched (a symbol listed later is asked for its head again, cheaply, by range group).
 HEAD_TOLERANCE_DAYS = 7
 #: Domain spec §3.2: fewer rows than this in the window -> full fetch; a history with interior holes and
 #: fewer than FULL_HISTORY_ROWS rows -> gap fill (the whole window again).
@@ -123,9 +128,17 @@ def _reject_bad_input(provider, positions, coverage, new_rows, fetch_errors) -> 
                             f"{', '.join(unknown[:20])}: unknown symbols? fix the positions (nothing was written)")
 
 
+def window_start(first_session: date) -> date:
+    """First day of the fetch window for a run starting at ``first_session``: the history every step
+    reading the snapshot declares (:func:`workflows.dag.price_history`), less the head tolerance."""
+    from workflows.dag import price_history
+
+    return history_start(first_session, price_history()) - timedelta(days=HEAD_TOLERANCE_DAYS)
+
+
 def run(ctx: PhaseContext) -> PhaseResult:
     rng = ctx.range
-    load_start = rng.start - timedelta(days=LOOKBACK_DAYS)
+    load_start = window_start(rng.start)
     provider = ctx.market_data.prices
     with ctx.transaction() as s:
         positions = repo.load_positions(s, [ctx.portfolio_id] if ctx.portfolio_id else None,

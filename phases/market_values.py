@@ -1,8 +1,10 @@
 """Phase 4 — position market values as of the run's last session (positions hold current state).
 
 Mark = last close on or before the end date from the price-cache snapshot (entry price when the symbol
-has no close, e.g. an unpriced option). Positions closed by then get a zero market value. A backfill of
-older dates never overwrites values from a later date (unless ``--force``).
+has no close, e.g. an unpriced option). Positions closed by then get a zero market value. Current state
+only moves forward: a backfill or re-run of older dates, ``--force`` included, never overwrites values
+from a later date (the guard is in storage: ``bulk_update(..., as_of="market_value_date")``); history
+lives in the dated tables.
 """
 
 from __future__ import annotations
@@ -14,8 +16,12 @@ import pandas as pd
 
 from phases._runtime import PhaseContext, PhaseResult, entrypoint
 from shared.analytics.pnl import marks, multipliers
+from shared.history import History
 from shared.storage import models as m
 from shared.storage import repository as repo
+
+#: Only the last close on or before the run's last session.
+HISTORY = History(sessions=0)
 
 
 def market_values(positions: pd.DataFrame, closes: pd.DataFrame, as_of: date) -> pd.DataFrame:
@@ -37,15 +43,14 @@ def run(ctx: PhaseContext) -> PhaseResult:
     end = ctx.range.end
     with ctx.transaction() as s:
         positions = repo.load_positions(s, [ctx.portfolio_id] if ctx.portfolio_id else None, end=end)
-    if not ctx.force:
-        stale = pd.to_datetime(positions["market_value_date"])
-        positions = positions[stale.isna() | (stale <= pd.Timestamp(end))]
+    stale = pd.to_datetime(positions["market_value_date"])
+    positions = positions[stale.isna() | (stale <= pd.Timestamp(end))]  # (storage enforces it too)
     if positions.empty:
         return PhaseResult(status="ok", message="no position to update")
     closes = ctx.price_cache.wide(sorted(set(positions["symbol"])))
     values = market_values(positions, closes.loc[: pd.Timestamp(end)], end)
     with ctx.transaction() as s:
-        written = repo.bulk_update(s, m.Position, values)
+        written = repo.bulk_update(s, m.Position, values, as_of="market_value_date")
     return PhaseResult(rows={"positions": written}, details={"as_of": end.isoformat(),
                        "open_positions": int((values["market_value"] != 0).sum())})
 

@@ -13,8 +13,12 @@ from phases._runtime import PhaseContext, PhaseResult, entrypoint
 from shared import calendar
 from shared.analytics.pnl import roll_forward
 from shared.errors import BadInputError
+from shared.history import History
 from shared.storage import models as m
 from shared.storage import repository as repo
+
+#: The previous session's close (the day's P&L is measured from it).
+HISTORY = History(sessions=1)
 
 
 def start_state(portfolios: pd.DataFrame, previous: pd.DataFrame, positions: pd.DataFrame) -> pd.DataFrame:

@@ -8,7 +8,9 @@ mostly pairs no portfolio holds); the block is repaired to PSD,
 summarised (mean |ρ|, correlation-adjusted effective number of positions with the portfolio's own
 weights) and clustered (average linkage, |ρ| ≥ 0.7). Every session gets a ``correlation_calculations``
 row and its clusters; the pairwise matrix (upper triangle, with data points and 1 − p) is stored for the
-run's last session.
+sessions of the run among the latest ``SIGMABATCH_PAIRWISE_SESSIONS`` (default 1) before the last completed
+session (:mod:`shared.retention`: a rule on the date, not on the run's range), and older matrices of the
+run's portfolios are deleted.
 """
 
 from __future__ import annotations
@@ -28,10 +30,14 @@ from shared.analytics.correlation import (
     repair_psd_stack,
     statistical_significance,
 )
+from shared.history import History
+from shared.retention import first_kept_session, kept_sessions
 from shared.storage import models as m
 from shared.storage import repository as repo
 
 WINDOW = 90
+#: WINDOW log returns ending at the calculation date.
+HISTORY = History(sessions=WINDOW)
 MIN_PERIODS = 30
 THRESHOLD = 0.7
 MIN_VALUE, MIN_WEIGHT = 10_000.0, 0.01
@@ -39,12 +45,13 @@ MIN_VALUE, MIN_WEIGHT = 10_000.0, 0.01
 
 def run(ctx: PhaseContext) -> PhaseResult:
     rng = ctx.range
-    last = ctx.run_range.end  # the pairwise matrix is kept for the run's last session (in the last chunk)
+    latest = ctx.latest or ctx.run_range.end
+    kept = set(kept_sessions(rng.sessions, latest, ctx.settings.pairwise_sessions))
     book = load_book(ctx)
     h = book.holdings[book.holdings["investment_class"] == "PUBLIC"]
     logret = np.log(book.closes / book.closes.shift(1))
     gross = book.snapshots.set_index(["snapshot_date", "portfolio_id"])["gross_exposure"]
-    calcs, clusters, pairs = [], [], None
+    calcs, clusters, pairs = [], [], []
     for d, hd in h.groupby("calculation_date", sort=True):
         end = logret.index.get_indexer([pd.Timestamp(d)])[0]
         window = logret.iloc[max(1, end - WINDOW + 1): end + 1]
@@ -64,23 +71,27 @@ def run(ctx: PhaseContext) -> PhaseResult:
         i_start, i_stop = np.searchsorted(i_pid, pids, side="left"), np.searchsorted(i_pid, pids, side="right")
         R = window.to_numpy(dtype="float64")
         col = window.columns.get_indexer(i_sym)
-        c, cl, pr = _session(d, pids, f_stop - f_start, i_start, i_stop, i_sym, i_mv, R, col, d == last)
+        c, cl, pr = _session(d, pids, f_stop - f_start, i_start, i_stop, i_sym, i_mv, R, col, d in kept)
         calcs.append(c)
         clusters.extend(cl)
-        pairs = pr if pr is not None else pairs
+        if pr is not None:
+            pairs.append(_pairs_frame(pr, d, logret.columns))
     calc = pd.concat(calcs, ignore_index=True) if calcs else pd.DataFrame()
     clus = pd.concat(clusters, ignore_index=True) if clusters else pd.DataFrame()
-    pair = _pairs_frame(pairs, last, logret.columns)
+    pair = pd.concat(pairs, ignore_index=True) if len(pairs) > 1 else (pairs[0] if pairs else pd.DataFrame())
     pids = sorted(set(book.equity.index.get_level_values(1)))
     scope = {"portfolio_id": pids, "calculation_date": list(rng.sessions)}
     with ctx.transaction() as s:
         n_calc = repo.replace(s, m.CorrelationCalculation, calc, scope)
         n_clus = repo.replace(s, m.CorrelationCluster, clus, scope)
-        n_pair = repo.replace(s, m.PairwiseCorrelation, pair, {"portfolio_id": pids, "calculation_date": [last]}) \
-            if last in rng.sessions else 0
+        n_pair = repo.replace(s, m.PairwiseCorrelation, pair, scope)
+        pruned = repo.delete_before(s, m.PairwiseCorrelation, "calculation_date",
+                                    first_kept_session(latest, ctx.settings.pairwise_sessions), {"portfolio_id": pids})
     return PhaseResult(rows={"correlation_calculations": n_calc, "correlation_clusters": n_clus,
                              "pairwise_correlations": n_pair},
-                       details={"window_sessions": WINDOW, "portfolio_dates": len(calc)})
+                       details={"window_sessions": WINDOW, "portfolio_dates": len(calc),
+                                "pairwise_sessions": [d.isoformat() for d in sorted(kept)],
+                                "pairwise_rows_pruned": pruned})
 
 
 def _session(d, pids: np.ndarray, n_filtered: np.ndarray, i_start: np.ndarray, i_stop: np.ndarray,
@@ -169,7 +180,7 @@ def _session(d, pids: np.ndarray, n_filtered: np.ndarray, i_start: np.ndarray, i
 
 
 def _pairs_frame(pairs: tuple | None, day, symbols: pd.Index) -> pd.DataFrame:
-    """The last session's pairwise rows of every portfolio, built once (not a frame per portfolio).
+    """One kept session's pairwise rows of every portfolio, built once (not a frame per portfolio).
 
     ``pairs`` is ``(pids, portfolio numbers, symbol_1 and symbol_2 as positions in symbols, r, n)``;
     the id columns are categoricals over ``pids`` and ``symbols`` (~1.6 M rows at L: no Python string

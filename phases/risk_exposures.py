@@ -20,10 +20,13 @@ from phases._holdings import load_book
 from phases._runtime import PhaseContext, PhaseResult, entrypoint
 from shared.analytics.aggregation import exposure_dollars, portfolio_factor_exposures
 from shared.analytics.concentration import concentration, sector_weights, versus_benchmark
+from shared.history import History
 from shared.storage import models as m
 from shared.storage import repository as repo
 
 BENCHMARK = "SP500"
+#: Holdings are marked at the last close on or before each session (the P&L kernel reads the session before).
+HISTORY = History(sessions=1)
 MARKET, PROVIDER, IR = "Market Beta (90D)", "Provider Beta (1Y)", "IR Beta"
 
 
@@ -36,7 +39,7 @@ def run(ctx: PhaseContext) -> PhaseResult:
         factor_ids = repo.seed_factor_definitions(s)
         betas = repo.load_symbol_betas(s, list(rng.sessions), sorted(set(public["symbol"])))
         profiles = repo.load_profiles(s, sorted(set(h["symbol"])))
-        bench = repo.load_benchmark_weights(s, BENCHMARK, ctx.run_range.end)  # the same for every chunk
+        bench = repo.load_benchmark_weights(s, BENCHMARK, list(rng.sessions))  # each session its own
 
     # --- factor exposures -----------------------------------------------------------------------
     w = public.groupby(["calculation_date", "portfolio_id", "symbol"], as_index=False)["market_value"].sum()
@@ -70,7 +73,7 @@ def run(ctx: PhaseContext) -> PhaseResult:
                    is_etf=h["symbol"].map(prof["is_etf"]).fillna(False).astype(bool))
     sw = sector_weights(pos[["calculation_date", "portfolio_id", "symbol", "market_value", "sector", "is_etf",
                              "investment_class"]], book.equity)
-    vs = versus_benchmark(sw, bench) if not bench.empty else sw.rename(columns={"weight": "portfolio_weight"})
+    vs = versus_benchmark(sw, bench)
     snap["sector_exposure"] = _sector_json(vs, snap.index)
     conc = concentration(h[["calculation_date", "portfolio_id", "symbol", "market_value"]])
     conc = conc.set_index(["calculation_date", "portfolio_id"])

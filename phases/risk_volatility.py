@@ -15,10 +15,13 @@ import pandas as pd
 from phases._holdings import load_book
 from phases._runtime import PhaseContext, PhaseResult, entrypoint
 from shared.analytics.volatility import holding_returns, volatility_metrics
+from shared.history import History
 from shared.storage import models as m
 from shared.storage import repository as repo
 
-HISTORY = 252
+WINDOW = 252
+#: WINDOW daily returns ending at the calculation date (the first needs the close before it).
+HISTORY = History(sessions=WINDOW)
 
 
 def run(ctx: PhaseContext) -> PhaseResult:
@@ -30,7 +33,7 @@ def run(ctx: PhaseContext) -> PhaseResult:
     pos_rows, snap_rows = [], []
     for d, hd in h.groupby("calculation_date", sort=True):
         end = returns.index.get_indexer([pd.Timestamp(d)])[0]
-        window = returns.iloc[max(1, end - HISTORY + 1): end + 1]
+        window = returns.iloc[max(1, end - WINDOW + 1): end + 1]
         syms = sorted(set(hd["series"]) & set(window.columns))
         sym_metrics = volatility_metrics(window[syms]) if syms else pd.DataFrame()
         if not sym_metrics.empty:
@@ -60,7 +63,7 @@ def run(ctx: PhaseContext) -> PhaseResult:
     nulls = int(snap["expected_volatility_21d"].isna().sum()) if not snap.empty else 0
     return PhaseResult(rows={"position_volatility": n_pos, "portfolio_snapshots": n_snap},
                        details={"portfolio_dates": len(snap), "portfolio_dates_without_forecast": nulls,
-                                "history_sessions": HISTORY,
+                                "history_sessions": WINDOW,
                                 "median_expected_vol_21d": float(np.nanmedian(snap["expected_volatility_21d"]))
                                 if len(snap) and snap["expected_volatility_21d"].notna().any() else None})
 

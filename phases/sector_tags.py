@@ -2,7 +2,8 @@
 
 Sector from the company profile, normalised to GICS names; ETFs are tagged "ETFs", options and private
 positions "Unclassified", symbols without a profile "Uncategorized". Tags of the tagged positions are
-replaced, so a re-run writes the same rows.
+replaced, so a re-run writes the same rows; a tag dated later than the run's last session is kept (current
+state only moves forward: a backfill of older dates never rolls ``tagged_on`` back).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ def run(ctx: PhaseContext) -> PhaseResult:
         profiles = repo.load_profiles(s, sorted(set(positions["symbol"])))
         tags = pd.DataFrame({"position_id": positions["id"], "portfolio_id": positions["portfolio_id"],
                              "sector": sector_labels(positions, profiles), "tagged_on": end})
-        n = repo.replace(s, m.PositionSectorTag, tags, {"position_id": tags["position_id"].tolist()})
+        n = repo.replace_current(s, m.PositionSectorTag, tags, "position_id", "tagged_on")
     counts = tags["sector"].value_counts().to_dict() if not tags.empty else {}
     return PhaseResult(rows={"position_sector_tags": n}, details={"as_of": end.isoformat(), "sectors": counts})
 

@@ -18,6 +18,7 @@ import pandas as pd
 from phases._runtime import PhaseContext, PhaseResult, entrypoint
 from shared.analytics.factors import STYLE_FACTORS
 from shared.analytics.stress import DEFAULT_TLT_DURATION, ewma_factor_correlation, stress_summary, stress_test
+from shared.history import History
 from shared.scenarios import DEFAULT_SCENARIO_FILE, load_scenarios
 from shared.storage import models as m
 from shared.storage import repository as repo
@@ -25,6 +26,8 @@ from shared.storage import repository as repo
 #: Scenario factor -> ETF whose returns drive the factor correlation matrix.
 FACTOR_PROXIES = {"Market": "SPY", **STYLE_FACTORS, "Interest_Rate": "TLT"}
 LOOKBACK = 252
+#: The EWMA window: LOOKBACK factor returns ending at the calculation date.
+HISTORY = History(sessions=LOOKBACK)
 
 
 def _args(p: argparse.ArgumentParser) -> None:

@@ -11,9 +11,13 @@ from __future__ import annotations
 
 from phases._runtime import PhaseContext, PhaseResult, entrypoint
 from phases._universe import scoped_prices
-from shared.analytics.symbol_betas import compute_symbol_betas
+from shared.analytics.symbol_betas import OLS_WINDOW, RIDGE_WINDOW, SPREAD_WINDOW, compute_symbol_betas
+from shared.history import History
 from shared.storage import models as m
 from shared.storage import repository as repo
+
+#: The longest regression window (180 spread returns) ending at the calculation date.
+HISTORY = History(sessions=max(RIDGE_WINDOW, SPREAD_WINDOW, OLS_WINDOW))
 
 
 def run(ctx: PhaseContext) -> PhaseResult:

@@ -2,7 +2,10 @@
 
 Independent of phase 1.5 (they run in parallel). Returns 1d, MTD, YTD, 1m, 3m, 1y use the last close on
 or before each reference date (MTD/YTD from the prior month-/year-end close), from the price-cache
-snapshot. Valuation fields come from the profile. Data quality (0-100) = 30 has a price + 30 has a
+snapshot. Descriptive fields (sector, industry, company name) come from the profile. Valuation fields
+(``market_cap``, ``pe_ratio``) stay null in these dated rows: the profile only knows them as of its own fetch,
+so copying them onto a session would make the session's row depend on when it was computed (they live
+in ``company_profiles``, as of ``last_updated``). Data quality (0-100) = 30 has a price + 30 has a
 1-day return + 20 has a profile + 20 has enough history for factor betas (≥ 30 returns in the last 90
 sessions) — the last one is checked on prices, so this phase does not wait for 1.5.
 """
@@ -15,10 +18,13 @@ import pandas as pd
 from phases._runtime import PhaseContext, PhaseResult, entrypoint
 from phases._universe import scoped_prices
 from shared.analytics.metrics import symbol_return_metrics
+from shared.history import History
 from shared.storage import models as m
 from shared.storage import repository as repo
 
 BETA_WINDOW, BETA_MIN_OBS = 90, 30
+#: The close one year back (1-year return; YTD's prior year-end lies within it) and the 90-return window.
+HISTORY = History(sessions=BETA_WINDOW, years=1)
 
 
 def run(ctx: PhaseContext) -> PhaseResult:
@@ -28,8 +34,8 @@ def run(ctx: PhaseContext) -> PhaseResult:
         profiles = repo.load_profiles(s, list(prices.columns))
     metrics = symbol_return_metrics(prices, list(rng.sessions))
     prof = profiles.set_index("symbol") if not profiles.empty else pd.DataFrame(
-        columns=["market_cap", "pe_ratio", "sector", "industry", "company_name"])
-    for c in ("market_cap", "pe_ratio", "sector", "industry", "company_name"):
+        columns=["sector", "industry", "company_name"])
+    for c in ("sector", "industry", "company_name"):
         metrics[c] = metrics["symbol"].map(prof[c])
     ret = prices / prices.shift(1) - 1.0
     enough = (ret.notna().rolling(BETA_WINDOW, min_periods=1).sum() >= BETA_MIN_OBS)

@@ -132,8 +132,27 @@ def session_on_or_before(d: date) -> date:
 def shift_sessions(d: date, n: int) -> date:
     """The session ``n`` sessions after (n > 0) or before (n < 0) the session on or before ``d``."""
     arr = _session_array()
-    i = int(np.searchsorted(arr, _d64(d), side="right")) - 1
-    return _to_date(arr[i + n])
+    i = int(np.searchsorted(arr, _d64(d), side="right")) - 1 + n
+    if not 0 <= i < len(arr):  # a negative index would silently wrap around
+        raise ValueError(f"{n:+d} sessions from {d} is outside the calendar ({_to_date(arr[0])}..{_to_date(arr[-1])})")
+    return _to_date(arr[i])
+
+
+def first_session() -> date:
+    """The first session the calendar knows (its coverage starts in 1990)."""
+    return _to_date(_session_array()[0])
+
+
+def shift_sessions_clamped(d: date, n: int) -> date:
+    """:func:`shift_sessions`, clamped to the calendar's first and last sessions."""
+    arr = _session_array()
+    i = int(np.searchsorted(arr, _d64(d), side="right")) - 1 + n
+    return _to_date(arr[min(max(i, 0), len(arr) - 1)])
+
+
+def session_on_or_before_clamped(d: date) -> date:
+    """:func:`session_on_or_before`, or the calendar's first session for a day before it."""
+    return first_session() if d < first_session() else session_on_or_before(d)
 
 
 def close_time(d: date) -> time:

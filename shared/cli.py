@@ -153,9 +153,15 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
     if not args.portfolios and not args.positions:
         raise BadInputError("give --portfolios and/or --positions")
     engine = _engine(settings)
+    from shared.planning import parse_date
+
+    flow_date = parse_date(args.flow_date, "--flow-date") or settings.current_time().date()
     with transaction(engine) as s:
-        summary = import_files(s, args.portfolios, args.positions)
-    print(f"imported {summary.portfolios} portfolio(s) and {summary.positions} position(s)")
+        summary = import_files(s, args.portfolios, args.positions, update=args.update, flow_date=flow_date)
+    print(f"imported {summary.portfolios} new portfolio(s) and {summary.positions} new position(s); "
+          f"{summary.unchanged} unchanged, {summary.updated} updated, {summary.capital_flows} capital flow(s)")
+    for note in summary.notes:
+        print(f"  {note}")
     return 0
 
 
@@ -280,6 +286,11 @@ def build_parser() -> argparse.ArgumentParser:
                        "investment_class]. Signed quantities; types LONG SHORT LC LP SC SP.")
     i.add_argument("--portfolios", type=Path)
     i.add_argument("--positions", type=Path)
+    i.add_argument("--update", action="store_true",
+                   help="apply changes to portfolios or lots that exist (default: refuse them); a new equity "
+                        "becomes a capital flow, the inception equity is kept")
+    i.add_argument("--flow-date", default="", metavar="YYYY-MM-DD",
+                   help="date of the capital flow an --update of equity records (default: today)")
     i.set_defaults(func=cmd_import)
 
     s = sub.add_parser("status", help="recent runs, or one run's phases")

@@ -4,8 +4,14 @@ Portfolios: ``portfolio,equity_balance[,currency,name]``. Positions:
 ``portfolio,symbol,quantity,entry_price,entry_date[,exit_date,exit_price,position_type,investment_class]``.
 Quantities are signed (short < 0); the type defaults from the sign (LONG/SHORT) and, when given, must
 agree with it (LC/LP long, SC/SP short options, multiplier 100). Every bad row is reported with its
-file, line and field, and a file with any bad row imports nothing. Re-importing the same files is a
-no-op (positions are keyed by portfolio, symbol, type and entry date).
+file, line and field, and a file with any bad row imports nothing.
+
+Re-import is safe: a portfolio or lot (keyed by portfolio, symbol, type and entry date) that exists with
+identical values is left alone; one that differs is refused (nothing written, the message names the
+portfolio or lot, the field, the stored and the new value) unless ``update=True``. Even then the past is not
+rewritten: a new inception equity is recorded as a dated capital flow (``equity_changes``, the difference
+on ``flow_date``) and the stored inception equity stays; a new name or currency is updated; a changed lot
+is updated (its history must be recomputed from its entry date: ``sigmabatch run --start-date … --force``).
 """
 
 from __future__ import annotations
@@ -34,8 +40,12 @@ MAX_REPORTED = 25
 
 @dataclass
 class ImportSummary:
-    portfolios: int
-    positions: int
+    portfolios: int  # new portfolios written
+    positions: int  # new lots written
+    unchanged: int = 0  # portfolios and lots already stored with the same values
+    updated: int = 0  # portfolios and lots updated (``update=True``)
+    capital_flows: int = 0  # equity changes recorded for a new inception equity (``update=True``)
+    notes: tuple[str, ...] = ()
 
 
 class _Errors(list):
@@ -177,13 +187,98 @@ def _underlying(symbol: str) -> str | None:
     return s[:-15] if len(s) > 15 and s[-9] in "CP" and s[-8:].isdigit() and s[-15:-9].isdigit() else None
 
 
-def import_files(session: Session, portfolios: Path | None, positions: Path | None) -> ImportSummary:
-    """Validate both files completely, then write them in the caller's transaction."""
+PORTFOLIO_FIELDS = ("equity_balance", "currency", "name")
+POSITION_FIELDS = ("quantity", "entry_price", "exit_date", "exit_price", "investment_class", "underlying_symbol")
+LOT_KEY = ("portfolio_id", "symbol", "position_type", "entry_date")
+
+
+def _same(a, b) -> bool:
+    if a is None or (isinstance(a, float) and math.isnan(a)):
+        return b is None or (isinstance(b, float) and math.isnan(b))
+    if isinstance(a, float) or isinstance(b, float):
+        try:
+            return b is not None and math.isclose(float(a), float(b), rel_tol=1e-12, abs_tol=0.0)
+        except (TypeError, ValueError):
+            return False
+    return a == b
+
+
+def _changes(new: pd.DataFrame, stored: pd.DataFrame, keys: tuple[str, ...], fields: tuple[str, ...]):
+    """Rows of ``new`` split into (unchanged keys, {key: [(field, stored, new)]}) against ``stored``."""
+    old = {tuple(r[k] for k in keys): r for r in stored.to_dict("records")}
+    unchanged, changed = [], {}
+    for r in new.to_dict("records"):
+        key = tuple(r[k] for k in keys)
+        if key not in old:
+            continue
+        diff = [(f, old[key].get(f), r.get(f)) for f in fields if f in r and not _same(old[key].get(f), r.get(f))]
+        if diff:
+            changed[key] = diff
+        else:
+            unchanged.append(key)
+    return unchanged, changed
+
+
+def import_files(session: Session, portfolios: Path | None, positions: Path | None, *, update: bool = False,
+                 flow_date: date | None = None) -> ImportSummary:
+    """Validate both files completely, then write them in the caller's transaction (see the module doc).
+
+    ``flow_date``: the date of the capital flow recorded when ``update`` changes an inception equity.
+    """
     errors = _Errors()
     pf = parse_portfolios(Path(portfolios), errors) if portfolios else pd.DataFrame()
-    known = set(repo.load_portfolios(session, active_only=False)["id"]) | set(pf.get("id", []))
+    stored_pf = repo.load_portfolios(session, active_only=False)
+    known = set(stored_pf["id"]) | set(pf.get("id", []))
     pos = parse_positions(Path(positions), known, errors) if positions else pd.DataFrame()
     errors.raise_if_any()
-    n_pf = repo.upsert(session, m.Portfolio, pf)
-    n_pos = repo.upsert(session, m.Position, pos, conflict=("portfolio_id", "symbol", "position_type", "entry_date"))
-    return ImportSummary(n_pf, n_pos)
+    same_pf, diff_pf = _changes(pf, stored_pf, ("id",), PORTFOLIO_FIELDS) if not pf.empty else ([], {})
+    stored_pos = repo.load_positions(session, sorted(set(pos["portfolio_id"]))) if not pos.empty else pd.DataFrame()
+    if not stored_pos.empty:
+        stored_pos["entry_date"] = pd.to_datetime(stored_pos["entry_date"]).dt.date
+        stored_pos["exit_date"] = [None if pd.isna(x) else pd.Timestamp(x).date() for x in stored_pos["exit_date"]]
+    same_pos, diff_pos = _changes(pos, stored_pos, LOT_KEY, POSITION_FIELDS) \
+        if not pos.empty and not stored_pos.empty else ([], {})
+    if (diff_pf or diff_pos) and not update:
+        lines = [f"portfolio {k[0]!r}: {f} is {old!r} in the database, {new!r} in the file"
+                 for k, diff in diff_pf.items() for f, old, new in diff]
+        lines += [f"lot {k[0]!r} {k[1]} {k[2]} entered {k[3]}: {f} is {old!r} in the database, {new!r} in the file"
+                  for k, diff in diff_pos.items() for f, old, new in diff]
+        more = f"\n  … and {len(lines) - MAX_REPORTED} more" if len(lines) > MAX_REPORTED else ""
+        raise BadInputError("import refused, nothing was written: it would change what is stored:\n  "
+                            + "\n  ".join(lines[:MAX_REPORTED]) + more
+                            + "\n(re-import with --update to apply: a new equity becomes a dated capital flow, "
+                              "the inception equity is kept)")
+    existing_pf = set(stored_pf["id"])
+    new_pf = pf[~pf["id"].isin(existing_pf)] if not pf.empty else pf
+    stored_keys = {tuple(r) for r in stored_pos[list(LOT_KEY)].itertuples(index=False)} if not stored_pos.empty else set()
+    new_pos = pos[[tuple(r) not in stored_keys for r in pos[list(LOT_KEY)].itertuples(index=False)]] \
+        if not pos.empty else pos
+    n_pf = repo.upsert(session, m.Portfolio, new_pf)
+    n_pos = repo.upsert(session, m.Position, new_pos, conflict=LOT_KEY)
+    flows, notes, updated = [], [], 0
+    if update:
+        for (pid,), diff in diff_pf.items():
+            fields = {f: new for f, _, new in diff if f != "equity_balance"}
+            eq = next(((old, new) for f, old, new in diff if f == "equity_balance"), None)
+            if eq is not None:
+                if flow_date is None:
+                    raise BadInputError("a new inception equity needs the date of its capital flow")
+                when = flow_date
+                flows.append({"portfolio_id": pid, "change_date": when, "amount": float(eq[1]) - float(eq[0]),
+                              "notes": f"re-import: equity {eq[0]:g} -> {eq[1]:g} (inception equity kept)"})
+                notes.append(f"portfolio {pid!r}: equity {eq[0]:g} -> {eq[1]:g} recorded as a capital flow of "
+                             f"{float(eq[1]) - float(eq[0]):+,.2f} on {when}")
+            if fields:
+                repo.bulk_update(session, m.Portfolio, pd.DataFrame([{"id": pid, **fields}]))
+            updated += 1
+        if diff_pos:
+            changed = pos[[tuple(r) in diff_pos for r in pos[list(LOT_KEY)].itertuples(index=False)]]
+            repo.upsert(session, m.Position, changed, conflict=LOT_KEY)
+            updated += len(changed)
+            first = min(k[3] for k in diff_pos)
+            notes.append(f"{len(changed)} lot(s) updated: recompute their history with "
+                         f"`sigmabatch run --start-date {first} --force`")
+        if flows:
+            repo.insert(session, m.EquityChange, pd.DataFrame(flows))
+    return ImportSummary(n_pf, n_pos, unchanged=len(same_pf) + len(same_pos), updated=updated,
+                         capital_flows=len(flows), notes=tuple(notes))

@@ -135,6 +135,27 @@ ARGO_VALUES = {
 }
 
 
+def price_history():
+    """The price history the snapshot must hold before a run's first session: the union of the
+    ``HISTORY`` every step that reads it declares in its phase module (:mod:`shared.history`).
+
+    Read by market-data, which sizes the snapshot from it; a step that reads the snapshot without
+    declaring its history is an error, not a silent default.
+    """
+    import importlib
+
+    from shared.history import History
+
+    needs = []
+    for step in STEPS:
+        if step.reads_price_cache:
+            need = getattr(importlib.import_module(step.module), "HISTORY", None)
+            if not isinstance(need, History):
+                raise TypeError(f"{step.module} reads the price cache but declares no HISTORY")
+            needs.append(need)
+    return History.union(needs)
+
+
 def steps_by_name() -> dict[str, Step]:
     return {s.name: s for s in STEPS}
 

@@ -80,15 +80,16 @@ def sector_weights(positions: pd.DataFrame, equity: pd.Series) -> pd.DataFrame:
     return g[[*_KEYS, "sector", "weight"]]
 
 
-def versus_benchmark(portfolio_sector_weights: pd.DataFrame, benchmark_weights: pd.Series) -> pd.DataFrame:
+def versus_benchmark(portfolio_sector_weights: pd.DataFrame, benchmark_weights: pd.Series | pd.DataFrame) -> pd.DataFrame:
     """Over/underweight of each portfolio against a benchmark, per sector.
 
     Parameters
     ----------
     portfolio_sector_weights : DataFrame
         Output of :func:`sector_weights`.
-    benchmark_weights : Series
-        Benchmark (e.g. S&P 500) sector weights indexed by GICS sector name, as fractions.
+    benchmark_weights : Series or DataFrame
+        Benchmark (e.g. S&P 500) sector weights as fractions: a Series indexed by GICS sector name (the
+        same on every date), or a DataFrame ``[calculation_date, sector, weight]`` (each date its own).
 
     Returns
     -------
@@ -96,18 +97,25 @@ def versus_benchmark(portfolio_sector_weights: pd.DataFrame, benchmark_weights: 
         Columns ``[calculation_date, portfolio_id, sector, portfolio_weight, benchmark_weight,
         difference]`` for every portfolio × (benchmark sectors ∪ sectors the portfolio holds); a sector
         missing on one side counts as 0. ``difference = portfolio_weight − benchmark_weight``
-        (positive = overweight).
+        (positive = overweight). A date without benchmark weights has NaN ``benchmark_weight`` and
+        ``difference`` (unknown, not 0).
     """
     pw = portfolio_sector_weights
     keys = pw[_KEYS].drop_duplicates()
-    bench = benchmark_weights.rename("benchmark_weight").rename_axis("sector").reset_index()
-    grid = keys.merge(bench[["sector"]], how="cross")
+    if isinstance(benchmark_weights, pd.Series):
+        bench = benchmark_weights.rename("benchmark_weight").rename_axis("sector").reset_index()
+        bench = keys[["calculation_date"]].drop_duplicates().merge(bench, how="cross")
+    else:
+        bench = benchmark_weights.rename(columns={"weight": "benchmark_weight"})[
+            ["calculation_date", "sector", "benchmark_weight"]]
+    grid = keys.merge(bench[["calculation_date", "sector"]], on="calculation_date")
     held = pw[[*_KEYS, "sector"]]
     grid = pd.concat([grid, held], ignore_index=True).drop_duplicates([*_KEYS, "sector"])
     out = grid.merge(pw.rename(columns={"weight": "portfolio_weight"}), on=[*_KEYS, "sector"], how="left")
-    out = out.merge(bench, on="sector", how="left")
+    out = out.merge(bench, on=["calculation_date", "sector"], how="left")
+    known = out["calculation_date"].isin(set(bench["calculation_date"]))
     out["portfolio_weight"] = out["portfolio_weight"].fillna(0.0)
-    out["benchmark_weight"] = out["benchmark_weight"].fillna(0.0)
+    out["benchmark_weight"] = out["benchmark_weight"].where(~known | out["benchmark_weight"].notna(), 0.0)
     out["difference"] = out["portfolio_weight"] - out["benchmark_weight"]
     out = out.sort_values([*_KEYS, "sector"], ignore_index=True)
     return out[[*_KEYS, "sector", "portfolio_weight", "benchmark_weight", "difference"]]

@@ -187,7 +187,7 @@ def roll_forward(
     realized = np.where(live, realized, 0.0)
 
     eq0 = state["equity"].to_numpy(dtype="float64")
-    equity = eq0[None, :] + np.cumsum(pnl + flow, axis=0)
+    equity = _carry(eq0, pnl + flow)
     eq_prev = np.vstack([eq0[None, :], equity[:-1]])
     with np.errstate(divide="ignore", invalid="ignore"):
         ret = np.where(eq_prev > 0, pnl / eq_prev, np.nan)
@@ -199,11 +199,9 @@ def roll_forward(
         "long_value": long_v, "short_value": short_v, "gross_exposure": long_v - short_v, "net_exposure": net,
         "daily_pnl": pnl, "daily_realized_pnl": realized, "daily_unrealized_pnl": pnl - realized,
         "daily_return": ret, "daily_capital_flow": flow,
-        "cumulative_pnl": state["cumulative_pnl"].to_numpy(dtype="float64")[None, :] + np.cumsum(pnl, axis=0),
-        "cumulative_realized_pnl": state["cumulative_realized_pnl"].to_numpy(dtype="float64")[None, :]
-        + np.cumsum(realized, axis=0),
-        "cumulative_capital_flow": state["cumulative_capital_flow"].to_numpy(dtype="float64")[None, :]
-        + np.cumsum(flow, axis=0),
+        "cumulative_pnl": _carry(state["cumulative_pnl"].to_numpy(dtype="float64"), pnl),
+        "cumulative_realized_pnl": _carry(state["cumulative_realized_pnl"].to_numpy(dtype="float64"), realized),
+        "cumulative_capital_flow": _carry(state["cumulative_capital_flow"].to_numpy(dtype="float64"), flow),
         "num_positions": n_pos, "num_long_positions": n_long, "num_short_positions": n_pos - n_long,
         "positions_without_price": unpriced,
     }
@@ -212,6 +210,16 @@ def roll_forward(
     for c in ("num_positions", "num_long_positions", "num_short_positions", "positions_without_price"):
         frame[c] = np.rint(frame[c].to_numpy(dtype="float64")).astype("int64")
     return frame[list(SNAPSHOT_COLUMNS)]
+
+
+def _carry(start: np.ndarray, steps: np.ndarray) -> np.ndarray:
+    """(T, P) running totals ``start + steps[0] + … + steps[t]`` added one session at a time, left to right.
+
+    The same additions, in the same order, as a run of one session at a time that starts from the stored
+    total of the day before: a range and its sessions run one by one give bit-identical totals
+    (``start + cumsum(steps)`` would add the sessions' sum to ``start`` in another order).
+    """
+    return np.cumsum(np.vstack([start[None, :], steps]), axis=0)[1:]
 
 
 def _prev_session(closes: pd.DataFrame, first: date) -> np.datetime64:

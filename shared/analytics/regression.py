@@ -140,11 +140,16 @@ def _centre_y(yc: np.ndarray, mask: np.ndarray, used: slice) -> tuple[np.ndarray
     return np.where(mask, yc - ym, 0.0), ym
 
 
+#: Residual sum of squares at or below this fraction of the total is rounding noise of an exact fit.
+_EXACT_FIT = 64 * np.finfo(np.float64).eps
+
 #: Student-t p-value tables: quintic Hermite pieces on |t| in steps of 1/16 up to 64 (see _t_table).
 _T_STEPS_PER_UNIT = 16
 _T_INTERVALS = 1024
-#: A degrees-of-freedom value gets a (cached) table when a call has at least this many p-values for it.
-_T_TABLE_MIN_COUNT = 256
+#: Every degrees-of-freedom value in a call gets a (cached) table, whatever its count: a p-value is then a
+#: function of (t, dof) alone, the same in a one-date nightly call and a year-long backfill (range
+#: invariance; a count threshold made the two differ by up to 1e-10).
+_T_TABLE_MIN_COUNT = 1
 _T_TABLES: dict[int, np.ndarray] = {}
 _P_CHUNK = 65536
 
@@ -189,9 +194,9 @@ def _t_table(dof: int) -> np.ndarray:
 def _t_pvalue(tstat: np.ndarray, dof: np.ndarray) -> np.ndarray:
     """Two-sided Student-t p-value ``2·stdtr(dof, -|t|)`` for integer ``dof``; NaN where ``t`` is NaN.
 
-    ``scipy.special.stdtr`` costs ~0.2 µs per value. Degrees of freedom that occur often get a
-    piecewise-quintic table (:func:`_t_table`, ~10 ns per value); the rest, and ``|t| >= 64``, go to
-    ``stdtr`` itself. ``dof`` must be > 0 wherever ``t`` is not NaN.
+    ``scipy.special.stdtr`` costs ~0.2 µs per value. Every degrees-of-freedom value gets a
+    piecewise-quintic table (:func:`_t_table`, ~10 ns per value, built once per process); ``|t| >= 64``
+    goes to ``stdtr`` itself. ``dof`` must be > 0 wherever ``t`` is not NaN.
     """
     t = np.ascontiguousarray(tstat, dtype=np.float64)
     nu = np.ascontiguousarray(dof, dtype=np.intp)
@@ -257,6 +262,9 @@ def _ols_stats(
         alpha = (ybar + ym) - beta * (xbar + xm)
         ssr = cyy - beta * cxy
         np.maximum(ssr, 0.0, out=ssr)  # NaN stays NaN
+        # an exact fit (an ETF on itself) leaves only rounding noise, whose size depends on the summation
+        # order: call it 0 so that R² = 1, s.e. = 0 and p = 0 whatever the run's dates
+        np.copyto(ssr, 0.0, where=ssr <= _EXACT_FIT * cyy)
         r2 = 1.0 - ssr / cyy
         ssr *= se_fac
         se = np.sqrt(ssr, out=ssr)
@@ -264,8 +272,10 @@ def _ols_stats(
     if cap is not None:
         np.clip(beta, -cap, cap, out=beta)
     out = {"beta": beta, "alpha": alpha, "r_squared": r2, "std_error": se, "t": tstat}
-    for v in out.values():
+    for k, v in out.items():
         inf = np.isinf(v)
+        if k == "t":
+            inf &= se != 0.0  # an exact fit's t is infinite (p = 0), not missing
         if inf.any():  # overflow in degenerate windows: no usable fit
             v[inf] = np.nan
     return out

@@ -230,8 +230,10 @@ def insert(session: Session, model: type[m.Base], frame: pd.DataFrame) -> int:
     return _finish(session, model, names, data, t0, t_ser, len(frame))
 
 
-def update(session: Session, model: type[m.Base], frame: pd.DataFrame) -> int:
-    """UPDATE rows by primary key with the frame's other model columns (rows without a match: ignored)."""
+def update(session: Session, model: type[m.Base], frame: pd.DataFrame, *, as_of: str | None = None) -> int:
+    """UPDATE rows by primary key with the frame's other model columns (rows without a match: ignored).
+
+    ``as_of``: a date column; rows whose stored value is later than the new one are left alone."""
     t0 = time.perf_counter()
     names, data = encode_csv(model, frame, defaults=False)
     t_ser = time.perf_counter() - t0
@@ -247,7 +249,8 @@ def update(session: Session, model: type[m.Base], frame: pd.DataFrame) -> int:
         _copy(cur, tmp, names, data)
         cur.execute(f"UPDATE {_q(model.__table__.name)} AS t SET "
                     + ", ".join(f"{_q(c)} = s.{_q(c)}" for c in sets)
-                    + f" FROM {tmp} AS s WHERE " + " AND ".join(f"t.{_q(k)} = s.{_q(k)}" for k in keys))
+                    + f" FROM {tmp} AS s WHERE " + " AND ".join(f"t.{_q(k)} = s.{_q(k)}" for k in keys)
+                    + (f" AND (t.{_q(as_of)} IS NULL OR t.{_q(as_of)} <= s.{_q(as_of)})" if as_of else ""))
         cur.execute(f"DROP TABLE {tmp}")
     return _finish(session, model, names, data, t0, t_ser, len(frame))
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 import pytest
 
 from shared.errors import BadInputError
 from shared.importer import import_files
+from shared.storage import models as m
 from shared.storage import repository as repo
 from shared.storage.db import transaction
 
@@ -18,6 +21,14 @@ POSITIONS = (
 )
 
 
+def _stored(engine) -> tuple:
+    with transaction(engine) as s:
+        pf = repo.load_portfolios(s, active_only=False).drop(columns=["created_at"], errors="ignore")
+        pos = repo.load_positions(s).drop(columns=["created_at", "updated_at"], errors="ignore")
+        flows = repo.read_frame(s, m.EquityChange.__table__.select())
+    return tuple(f.to_json(date_format="iso") for f in (pf, pos, flows))
+
+
 def write(tmp_path, name, text):
     p = tmp_path / name
     p.write_text(text)
@@ -26,10 +37,14 @@ def write(tmp_path, name, text):
 
 def test_import_and_reimport_is_a_no_op(engine, tmp_path):
     pf, pos = write(tmp_path, "p.csv", PORTFOLIOS), write(tmp_path, "q.csv", POSITIONS)
-    for _ in range(2):
-        with transaction(engine) as s:
-            summary = import_files(s, pf, pos)
-        assert (summary.portfolios, summary.positions) == (2, 3)
+    with transaction(engine) as s:
+        summary = import_files(s, pf, pos)
+    assert (summary.portfolios, summary.positions, summary.unchanged) == (2, 3, 0)
+    before = _stored(engine)
+    with transaction(engine) as s:
+        summary = import_files(s, pf, pos)
+    assert (summary.portfolios, summary.positions, summary.unchanged, summary.updated) == (0, 0, 5, 0)
+    assert _stored(engine) == before
     with transaction(engine) as s:
         positions = repo.load_positions(s).set_index("symbol")
     assert len(positions) == 3
@@ -73,3 +88,42 @@ def test_bad_portfolio_files(engine, tmp_path, text, expected):
     with pytest.raises(BadInputError) as err, transaction(engine) as s:
         import_files(s, pf, None)
     assert expected in str(err.value)
+
+
+def test_reimport_with_another_equity_or_name_is_refused_and_writes_nothing(engine, tmp_path):
+    """Issue 14: a re-import that would change a stored portfolio (inception equity, name, currency) or lot
+    is refused, naming the portfolio, the field, the stored and the new value."""
+    pf, pos = write(tmp_path, "p.csv", PORTFOLIOS), write(tmp_path, "q.csv", POSITIONS)
+    with transaction(engine) as s:
+        import_files(s, pf, pos)
+    before = _stored(engine)
+    changed = write(tmp_path, "p2.csv", "portfolio,equity_balance,currency,name\nalpha,123,USD,Alpha fund\n"
+                                        "beta,50000,EUR,beta\n")
+    with pytest.raises(BadInputError) as err, transaction(engine) as s:
+        import_files(s, changed, None)
+    msg = str(err.value)
+    assert "import refused, nothing was written" in msg
+    assert "portfolio 'alpha': equity_balance is 100000.0 in the database, 123.0 in the file" in msg
+    assert "portfolio 'alpha': name is 'alpha' in the database, 'Alpha fund' in the file" in msg
+    assert "portfolio 'beta': currency is 'USD' in the database, 'EUR' in the file" in msg
+    lot = write(tmp_path, "q2.csv", POSITIONS.replace("alpha,aapl,10,150", "alpha,aapl,12,150"))
+    with pytest.raises(BadInputError) as err, transaction(engine) as s:
+        import_files(s, None, lot)
+    assert "lot 'alpha' AAPL LONG entered 2026-01-05: quantity is 10.0 in the database, 12.0 in the file" in str(err.value)
+    assert _stored(engine) == before
+
+
+def test_reimport_with_update_keeps_inception_equity_and_records_a_capital_flow(engine, tmp_path):
+    pf = write(tmp_path, "p.csv", PORTFOLIOS)
+    with transaction(engine) as s:
+        import_files(s, pf, None)
+    changed = write(tmp_path, "p2.csv", "portfolio,equity_balance,currency,name\nalpha,150000,USD,Alpha fund\n")
+    with transaction(engine) as s:
+        summary = import_files(s, changed, None, update=True, flow_date=date(2026, 3, 2))
+    assert (summary.updated, summary.capital_flows) == (1, 1)
+    assert "capital flow of +50,000.00 on 2026-03-02" in summary.notes[0]
+    with transaction(engine) as s:
+        alpha = repo.load_portfolios(s, "alpha").iloc[0]
+        flows = repo.load_equity_changes(s, ["alpha"], date(2026, 1, 1), date(2026, 12, 31))
+    assert alpha["equity_balance"] == 100_000.0 and alpha["name"] == "Alpha fund"  # inception equity kept
+    assert flows[["change_date", "amount"]].astype(str).values.tolist() == [["2026-03-02", "50000.0"]]

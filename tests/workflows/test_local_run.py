@@ -164,3 +164,30 @@ def test_risk_steps_in_chunks_of_sessions_write_the_same_rows(first_run):
     assert set(before["pairwise_correlations"]["calculation_date"].astype(str)) == {LAST.isoformat()}
     for table, frame in before.items():
         pd.testing.assert_frame_equal(after[table], frame, check_exact=False, rtol=1e-12, obj=table)
+
+
+def test_backfill_of_older_dates_keeps_current_state_and_adds_no_pairwise_matrix(first_run):
+    """Issue 14: current state only moves forward. A forced backfill of three old sessions leaves every
+    position's mark (last price, market value and its date) and sector tag date as the latest run left
+    them, and adds no pairwise matrix (kept for the latest session only: a rule on the date)."""
+    env, url, _ = first_run
+    eng = get_engine(url)
+
+    def state():
+        with eng.connect() as c:
+            marks = c.execute(text("select id, last_price, market_value, market_value_date from positions "
+                                   "order by id")).fetchall()
+            tags = c.execute(text("select position_id, sector, tagged_on from position_sector_tags "
+                                  "order by position_id")).fetchall()
+            pairs = c.execute(text("select distinct calculation_date from pairwise_correlations")).scalars().all()
+        return marks, tags, pairs
+
+    marks, tags, pairs = state()
+    assert {str(r.market_value_date) for r in marks if r.market_value_date} == {LAST.isoformat()}
+    assert {str(r.tagged_on) for r in tags} == {LAST.isoformat()}
+    assert [str(p) for p in pairs] == [LAST.isoformat()]
+    start, end = calendar.shift_sessions(LAST, -30), calendar.shift_sessions(LAST, -28)
+    sigmabatch(env, "run", "--no-progress", "--start-date", start.isoformat(), "--end-date", end.isoformat(),
+               "--force")
+    assert state() == (marks, tags, pairs)
+    eng.dispose()
