@@ -10,8 +10,8 @@ Scoped runs (``--portfolio``) compute the portfolio's symbols and the factor ETF
 from __future__ import annotations
 
 from phases._runtime import PhaseContext, PhaseResult, entrypoint
-from phases._universe import scoped_prices
-from shared.analytics.symbol_betas import compute_symbol_betas
+from phases._universe import require_etfs, scoped_prices
+from shared.analytics.symbol_betas import REQUIRED_ETFS, compute_symbol_betas
 from shared.storage import models as m
 from shared.storage import repository as repo
 
@@ -19,6 +19,7 @@ from shared.storage import repository as repo
 def run(ctx: PhaseContext) -> PhaseResult:
     rng = ctx.range
     prices = scoped_prices(ctx)
+    require_etfs(prices, REQUIRED_ETFS, "symbol factor betas")
     with ctx.transaction() as s:
         ids = repo.seed_factor_definitions(s)
         profiles = repo.load_profiles(s, list(prices.columns))
