@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from phases._holdings import load_book
+from phases._holdings import load_book, nothing_held
 from phases._runtime import PhaseContext, PhaseResult, entrypoint
 from shared.analytics.correlation import (
     _BLOCK,
@@ -41,6 +41,8 @@ def run(ctx: PhaseContext) -> PhaseResult:
     rng = ctx.range
     last = ctx.run_range.end  # the pairwise matrix is kept for the run's last session (in the last chunk)
     book = load_book(ctx)
+    if book is None:
+        return nothing_held(ctx)
     h = book.holdings[book.holdings["investment_class"] == "PUBLIC"]
     logret = np.log(book.closes / book.closes.shift(1))
     gross = book.snapshots.set_index(["snapshot_date", "portfolio_id"])["gross_exposure"]
@@ -98,6 +100,8 @@ def _session(d, pids: np.ndarray, n_filtered: np.ndarray, i_start: np.ndarray, i
     overall, eff, conc = np.full(P, np.nan), np.full(P, np.nan), np.full(P, np.nan)
     cl_rows: list[tuple] = []  # (portfolio index, cluster number, symbols, avg |rho|, weights)
     pair_parts = []
+    single = k_all == 1                                 # one position: no pair, but one effective position
+    eff[single], conc[single] = 1.0, 0.0
     for k in np.unique(k_all[k_all >= 2]).tolist():
         idx = np.flatnonzero(k_all == k)
         pos = i_start[idx][:, None] + np.arange(k)[None, :]             # (G, k) rows of the included frame
