@@ -6,7 +6,7 @@ per symbol). Each portfolio's pairwise-complete correlation block is computed fr
 (O(Σ k²) time and memory; a matrix over the union of 10,000 symbols would need 800 MB per session and
 mostly pairs no portfolio holds); the block is repaired to PSD,
 summarised (mean |ρ|, correlation-adjusted effective number of positions with the portfolio's own
-weights) and clustered (average linkage, |ρ| ≥ 0.7). Every session gets a ``correlation_calculations``
+weights; 1 for a book with one included position) and clustered (average linkage, |ρ| ≥ 0.7). Every session gets a ``correlation_calculations``
 row and its clusters; the pairwise matrix (upper triangle, with data points and 1 − p) is stored for the
 run's last session.
 """
