@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from shared.analytics.aggregation import portfolio_factor_exposures
 from shared.analytics.correlation import pairwise_correlation
-from shared.analytics.stress import ewma_factor_correlation, stress_test
+from shared.analytics.stress import FACTORS, ewma_covariance, stress_test
 from shared.analytics.volatility import har_fit, har_forecast, volatility_metrics
 from shared.scenarios import load_scenarios
 
@@ -78,17 +78,16 @@ def main() -> None:
     show("pandas DataFrame.corr(min_periods=30), same data", timeit(lambda: Rdf.corr(min_periods=30), 3))
 
     # 4. stress: 10,000 portfolios x 19 scenarios
-    cols = ["Market", "Value", "Growth", "Momentum", "Quality", "Size", "Low Volatility", "Interest_Rate"]
-    corr = ewma_factor_correlation(pd.DataFrame(rng.normal(0, 0.01, (252, 8)), columns=cols))
+    cov = ewma_covariance(pd.DataFrame(rng.normal(0, 0.01, (252, 8)), columns=list(FACTORS)))
     expo = pd.DataFrame(rng.normal(0, 1e5, (10_000, 9)),
                         columns=["Market Beta (90D)", "Value", "Growth", "Momentum", "Quality", "Size",
                                  "Low Volatility", "IR Beta", "Momentum Spread"])
     eq = pd.Series(rng.uniform(1e5, 1e6, 10_000))
     scen = load_scenarios(active_only=True)
     show("stress_test 10,000 pf x 19 scenarios (no factor_impacts)",
-         timeit(lambda: stress_test(expo, scen, corr, eq, factor_impacts=False)))
+         timeit(lambda: stress_test(expo, scen, cov, eq, factor_impacts=False)))
     show("stress_test 10,000 pf x 19 scenarios (with factor_impacts)",
-         timeit(lambda: stress_test(expo, scen, corr, eq), 3))
+         timeit(lambda: stress_test(expo, scen, cov, eq), 3))
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from phases._runtime import PhaseContext
+from phases._runtime import PhaseContext, PhaseResult
 from shared.analytics.pnl import position_pnl
 from shared.errors import BadInputError
 from shared.storage import repository as repo
@@ -30,13 +30,25 @@ class Book:
     closes: pd.DataFrame  # sessions × symbols over the whole cached window
 
 
-def load_book(ctx: PhaseContext) -> Book:
+def nothing_held(ctx: PhaseContext) -> PhaseResult:
+    """The result of a risk step over a range in which no portfolio in scope held a position."""
+    msg = f"no portfolio held a position between {ctx.range.start} and {ctx.range.end}: nothing to compute"
+    ctx.log.info(msg)
+    return PhaseResult(status="skipped", message=msg)
+
+
+def load_book(ctx: PhaseContext) -> Book | None:
+    """The run's holdings, equity and closes; None when no portfolio in scope held a position in the
+    range and phase 3 wrote no snapshot for it (the step then skips: :func:`nothing_held`). Bad input
+    when positions were held but there is no snapshot."""
     rng = ctx.range
     pids = [ctx.portfolio_id] if ctx.portfolio_id else None
     with ctx.transaction() as s:
         positions = repo.load_positions(s, pids, start=rng.start, end=rng.end, columns=POSITION_COLUMNS)
         snaps = repo.load_snapshots(s, pids, rng.start, rng.end, columns=SNAPSHOT_COLUMNS)
     if snaps.empty:
+        if positions.empty:
+            return None
         raise BadInputError(f"no portfolio snapshot between {rng.start} and {rng.end}: run pnl-snapshots first")
     cache = ctx.price_cache
     symbols = sorted(set(positions["symbol"]) | set(positions["underlying_symbol"].dropna()))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from phases._runtime import PhaseContext
+from shared.errors import BadInputError
 from shared.providers.symbols import is_skipped_symbol, normalize_symbol
 from shared.storage import repository as repo
 
@@ -33,3 +34,11 @@ def scoped_prices(ctx: PhaseContext) -> pd.DataFrame:
         wanted = set(position_symbols(run_positions(ctx))) | set(FACTOR_ETFS)
         prices = prices[[c for c in prices.columns if c in wanted]]
     return prices
+
+
+def require_etfs(prices: pd.DataFrame, etfs: list[str] | tuple[str, ...], needed_for: str) -> None:
+    """Bad input (exit 2, not retried) when some of ``etfs`` has no close at all in ``prices``."""
+    missing = [e for e in etfs if e not in prices.columns or not prices[e].notna().any()]
+    if missing:
+        raise BadInputError(f"the price data has no closes for factor ETF(s) {', '.join(missing)}: "
+                            f"{needed_for} need(s) {', '.join(etfs)}")

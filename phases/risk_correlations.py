@@ -6,7 +6,7 @@ per symbol). Each portfolio's pairwise-complete correlation block is computed fr
 (O(Σ k²) time and memory; a matrix over the union of 10,000 symbols would need 800 MB per session and
 mostly pairs no portfolio holds); the block is repaired to PSD,
 summarised (mean |ρ|, correlation-adjusted effective number of positions with the portfolio's own
-weights) and clustered (average linkage, |ρ| ≥ 0.7). Every session gets a ``correlation_calculations``
+weights; 1 for a book with one included position) and clustered (average linkage, |ρ| ≥ 0.7). Every session gets a ``correlation_calculations``
 row and its clusters; the pairwise matrix (upper triangle, with data points and 1 − p) is stored for the
 sessions of the run among the latest ``SIGMABATCH_PAIRWISE_SESSIONS`` (default 1) before the last completed
 session (:mod:`shared.retention`: a rule on the date, not on the run's range), and older matrices of the
@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from phases._holdings import load_book
+from phases._holdings import load_book, nothing_held
 from phases._runtime import PhaseContext, PhaseResult, entrypoint
 from shared.analytics.correlation import (
     _BLOCK,
@@ -48,6 +48,8 @@ def run(ctx: PhaseContext) -> PhaseResult:
     latest = ctx.latest or ctx.run_range.end
     kept = set(kept_sessions(rng.sessions, latest, ctx.settings.pairwise_sessions))
     book = load_book(ctx)
+    if book is None:
+        return nothing_held(ctx)
     h = book.holdings[book.holdings["investment_class"] == "PUBLIC"]
     logret = np.log(book.closes / book.closes.shift(1))
     gross = book.snapshots.set_index(["snapshot_date", "portfolio_id"])["gross_exposure"]
@@ -109,6 +111,8 @@ def _session(d, pids: np.ndarray, n_filtered: np.ndarray, i_start: np.ndarray, i
     overall, eff, conc = np.full(P, np.nan), np.full(P, np.nan), np.full(P, np.nan)
     cl_rows: list[tuple] = []  # (portfolio index, cluster number, symbols, avg |rho|, weights)
     pair_parts = []
+    single = k_all == 1                                 # one position: no pair, but one effective position
+    eff[single], conc[single] = 1.0, 0.0
     for k in np.unique(k_all[k_all >= 2]).tolist():
         idx = np.flatnonzero(k_all == k)
         pos = i_start[idx][:, None] + np.arange(k)[None, :]             # (G, k) rows of the included frame

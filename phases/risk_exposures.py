@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from phases._holdings import load_book
+from phases._holdings import load_book, nothing_held
 from phases._runtime import PhaseContext, PhaseResult, entrypoint
 from shared.analytics.aggregation import exposure_dollars, portfolio_factor_exposures
 from shared.analytics.concentration import concentration, sector_weights, versus_benchmark
@@ -33,6 +33,8 @@ MARKET, PROVIDER, IR = "Market Beta (90D)", "Provider Beta (1Y)", "IR Beta"
 def run(ctx: PhaseContext) -> PhaseResult:
     rng = ctx.range
     book = load_book(ctx)
+    if book is None:
+        return nothing_held(ctx)
     h = book.holdings
     public = h[h["investment_class"] == "PUBLIC"]
     with ctx.transaction() as s:

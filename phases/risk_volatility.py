@@ -3,8 +3,10 @@
 Per session d: each held symbol's (an option's underlying's) daily returns over the last 252 sessions
 ending at d give realized 21/63-session volatility, the HAR-RV expected volatility over the next 21
 sessions, trend and percentile (:func:`shared.analytics.volatility.volatility_metrics`). A portfolio's
-return series uses d's holdings as static weights (lots merged per symbol, MV / Σ|MV|) and gets the
-same metrics. All portfolios are computed at once per session.
+return series uses d's holdings as static weights, lots merged per symbol, signed MV / equity — the
+same denominator as its beta (domain spec decision 8), so it is the volatility of the NAV (cash earns
+0: half SPY and half cash has half SPY's volatility) — and gets the same metrics. All portfolios are
+computed at once per session.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from phases._holdings import load_book
+from phases._holdings import load_book, nothing_held
 from phases._runtime import PhaseContext, PhaseResult, entrypoint
 from shared.analytics.volatility import holding_returns, volatility_metrics
 from shared.history import History
@@ -26,6 +28,8 @@ HISTORY = History(sessions=WINDOW)
 
 def run(ctx: PhaseContext) -> PhaseResult:
     book = load_book(ctx)
+    if book is None:
+        return nothing_held(ctx)
     h = book.holdings.copy()
     h["series"] = h["underlying_symbol"].where(h["investment_class"] == "OPTIONS").fillna(h["symbol"])
     closes = book.closes
@@ -47,7 +51,7 @@ def run(ctx: PhaseContext) -> PhaseResult:
                 "vol_percentile": joined["vol_percentile"], "observations": joined["n_obs"],
                 "model_r_squared": joined["har_r_squared"]}))
         port = holding_returns(window, hd[["portfolio_id", "series", "market_value"]].rename(
-            columns={"series": "symbol"}))
+            columns={"series": "symbol"}), book.equity.xs(d, level="calculation_date"))
         pm = volatility_metrics(port)
         snap_rows.append(pd.DataFrame({
             "portfolio_id": pm.index, "snapshot_date": d, "realized_volatility_21d": pm["realized_vol_21d"].to_numpy(),

@@ -1,11 +1,14 @@
 """Phase 6d — stress tests for every portfolio and session of the run.
 
 The active scenarios (``shared/data/stress_scenarios.yaml``, or ``--scenarios PATH`` for an extended
-copy) are applied to each portfolio's dollar factor exposures from phase 6a. The factor correlation
-matrix is EWMA-weighted (λ = 0.94) over the 252 sessions ending at *each calculation date* (not
-today), clipped to ±0.95; rate shocks become a TLT return through a stated duration (17 years by
-default, ``--tlt-duration``); losses are capped at 99 % of equity. Results and per-portfolio summaries
-replace earlier ones for the same portfolios and dates.
+copy) are applied to each portfolio's dollar factor exposures from phase 6a with the model of
+:mod:`shared.analytics.stress`: on each calculation date, the EWMA covariance (λ = 0.94) of the factor
+ETFs' returns over the 252 sessions ending at that date gives every factor's move implied by the
+scenario's shocks, m = Σ·S Σ_SS⁻¹ s; correlated P&L applies m to market beta and to style and rate
+exposures net of the market, direct P&L applies the shocks alone. Rate shocks become a TLT return
+through a stated duration (17 years by default, ``--tlt-duration``); losses are capped at 99 % of
+equity. A book holding nothing (cash only) gets 0 in every scenario. Results and per-portfolio
+summaries replace earlier ones for the same portfolios and dates.
 """
 
 from __future__ import annotations
@@ -16,18 +19,31 @@ import numpy as np
 import pandas as pd
 
 from phases._runtime import PhaseContext, PhaseResult, entrypoint
+from phases._universe import require_etfs
 from shared.analytics.factors import STYLE_FACTORS
-from shared.analytics.stress import DEFAULT_TLT_DURATION, ewma_factor_correlation, stress_summary, stress_test
+from shared.analytics.returns import simple_returns
+from shared.analytics.stress import (
+    COVARIANCE_SESSIONS,
+    DEFAULT_TLT_DURATION,
+    FACTOR_EXPOSURES,
+    FACTORS,
+    ewma_covariance,
+    implied_factor_moves,
+    scenario_shocks,
+    stress_summary,
+    stress_test,
+)
+from shared.errors import BadInputError
 from shared.history import History
 from shared.scenarios import DEFAULT_SCENARIO_FILE, load_scenarios
 from shared.storage import models as m
 from shared.storage import repository as repo
 
-#: Scenario factor -> ETF whose returns drive the factor correlation matrix.
-FACTOR_PROXIES = {"Market": "SPY", **STYLE_FACTORS, "Interest_Rate": "TLT"}
-LOOKBACK = 252
-#: The EWMA window: LOOKBACK factor returns ending at the calculation date.
-HISTORY = History(sessions=LOOKBACK)
+#: Stress-model factor -> the ETF whose returns drive the covariance (FACTORS order).
+FACTOR_PROXIES = dict(zip(FACTORS, ("SPY", *STYLE_FACTORS.values(), "TLT"), strict=True))
+#: Closes read before the run's first session: the covariance's 252 returns ending at a session need the
+#: 252 closes before it.
+HISTORY = History(sessions=COVARIANCE_SESSIONS)
 
 
 def _args(p: argparse.ArgumentParser) -> None:
@@ -37,43 +53,75 @@ def _args(p: argparse.ArgumentParser) -> None:
                    help="modified duration (years) turning a yield change into a TLT return (default 17)")
 
 
+def factor_returns(closes: pd.DataFrame) -> pd.DataFrame:
+    """Daily returns of the factor ETFs (sessions × FACTORS); bad input when an ETF has no close at all."""
+    require_etfs(closes, tuple(FACTOR_PROXIES.values()), "stress tests")
+    fret = simple_returns(closes[list(FACTOR_PROXIES.values())])
+    fret.columns = pd.Index(FACTORS, name="factor")
+    return fret
+
+
 def run(ctx: PhaseContext) -> PhaseResult:
     rng = ctx.range
+    duration = ctx.args.tlt_duration
     all_scenarios = load_scenarios(ctx.args.scenarios)
     active = [s for s in all_scenarios if s.active]
     pids = [ctx.portfolio_id] if ctx.portfolio_id else None
+    sessions = list(rng.sessions)
     with ctx.transaction() as s:
-        repo.upsert(s, m.StressTestScenario, pd.DataFrame([
-            {"scenario_id": x.id, "name": x.name, "category": x.category, "severity": x.severity,
-             "shock_config": dict(x.shocks), "active": x.active, "description": x.source} for x in all_scenarios]))
-        ids = repo.factor_ids(s)
-        snaps = repo.load_snapshots(s, pids, rng.start, rng.end, columns=("portfolio_id", "snapshot_date",
-                                                                           "equity_balance"))
-        fe = repo.read_frame(s, m.FactorExposure.__table__.select().where(
-            m.FactorExposure.calculation_date.in_(list(rng.sessions))))
-    if pids is not None:
-        fe = fe[fe["portfolio_id"].isin(pids)]
-    names = {v: k for k, v in ids.items()}
-    fe["factor"] = fe["factor_id"].map(names)
-    closes = ctx.price_cache.wide(list(FACTOR_PROXIES.values()))
-    fret = (closes / closes.shift(1) - 1.0).rename(columns={v: k for k, v in FACTOR_PROXIES.items()})
+        snaps = repo.load_snapshots(s, pids, rng.start, rng.end,
+                                    columns=("portfolio_id", "snapshot_date", "equity_balance", "gross_exposure"))
+        if snaps.empty:
+            if repo.load_positions(s, pids, start=rng.start, end=rng.end, columns=("id",)).empty:
+                msg = f"no portfolio held a position between {rng.start} and {rng.end}: nothing to stress"
+                ctx.log.info(msg)
+                return PhaseResult(status="skipped", message=msg)
+            raise BadInputError(f"no portfolio snapshot between {rng.start} and {rng.end}: run pnl-snapshots first")
+        fe = repo.load_exposure_dollars(s, sessions, list(FACTOR_EXPOSURES.values()), pids)
+        etf_betas = repo.load_symbol_beta_values(s, sessions, ["SPY", "TLT"], list(FACTOR_EXPOSURES.values()))
+    fret = factor_returns(ctx.price_cache.wide(list(FACTOR_PROXIES.values())))
     snaps["snapshot_date"] = pd.to_datetime(snaps["snapshot_date"]).dt.date
-    results, summaries = [], []
-    for d, grp in fe.groupby("calculation_date", sort=True):
+    fe["calculation_date"] = pd.to_datetime(fe["calculation_date"]).dt.date
+    etf_betas["calculation_date"] = pd.to_datetime(etf_betas["calculation_date"]).dt.date
+    # SPY's own betas and TLT's market beta: what "net of the market" subtracts (shared.analytics.stress)
+    spy = etf_betas[etf_betas["symbol"] == "SPY"].pivot_table(index="calculation_date", columns="factor",
+                                                              values="beta_value")
+    tlt = etf_betas[(etf_betas["symbol"] == "TLT") & (etf_betas["factor"] == "Market Beta (90D)")]
+    tlt = dict(zip(tlt["calculation_date"], tlt["beta_value"].astype(float), strict=True))
+    shocks = scenario_shocks(active, duration)
+    fe_by_date = dict(list(fe.groupby("calculation_date", sort=True)))
+    results, summaries, no_cov = [], [], 0
+    for d, day in snaps.groupby("snapshot_date", sort=True):
+        grp = fe_by_date.get(d)
+        exposures = (grp.pivot_table(index="portfolio_id", columns="factor", values="exposure_dollar")
+                     if grp is not None else pd.DataFrame(columns=list(FACTOR_EXPOSURES.values())))
+        cash_only = day.loc[day["gross_exposure"].fillna(0.0) == 0.0, "portfolio_id"]
+        exposures = exposures.reindex(exposures.index.union(pd.Index(cash_only, dtype=object)))
+        if exposures.empty:
+            continue
         end = fret.index.get_indexer([pd.Timestamp(d)])[0]
-        window = fret.iloc[max(1, end - LOOKBACK + 1): end + 1]
-        corr = ewma_factor_correlation(window)
-        exposures = grp.pivot_table(index="portfolio_id", columns="factor", values="exposure_dollar")
-        equity = snaps[snaps["snapshot_date"] == d].set_index("portfolio_id")["equity_balance"]
-        res = stress_test(exposures, active, corr, equity.reindex(exposures.index), duration=ctx.args.tlt_duration)
+        if end < 0:
+            raise BadInputError(f"the price-cache snapshot does not cover session {d}")
+        window = fret.iloc[max(0, end - COVARIANCE_SESSIONS + 1): end + 1]
+        cov = ewma_covariance(window)
+        used = int(np.isfinite(window.to_numpy()).all(axis=1).sum())
+        has_cov = bool(np.isfinite(cov.to_numpy()).all())
+        no_cov += not has_cov
+        equity = day.set_index("portfolio_id")["equity_balance"]
+        res = stress_test(exposures, active, cov, equity.reindex(exposures.index), duration=duration,
+                          spy_betas=spy.loc[d] if d in spy.index else None, tlt_market_beta=tlt.get(d))
         res["calculation_date"] = d
-        meta: dict[tuple, dict] = {}  # one dict per (scenario, category, capped): rows share it (encoded once)
+        moves = implied_factor_moves(cov, shocks).round(6)
+        meta: dict[tuple, dict] = {}  # one dict per (scenario, capped): rows share it (encoded once)
         res["calculation_metadata"] = [
             meta.get(key) or meta.setdefault(key, {
-                "scenario_name": key[0], "category": key[1], "correlation_matrix_date": d.isoformat(),
-                "data_days": len(window), "tlt_duration": ctx.args.tlt_duration, "loss_capped": key[2]})
-            for key in zip(res["scenario_name"].tolist(), res["category"].tolist(),
-                           [bool(x) for x in res["loss_capped"].tolist()], strict=True)]
+                "scenario_name": name, "category": cat, "model": "conditional_ewma_covariance",
+                "covariance_date": d.isoformat(), "data_days": used, "covariance": has_cov,
+                "tlt_duration": duration, "loss_capped": key[1],
+                "implied_moves": moves.loc[key[0]].to_dict()})
+            for key, name, cat in zip(zip(res["scenario_id"].tolist(), [bool(x) for x in res["loss_capped"].tolist()],
+                                          strict=True),
+                                      res["scenario_name"].tolist(), res["category"].tolist(), strict=True)]
         results.append(res)
         summ = stress_summary(res).reset_index()
         summ["calculation_date"] = d
@@ -82,15 +130,22 @@ def run(ctx: PhaseContext) -> PhaseResult:
     summ = pd.concat(summaries, ignore_index=True) if summaries else pd.DataFrame()
     if not summ.empty:
         summ = summ.rename(columns={"n_negative": "negative_scenarios", "n_positive": "positive_scenarios"})
-    scope = {"portfolio_id": sorted(set(snaps["portfolio_id"])), "calculation_date": list(rng.sessions)}
+    scope = {"portfolio_id": sorted(set(snaps["portfolio_id"])), "calculation_date": sessions}
     with ctx.transaction() as s:
+        repo.upsert(s, m.StressTestScenario, pd.DataFrame([
+            {"scenario_id": x.id, "name": x.name, "category": x.category, "severity": x.severity,
+             "shock_config": dict(x.shocks), "active": x.active, "description": x.source} for x in all_scenarios]))
         n_res = repo.replace(s, m.StressTestResult, out, scope)
         n_sum = repo.replace(s, m.StressTestSummary, summ, scope)
+    if no_cov:
+        ctx.log.warning("%d session(s) without a factor covariance (fewer complete factor returns than needed): "
+                        "correlated P&L = direct P&L there", no_cov)
     worst = float(np.nanmin(out["correlated_pnl"])) if len(out) else None
     return PhaseResult(rows={"stress_test_results": n_res, "stress_test_summaries": n_sum},
                        details={"scenarios_active": len(active), "scenarios_total": len(all_scenarios),
                                 "portfolio_dates": len(summ), "worst_correlated_pnl": worst,
-                                "tlt_duration": ctx.args.tlt_duration})
+                                "tlt_duration": duration, "sessions_without_covariance": no_cov,
+                                "model": "conditional moves m = Σ·S Σ_SS⁻¹ s, EWMA λ 0.94 over 252 sessions"})
 
 
 main = entrypoint("stress-tests", "Phase 6d: stress scenarios, direct and correlated P&L.", run, add_arguments=_args,

@@ -10,8 +10,14 @@ Scoped runs (``--portfolio``) compute the portfolio's symbols and the factor ETF
 from __future__ import annotations
 
 from phases._runtime import PhaseContext, PhaseResult, entrypoint
-from phases._universe import scoped_prices
-from shared.analytics.symbol_betas import OLS_WINDOW, RIDGE_WINDOW, SPREAD_WINDOW, compute_symbol_betas
+from phases._universe import require_etfs, scoped_prices
+from shared.analytics.symbol_betas import (
+    OLS_WINDOW,
+    REQUIRED_ETFS,
+    RIDGE_WINDOW,
+    SPREAD_WINDOW,
+    compute_symbol_betas,
+)
 from shared.history import History
 from shared.storage import models as m
 from shared.storage import repository as repo
@@ -23,6 +29,7 @@ HISTORY = History(sessions=max(RIDGE_WINDOW, SPREAD_WINDOW, OLS_WINDOW))
 def run(ctx: PhaseContext) -> PhaseResult:
     rng = ctx.range
     prices = scoped_prices(ctx)
+    require_etfs(prices, REQUIRED_ETFS, "symbol factor betas")
     with ctx.transaction() as s:
         ids = repo.seed_factor_definitions(s)
         profiles = repo.load_profiles(s, list(prices.columns))

@@ -17,8 +17,8 @@ def parse_scenarios(text: str, *, active_only: bool = False) -> list[Scenario]:
     """Parse the scenario YAML text (format of ``shared/data/stress_scenarios.yaml``).
 
     Raises ``ValueError`` for duplicate ids, unknown factor names (allowed: Market, the six style
-    names, Interest_Rate, or any other factor-definition name such as a spread factor) or
-    non-finite shocks.
+    names Value, Growth, Momentum, Quality, Size, Low Volatility, and Interest_Rate: the factors of
+    the stress model's covariance, :mod:`shared.analytics.stress`) or non-finite shocks.
     """
     doc = yaml.safe_load(text) or {}
     items = doc.get("scenarios", doc if isinstance(doc, list) else [])
@@ -32,7 +32,8 @@ def parse_scenarios(text: str, *, active_only: bool = False) -> list[Scenario]:
         shocks = {str(k): float(v) for k, v in (it.get("shocks") or {}).items()}
         for k, v in shocks.items():
             if k not in KNOWN_SCENARIO_FACTORS:
-                raise ValueError(f"scenario {sid!r}: unknown factor {k!r}")
+                raise ValueError(f"scenario {sid!r}: unknown factor {k!r} (allowed: "
+                                 f"{', '.join(sorted(KNOWN_SCENARIO_FACTORS))})")
             if not math.isfinite(v):
                 raise ValueError(f"scenario {sid!r}: non-finite shock for {k!r}")
         sc = Scenario(id=sid, name=str(it.get("name", sid)), category=str(it.get("category", "")),

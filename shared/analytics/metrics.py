@@ -16,7 +16,8 @@ return_3m    ``d - DateOffset(months=3)``
 return_1y    ``d - DateOffset(years=1)``
 ===========  ==================================================================
 
-Return = current / reference - 1 (decimal), null when either price is missing.
+Return = current / reference - 1 (decimal), null when either price is missing. The 1-day return is
+also null when the symbol has no close on ``d``'s session itself (a carried close would give 0.0).
 """
 
 from __future__ import annotations
@@ -45,8 +46,9 @@ METRICS_COLUMNS: tuple[str, ...] = (
 )
 
 
-def _carried_prices(prices: pd.DataFrame) -> np.ndarray:
-    """(T, N) closes carried forward at most ``MAX_STALE_SESSIONS - 1`` sessions past the last real one."""
+def _carried_prices(prices: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """(T, N) closes carried forward at most ``MAX_STALE_SESSIONS - 1`` sessions past the last real one,
+    and the (T, N) mask of real closes."""
     p = prices.to_numpy(dtype=np.float64, na_value=np.nan, copy=True)
     p[~(p > 0.0) | np.isinf(p)] = np.nan
     n_rows = p.shape[0]
@@ -56,7 +58,7 @@ def _carried_prices(prices: pd.DataFrame) -> np.ndarray:
     filled = np.take_along_axis(p, np.maximum(last, 0), axis=0)
     stale = (last < 0) | (np.arange(n_rows)[:, None] - last >= MAX_STALE_SESSIONS)
     filled[stale] = np.nan
-    return filled
+    return filled, have
 
 
 def _row_on_or_before(index: pd.DatetimeIndex, when: pd.DatetimeIndex) -> np.ndarray:
@@ -88,7 +90,7 @@ def symbol_return_metrics(prices: pd.DataFrame, calc_dates: Sequence[date]) -> p
     if not idx.is_monotonic_increasing or idx.has_duplicates:
         raise ValueError("prices index must be strictly increasing sessions")
     cd = pd.DatetimeIndex([pd.Timestamp(d) for d in calc_dates]).normalize()
-    filled = _carried_prices(prices)
+    filled, have = _carried_prices(prices)
     n_sym = filled.shape[1]
 
     def at(rows: np.ndarray) -> np.ndarray:
@@ -115,6 +117,11 @@ def symbol_return_metrics(prices: pd.DataFrame, calc_dates: Sequence[date]) -> p
     }
     for name, rows in refs.items():
         data[name] = (current / at(rows) - 1.0).reshape(-1)
+    # the 1-day return is the session's own move: none when the symbol has no close on d's session
+    # (a carried close would make it a fake 0.0)
+    traded = np.zeros((len(cd), n_sym), dtype=bool) if not len(have) else have[np.maximum(cur_row, 0)] & (
+        cur_row >= 0)[:, None]
+    data["return_1d"] = np.where(traded.reshape(-1), data["return_1d"], np.nan)
     return pd.DataFrame(data, columns=list(METRICS_COLUMNS))
 
 

@@ -1,15 +1,46 @@
-"""Factor stress tests (domain spec §9.6, decision 6).
+r"""Factor stress tests: conditional factor moves from an EWMA covariance (domain spec §9.6, decision 6).
 
-Scenario data lives in ``shared/data/stress_scenarios.yaml`` (22 scenarios, 19 active); the math
-is vectorised over portfolios with a ``(P × K)`` dollar-exposure matrix and an ``(S × K)`` shock
-matrix. Fixes relative to the original system:
+The model in one formula (``docs/risk-model.md`` has the longer story)
+---------------------------------------------------------------------
+Factors F = Market (SPY), the six styles (VTV, VUG, MTUM, QUAL, IWM, USMV) and Rates (TLT). Σ is the
+EWMA covariance of their daily returns (λ = 0.94, the 252 sessions ending at the calculation date,
+that date included). A scenario shocks a set S of factors by s (a rate shock Δy becomes the TLT return
+:math:`-D\,\Delta y`, D = 17 years by default). Every factor then moves by its conditional expectation
+given *all* shocks jointly,
 
-* the scenario factor ``"Market"`` is mapped to the exposure ``"Market Beta (90D)"`` in *both* the
-  direct and the correlated path (the original never matched it in the correlated path);
-* the EWMA factor correlation matrix is computed from returns the caller anchors at the calculation
-  date (the original used ``date.today()``);
-* ``Interest_Rate`` shocks are yield changes, converted to a TLT return with a stated duration;
-* a non-positive equity disables the loss cap instead of producing a −$0.99 cap.
+.. math::  m = \Sigma_{\cdot S}\,\Sigma_{SS}^{-1}\, s, \qquad m_S = s \ \text{exactly},
+
+and a portfolio with dollar exposures x gains ``correlated = x · m'`` and ``direct = x_S · s``, where
+m' are the moves in the coordinates x is measured in (below).
+
+The exposure vector x (one per portfolio; no market move is counted twice)
+-------------------------------------------------------------------------
+Phase 1.5 measures, per symbol, a univariate OLS beta on SPY (``Market Beta (90D)``), a univariate
+OLS beta on TLT (``IR Beta``) and six ridge loadings on the style ETFs, which together span the market
+(SPY's own loadings sum to ≈ 1). Adding all of them up against raw factor moves counts a market move
+once through the beta, again through the styles and a third time through TLT's correlation with SPY
+(the defect of issue 15). So each of them is taken *net of the market*, on both sides:
+
+* **Market**: the market beta β_M × equity, against the market move :math:`m_M`;
+* **style k**: the loading in excess of what the market beta implies, :math:`b_k - \beta_M b_{SPY,k}`
+  (:math:`b_{SPY}` = SPY's own ridge loadings, same kernel and date), against the style's move in
+  excess of what the market move implies, :math:`m_k - \beta_k m_M`, :math:`\beta_k = \Sigma_{kM}/\Sigma_{MM}`;
+* **Rates**: the book's coefficient on TLT in a joint regression on SPY and TLT,
+  :math:`\delta = (\gamma - \beta_M\gamma_{SPY}) / (1 - \gamma_{SPY}\beta_{TLT})` (Frisch–Waugh–Lovell
+  on the univariate betas of the same 90 sessions: γ the book's IR beta, :math:`\gamma_{SPY}` SPY's,
+  :math:`\beta_{TLT}` TLT's market beta), against :math:`m_T - \beta_T m_M`.
+
+Why this set: the market beta is the best-measured, most-watched number of a book, and a pure market
+shock then moves every book by exactly beta × equity × shock (the net-of-market moves are exactly 0,
+because m and the β_k come from the same Σ); an index book is (equity, 0, …, 0), so every scenario
+reaches it through the market move Σ implies and nothing else; a book long a stock and short SPY by
+its beta has no market exposure left. A style or rate shock moves the market through Σ (the book earns
+beta × that move) plus the excess moves on the book's excess loadings. Spread and provider betas are
+other views of the same moves and are not used. The means of the factor returns are not applied: a
+scenario is a move, not a forecast.
+
+Everything here is pure: arrays / frames in, frames out, vectorised over portfolios (P × F exposures
+against F × scenarios moves); the only loop is over the scenarios' small linear systems.
 """
 
 from __future__ import annotations
@@ -20,39 +51,42 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from shared.analytics.factors import FACTOR_DEFINITIONS
+from shared.analytics.factors import STYLE_FACTORS
 
 __all__ = [
+    "COVARIANCE_SESSIONS",
     "DEFAULT_TLT_DURATION",
-    "IR_EXPOSURE",
+    "EWMA_DECAY",
+    "FACTORS",
+    "FACTOR_EXPOSURES",
     "IR_SCENARIO_FACTOR",
-    "SCENARIO_TO_EXPOSURE",
+    "KNOWN_SCENARIO_FACTORS",
+    "MIN_COVARIANCE_SESSIONS",
     "Scenario",
-    "ewma_factor_correlation",
+    "ewma_covariance",
+    "implied_factor_moves",
+    "scenario_shocks",
+    "stress_exposures",
     "stress_summary",
     "stress_test",
 ]
 
-
-#: Scenario factor name -> portfolio exposure (factor definition) name, for the market and style
-#: factors; these are also the names used by the factor correlation matrix.
-SCENARIO_TO_EXPOSURE: dict[str, str] = {
-    "Market": "Market Beta (90D)",
-    "Value": "Value",
-    "Growth": "Growth",
-    "Momentum": "Momentum",
-    "Quality": "Quality",
-    "Size": "Size",
-    "Low Volatility": "Low Volatility",
-}
+MARKET = "Market"
+RATES = "Rates"
+#: The factors of the covariance, in this order: market, the six styles, rates (TLT returns).
+FACTORS: tuple[str, ...] = (MARKET, *STYLE_FACTORS, RATES)
+#: Factor -> the portfolio exposure (factor-definition name) it is measured by.
+FACTOR_EXPOSURES: dict[str, str] = {MARKET: "Market Beta (90D)", **{k: k for k in STYLE_FACTORS}, RATES: "IR Beta"}
+#: Scenario key for a change in the 10-year yield (decimal: 0.01 = +100bp); it shocks ``Rates``.
 IR_SCENARIO_FACTOR = "Interest_Rate"
-IR_EXPOSURE = "IR Beta"
-#: Modified duration (years) used to turn a 10-year yield change into a TLT return.
+KNOWN_SCENARIO_FACTORS = frozenset((MARKET, *STYLE_FACTORS, IR_SCENARIO_FACTOR))
+#: Modified duration (years) turning a 10-year yield change into a TLT return.
 DEFAULT_TLT_DURATION = 17.0
-
-_DEFINITION_NAMES = frozenset(d.name for d in FACTOR_DEFINITIONS)
-KNOWN_SCENARIO_FACTORS = (frozenset(SCENARIO_TO_EXPOSURE) | {IR_SCENARIO_FACTOR}
-                           | (_DEFINITION_NAMES - {IR_EXPOSURE}))
+EWMA_DECAY = 0.94
+#: The covariance window: this many sessions ending at the calculation date (included).
+COVARIANCE_SESSIONS = 252
+#: Fewer complete factor-return sessions than this in the window: no covariance (correlated = direct).
+MIN_COVARIANCE_SESSIONS = 60
 
 
 @dataclass(frozen=True)
@@ -69,87 +103,189 @@ class Scenario:
     source: str = ""
 
 
-def ewma_factor_correlation(factor_returns: pd.DataFrame, decay: float = 0.94, min_obs: int = 30,
-                            clip: float = 0.95) -> pd.DataFrame:
-    r"""Exponentially weighted factor correlation matrix.
+def ewma_covariance(factor_returns: pd.DataFrame, decay: float = EWMA_DECAY,
+                    min_obs: int = MIN_COVARIANCE_SESSIONS) -> pd.DataFrame:
+    r"""Exponentially weighted covariance of factor returns.
 
     Parameters
     ----------
     factor_returns : DataFrame, shape (T, F)
-        Daily factor (ETF) returns, rows = sessions oldest first, columns = scenario factor names
-        (``Market``, ``Value``, ..., ``Interest_Rate``). **The last row must be the calculation
-        date** (the caller anchors the window there, e.g. 252 sessions ending at the calc date; the
-        original used today's date, which made backfills wrong).
+        Daily factor returns (decimal), rows = sessions oldest first, **the last row being the
+        calculation date** (the caller passes the 252 sessions ending there).
     decay : float
-        λ; the weight of the row of age a (0 = last row) is :math:`\lambda^a`, normalised.
+        λ: the row of age a (0 = last row) weighs :math:`\lambda^a`.
     min_obs : int
-        Pairs with fewer common (pairwise-complete) rows get correlation 0.
-    clip : float
-        Off-diagonal values are clipped to [−clip, clip].
+        Minimum number of complete rows (every factor finite); below it the result is all NaN.
 
     Returns
     -------
     DataFrame, shape (F, F)
-        Weighted Pearson correlation on each pair's common rows,
-
         .. math::
 
-            \rho_{ij} = \frac{\sum_t w_t (x_t-\bar x_w)(y_t-\bar y_w)}
-                             {\sqrt{\sum_t w_t (x_t-\bar x_w)^2 \sum_t w_t (y_t-\bar y_w)^2}},
-            \quad w_t = \lambda^{T-1-t},
+            \Sigma = \sum_t w_t (f_t - \bar f_w)(f_t - \bar f_w)^\top,\quad
+            w_t = \lambda^{T-1-t} / \textstyle\sum_u \lambda^{T-1-u},\quad \bar f_w = \sum_t w_t f_t
 
-        with zero-variance pairs set to 0, diagonal 1.
+        over the complete rows (a row with a missing factor is dropped; the others keep their age), so
+        Σ is positive semi-definite and the conditional moves of :func:`implied_factor_moves` equal a
+        weighted least-squares regression on the same rows and weights.
     """
     R = factor_returns.to_numpy(np.float64)
-    T, F = R.shape
-    valid = ~np.isnan(R)
-    w = decay ** np.arange(T - 1, -1, -1, dtype=np.float64)
+    T = R.shape[0]
+    ok = np.isfinite(R).all(axis=1)
+    cols = factor_returns.columns
+    if ok.sum() < max(min_obs, 2):
+        return pd.DataFrame(np.nan, index=cols, columns=cols)
+    w = decay ** np.arange(T - 1, -1, -1, dtype=np.float64)[ok]
     w /= w.sum()
-    M = valid.astype(np.float64)
-    cnt = np.maximum(M.sum(0), 1.0)
-    Y = np.where(valid, R - np.where(valid, R, 0.0).sum(0) / cnt, 0.0)
-    Mw, Yw = M * w[:, None], Y * w[:, None]
-    sw = Mw.T @ M                      # Σw over common rows
-    sx = Yw.T @ M                      # Σw x_i over rows where j present
-    sxx = (Yw * Y).T @ M
-    sxy = Yw.T @ Y
-    n = M.T @ M
-    vx = sw * sxx - sx * sx
-    num = sw * sxy - sx * sx.T
-    with np.errstate(invalid="ignore", divide="ignore"):
-        rho = num / np.sqrt(vx * vx.T)
-    rho[~np.isfinite(rho) | (vx <= 0) | (vx.T <= 0) | (n < min_obs)] = 0.0
-    np.clip(rho, -clip, clip, out=rho)
-    np.fill_diagonal(rho, 1.0)
-    return pd.DataFrame(rho, index=factor_returns.columns, columns=factor_returns.columns)
+    X = R[ok]
+    X = X - w @ X
+    return pd.DataFrame((X * w[:, None]).T @ X, index=cols, columns=cols)
 
 
-def stress_test(exposures: pd.DataFrame, scenarios: Sequence[Scenario], corr: pd.DataFrame | None,
-                equity: pd.Series, *, duration: float = DEFAULT_TLT_DURATION, loss_cap: float = 0.99,
-                factor_impacts: bool = True) -> pd.DataFrame:
-    r"""Direct and correlated scenario P&L for every portfolio and scenario.
+def scenario_shocks(scenarios: Sequence[Scenario], duration: float = DEFAULT_TLT_DURATION) -> pd.DataFrame:
+    """Shocks per scenario and factor of :data:`FACTORS` (NaN = not shocked), shape (n_scenarios, 8).
+
+    ``Interest_Rate`` (a yield change Δy) becomes the ``Rates`` (TLT) return :math:`-D\\,Δy`.
+    Unknown scenario factors raise ``ValueError`` (:func:`shared.scenarios.parse_scenarios` rejects
+    them when the file is read).
+    """
+    S = np.full((len(scenarios), len(FACTORS)), np.nan)
+    pos = {k: i for i, k in enumerate(FACTORS)}
+    for i, sc in enumerate(scenarios):                                       # a handful of scenarios
+        for k, v in sc.shocks.items():
+            if k == IR_SCENARIO_FACTOR:
+                S[i, pos[RATES]] = -duration * float(v)
+            elif k in pos and k != RATES:
+                S[i, pos[k]] = float(v)
+            else:
+                raise ValueError(f"scenario {sc.id!r}: unknown factor {k!r}")
+    return pd.DataFrame(S, index=pd.Index([sc.id for sc in scenarios], name="scenario_id"),
+                        columns=pd.Index(FACTORS, name="factor"))
+
+
+def implied_factor_moves(cov: pd.DataFrame | None, shocks: pd.DataFrame) -> pd.DataFrame:
+    r"""Conditional factor moves given each scenario's shocks: :math:`m = \Sigma_{\cdot S}\Sigma_{SS}^{-1}s`.
+
+    Parameters
+    ----------
+    cov : DataFrame (F, F) or None
+        Factor covariance (:func:`ewma_covariance`); None or any NaN → no covariance: every unshocked
+        factor moves 0.
+    shocks : DataFrame, shape (n, F)
+        Shocks per scenario (rows) and factor (columns in ``cov``'s order), NaN = not shocked
+        (:func:`scenario_shocks`).
+
+    Returns
+    -------
+    DataFrame, shape (n, F)
+        Implied moves; shocked factors take exactly their shock. All shocks are conditioned on jointly.
+        A singular :math:`\Sigma_{SS}` (two shocked factors perfectly collinear) uses the
+        minimum-norm least-squares solution.
+    """
+    s = shocks.to_numpy(np.float64)
+    shocked = np.isfinite(s)
+    out = np.where(shocked, s, 0.0)
+    C = None if cov is None else cov.reindex(index=shocks.columns, columns=shocks.columns).to_numpy(np.float64)
+    if C is not None and np.isfinite(C).all():
+        for i in range(len(s)):                                              # one small system per scenario
+            S = np.flatnonzero(shocked[i])
+            if len(S) == 0:
+                continue
+            A = C[np.ix_(S, S)]
+            try:
+                z = np.linalg.solve(A, s[i, S])
+            except np.linalg.LinAlgError:
+                z = np.linalg.lstsq(A, s[i, S], rcond=None)[0]
+            out[i] = C[:, S] @ z
+            out[i, S] = s[i, S]
+    return pd.DataFrame(out, index=shocks.index, columns=shocks.columns)
+
+
+def stress_exposures(exposures: pd.DataFrame, spy_betas: Mapping[str, float] | pd.Series | None = None,
+                     tlt_market_beta: float | None = None) -> pd.DataFrame:
+    r"""The exposure vector x of each portfolio, in dollars, in market-first coordinates.
 
     Parameters
     ----------
     exposures : DataFrame, shape (P, ·)
-        Dollar factor exposures (``exposure_value × equity``), index = ``portfolio_id``, columns =
-        factor-definition names (``"Market Beta (90D)"``, ``"Value"``, ..., ``"IR Beta"``, spreads).
-        Missing columns or NaN count as 0. ``"IR Beta"`` is the dollar exposure to TLT returns.
+        Dollar factor exposures (``exposure_value × equity``) by factor-definition name
+        (``"Market Beta (90D)"``, the six style names, ``"IR Beta"``; other columns are ignored;
+        missing columns and NaN count as 0).
+    spy_betas : mapping or Series, optional
+        SPY's own betas on the same date, by factor-definition name: its six ridge style loadings
+        :math:`b_{SPY}` and its ``"IR Beta"`` :math:`\gamma_{SPY}` (the same kernels and windows as the
+        books' betas).
+    tlt_market_beta : float, optional
+        TLT's ``"Market Beta (90D)"`` :math:`eta_{TLT}` on the same date.
+    cov : DataFrame (F, F), optional
+        Factor covariance, for what ``spy_betas`` / ``tlt_market_beta`` lack (NaN or missing):
+        :math:`b_{SPY} = \Sigma_{SS}^{-1}\Sigma_{SM}`, :math:`\gamma_{SPY} = \Sigma_{MT}/\Sigma_{TT}`,
+        :math:`eta_{TLT} = \Sigma_{MT}/\Sigma_{MM}`. With neither, that part is not netted.
+
+    Returns
+    -------
+    DataFrame, shape (P, F)
+        Columns :data:`FACTORS`:
+
+        * ``Market`` = :math:`eta_M` (market-beta dollars);
+        * each style = :math:`b_k - eta_M\, b_{SPY,k}`: the ridge loading in excess of what the book's
+          market beta already implies (an index book has none);
+        * ``Rates`` = :math:`\delta = (\gamma - eta_M\gamma_{SPY}) / (1 - \gamma_{SPY}eta_{TLT})`,
+          the book's coefficient on TLT in a joint OLS on SPY and TLT (Frisch–Waugh–Lovell on the
+          univariate betas).
+
+        An SPY-only book is therefore (equity, 0, …, 0) exactly, a TLT-only book has δ = its value.
+    """
+    names = [FACTOR_EXPOSURES[k] for k in FACTORS]
+    X = np.nan_to_num(exposures.reindex(columns=names).to_numpy(np.float64), nan=0.0)
+    spy = pd.Series(spy_betas if spy_betas is not None else {}, dtype=np.float64).reindex(names[1:])
+    b_spy = np.nan_to_num(spy.to_numpy(), nan=0.0)            # 6 styles, then IR Beta
+    b_tlt = 0.0 if tlt_market_beta is None or not np.isfinite(tlt_market_beta) else float(tlt_market_beta)
+    X[:, 1:-1] -= X[:, :1] * b_spy[None, :-1]
+    g_spy = b_spy[-1]
+    denom = 1.0 - g_spy * b_tlt
+    X[:, -1] = (X[:, -1] - X[:, 0] * g_spy) / (denom if denom > 1e-9 else 1.0)
+    return pd.DataFrame(X, index=exposures.index, columns=pd.Index(FACTORS, name="factor"))
+
+
+def _net_of_market(moves: np.ndarray, cov: pd.DataFrame | None) -> np.ndarray:
+    """Moves (n, F) in market-first coordinates: every non-market factor minus β_k × the market move."""
+    out = moves.copy()
+    if cov is None:
+        return out
+    C = cov.reindex(index=list(FACTORS), columns=list(FACTORS)).to_numpy(np.float64)
+    if not np.isfinite(C).all() or C[0, 0] <= 0:
+        return out
+    beta = C[:, 0] / C[0, 0]
+    out[:, 1:] -= moves[:, :1] * beta[None, 1:]
+    return out
+
+
+def stress_test(exposures: pd.DataFrame, scenarios: Sequence[Scenario], cov: pd.DataFrame | None,
+                equity: pd.Series, *, duration: float = DEFAULT_TLT_DURATION, loss_cap: float = 0.99,
+                spy_betas: Mapping[str, float] | pd.Series | None = None, tlt_market_beta: float | None = None,
+                factor_impacts: bool = True) -> pd.DataFrame:
+    r"""Direct and correlated scenario P&L for every portfolio and scenario (the module's model).
+
+    Parameters
+    ----------
+    exposures : DataFrame, shape (P, ·)
+        Dollar factor exposures by factor-definition name, index = ``portfolio_id`` (see
+        :func:`stress_exposures`; a row of zeros — a cash-only book — gets 0 everywhere).
     scenarios : sequence of Scenario
-        Scenarios to run (all of them; filter ``active`` beforehand, e.g. ``shared.scenarios.load_scenarios(...,
-        active_only=True)``).
-    corr : DataFrame or None
-        Factor correlation matrix keyed by scenario factor names (:func:`ewma_factor_correlation`).
-        None → identity (the correlated P&L equals the direct one).
+        The scenarios to run (filter ``active`` beforehand).
+    cov : DataFrame (F, F) or None
+        :func:`ewma_covariance` of the :data:`FACTORS` returns on the calculation date. None / NaN
+        (too little history): nothing propagates and correlated = direct.
     equity : Series
-        Portfolio equity in dollars indexed by ``portfolio_id``.
+        Portfolio equity (dollars) by ``portfolio_id``.
     duration : float
-        Modified duration of TLT in years (default 17): a yield change Δy becomes the TLT return
-        :math:`-D\,\Delta y` (rates +100bp → TLT −17 %).
+        TLT's modified duration in years: a yield change Δy is the TLT return :math:`-D\,\Delta y`.
     loss_cap : float
-        Losses are floored at :math:`-\text{loss\_cap} \times \text{equity}` (default 99 %). When the
-        equity is ≤ 0 or missing no cap is applied (the original set the equity to $1 and capped at
-        −$0.99, which is meaningless) and ``loss_capped`` stays False.
+        Losses are floored at :math:`-\text{loss\_cap}\times\text{equity}` (equity ≤ 0 or missing: no
+        cap), ``loss_capped`` says where.
+    spy_betas, tlt_market_beta : optional
+        SPY's own style and IR betas and TLT's market beta on the same date (:func:`stress_exposures`).
     factor_impacts : bool
         Build the per-row ``factor_impacts`` dicts (a Python-level step; turn off for speed).
 
@@ -157,68 +293,34 @@ def stress_test(exposures: pd.DataFrame, scenarios: Sequence[Scenario], corr: pd
     -------
     DataFrame
         One row per (portfolio, scenario), portfolio-major: ``portfolio_id, scenario_id,
-        scenario_name, category, severity, direct_pnl, correlated_pnl, correlation_effect, ir_pnl,
-        loss_capped`` and, if requested, ``factor_impacts`` =
-        ``{scenario factor: {"exposure_factor", "exposure", "shock_pct", "direct_pnl"}}`` (for
-        ``Interest_Rate`` also ``"tlt_return"``).
+        scenario_name, category, severity, direct_pnl, correlated_pnl, correlation_effect,
+        market_pnl, loss_capped`` and, if requested, ``factor_impacts`` = ``{scenario factor:
+        {"exposure_factor", "exposure", "shock_pct", "direct_pnl"}}`` (``Interest_Rate`` also has
+        ``"tlt_return"``; its exposure is the rate dollars net of the market).
 
     Notes
     -----
-    Let :math:`E_{p,k}` be the dollar exposure of portfolio p to scenario factor k (``Market`` →
-    ``"Market Beta (90D)"``, style names as-is, other factor-definition names as-is), :math:`s_{k}`
-    the scenario's shock, :math:`\rho` the factor correlation matrix and :math:`\Delta y` the
-    scenario's yield change. Then
+    With x from :func:`stress_exposures`, m from :func:`implied_factor_moves` and
+    :math:`m'_M = m_M,\ m'_k = m_k - \beta_k m_M` (k ≠ M, :math:`\beta_k = \Sigma_{kM}/\Sigma_{MM}`):
 
     .. math::
 
-        \text{IR}_p &= E_{p,\text{IR Beta}} \cdot (-D\,\Delta y) \\
-        \text{direct}_p &= \sum_{k\ \text{shocked}} E_{p,k}\, s_k + \text{IR}_p \\
-        \text{correlated}_p &= \sum_{S\ \text{shocked}} \sum_{F} E_{p,F}\, s_S\, \rho(S,F)
-                                + \text{IR}_p
+        \text{direct}_p = \sum_{k \in S} x_{p,k}\, s_k, \qquad
+        \text{correlated}_p = \sum_{k \in F} x_{p,k}\, m'_k, \qquad
+        \text{market\_pnl}_p = x_{p,M}\, m_M
 
-    where F runs over the market/style factors present in the correlation matrix (ρ(S,S)=1, so the
-    direct term is included; a shocked factor missing from the matrix contributes only its direct
-    term). Spread and Provider Beta exposures only enter when a scenario shocks them directly.
-    Both totals are then floored at :math:`-\text{loss\_cap}\cdot\text{equity}` and
-    ``correlation_effect = correlated − direct``.
+    then both floored at the loss cap; ``correlation_effect = correlated − direct``. A pure market
+    shock gives correlated = direct = market beta × equity × shock.
     """
     pids = exposures.index
-    P = len(pids)
-    non_ir = [k for k in dict.fromkeys(k for sc in scenarios for k in sc.shocks) if k != IR_SCENARIO_FACTOR]
-    keys = list(dict.fromkeys([*SCENARIO_TO_EXPOSURE, *non_ir]))
-    exp_names = [SCENARIO_TO_EXPOSURE.get(k, k) for k in keys]
-    E = exposures.reindex(columns=exp_names).to_numpy(np.float64)
-    E = np.nan_to_num(E, nan=0.0)                                            # (P, K)
-    e_ir = (exposures[IR_EXPOSURE].to_numpy(np.float64) if IR_EXPOSURE in exposures
-            else np.zeros(P))
-    e_ir = np.nan_to_num(e_ir, nan=0.0)
-
-    S = len(scenarios)
-    K = len(keys)
-    kpos = {k: i for i, k in enumerate(keys)}
-    Sh = np.zeros((S, K))
-    dy = np.zeros(S)
-    for s, sc in enumerate(scenarios):                                       # a handful of scenarios
-        for k, v in sc.shocks.items():
-            if k == IR_SCENARIO_FACTOR:
-                dy[s] = v
-            else:
-                Sh[s, kpos[k]] = v
-
-    rho = np.eye(K)
-    if corr is not None:
-        present = [k for k in keys if k in corr.index and k in corr.columns]
-        if present:
-            idx = [kpos[k] for k in present]
-            sub = corr.loc[present, present].to_numpy(np.float64)
-            sub = np.where(np.isnan(sub), 0.0, sub)
-            rho[np.ix_(idx, idx)] = sub
-            np.fill_diagonal(rho, 1.0)
-
-    tlt = -duration * dy                                                     # (S,)
-    ir = e_ir[:, None] * tlt[None, :]                                        # (P, S)
-    direct = E @ Sh.T + ir
-    correlated = E @ (Sh @ rho).T + ir
+    P, n = len(pids), len(scenarios)
+    shocks = scenario_shocks(scenarios, duration)
+    x = stress_exposures(exposures, spy_betas, tlt_market_beta).to_numpy()        # (P, F)
+    s = shocks.to_numpy()                                                         # (n, F)
+    moves = implied_factor_moves(cov, shocks).to_numpy()
+    direct = x @ np.nan_to_num(s, nan=0.0).T                                      # (P, n)
+    correlated = x @ _net_of_market(moves, cov).T
+    market = x[:, :1] * moves[None, :, 0]
 
     eq = equity.reindex(pids).to_numpy(np.float64)
     floor = np.where(eq > 0, -loss_cap * eq, -np.inf)[:, None]
@@ -226,39 +328,40 @@ def stress_test(exposures: pd.DataFrame, scenarios: Sequence[Scenario], corr: pd
     direct = np.maximum(direct, floor)
     correlated = np.maximum(correlated, floor)
 
+    def tile(values: list) -> np.ndarray:
+        return np.tile(np.array(values, dtype=object), P)
+
     out = pd.DataFrame({
-        "portfolio_id": np.repeat(pids.to_numpy(), S),
-        "scenario_id": np.tile(np.array([sc.id for sc in scenarios], dtype=object), P),
-        "scenario_name": np.tile(np.array([sc.name for sc in scenarios], dtype=object), P),
-        "category": np.tile(np.array([sc.category for sc in scenarios], dtype=object), P),
-        "severity": np.tile(np.array([sc.severity for sc in scenarios], dtype=object), P),
+        "portfolio_id": np.repeat(pids.to_numpy(), n),
+        "scenario_id": tile([sc.id for sc in scenarios]),
+        "scenario_name": tile([sc.name for sc in scenarios]),
+        "category": tile([sc.category for sc in scenarios]),
+        "severity": tile([sc.severity for sc in scenarios]),
         "direct_pnl": direct.ravel(),
         "correlated_pnl": correlated.ravel(),
         "correlation_effect": (correlated - direct).ravel(),
-        "ir_pnl": ir.ravel(),
+        "market_pnl": market.ravel(),
         "loss_capped": capped.ravel(),
     })
     if factor_impacts:
-        per_scen: list[list[tuple[str, str, int, float]]] = [
-            [(k, SCENARIO_TO_EXPOSURE.get(k, k) if k != IR_SCENARIO_FACTOR else IR_EXPOSURE,
-              -1 if k == IR_SCENARIO_FACTOR else kpos[k], float(v)) for k, v in sc.shocks.items()]
-            for sc in scenarios]
-        El, el_ir = E.tolist(), e_ir.tolist()
+        fpos = {k: i for i, k in enumerate(FACTORS)}
+        per_scen = [[(k, FACTOR_EXPOSURES[RATES if k == IR_SCENARIO_FACTOR else k],
+                      fpos[RATES if k == IR_SCENARIO_FACTOR else k], float(v)) for k, v in sc.shocks.items()]
+                    for sc in scenarios]
+        xl = x.tolist()
 
-        def impacts(p: int, s: int) -> dict[str, dict[str, float | str]]:
+        def impacts(p: int, i: int) -> dict[str, dict[str, float | str]]:
             d: dict[str, dict[str, float | str]] = {}
-            for k, name, j, v in per_scen[s]:
-                if j < 0:
-                    x = el_ir[p]
-                    d[k] = {"exposure_factor": name, "exposure": x, "shock_pct": v * 100.0,
-                            "tlt_return": -duration * v, "direct_pnl": x * (-duration * v)}
+            for k, name, j, v in per_scen[i]:
+                e = xl[p][j]
+                if k == IR_SCENARIO_FACTOR:
+                    d[k] = {"exposure_factor": f"{name} (net of market)", "exposure": e, "shock_pct": v * 100.0,
+                            "tlt_return": -duration * v, "direct_pnl": e * (-duration * v)}
                 else:
-                    x = El[p][j]
-                    d[k] = {"exposure_factor": name, "exposure": x, "shock_pct": v * 100.0,
-                            "direct_pnl": x * v}
+                    d[k] = {"exposure_factor": name, "exposure": e, "shock_pct": v * 100.0, "direct_pnl": e * v}
             return d
 
-        out["factor_impacts"] = [impacts(p, s) for p in range(P) for s in range(S)]
+        out["factor_impacts"] = [impacts(p, i) for p in range(P) for i in range(n)]
     return out
 
 

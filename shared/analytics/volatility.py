@@ -393,7 +393,19 @@ def volatility_metrics(returns: pd.DataFrame, *, min_obs: int = 63, horizon: int
     }, index=cols)
 
 
-def holding_weights(positions: pd.DataFrame) -> pd.DataFrame:
+def _nav_weights(positions: pd.DataFrame, equity: pd.Series) -> tuple[pd.Series, np.ndarray, np.ndarray]:
+    """Lots merged per (portfolio, symbol), their portfolio codes and weights MV / equity (0 when the
+    portfolio's equity is missing or ≤ 0)."""
+    mv = positions.groupby(["portfolio_id", "symbol"], sort=True, observed=True)["market_value"].sum()
+    pids, p_code = np.unique(mv.index.get_level_values(0).to_numpy(dtype=object), return_inverse=True)
+    eq = pd.Series(equity).reindex(pids).to_numpy(dtype=np.float64)
+    ok = np.isfinite(eq) & (eq > 0)
+    denom = np.where(ok, eq, 1.0)[p_code]
+    w = np.where(ok[p_code], mv.to_numpy(dtype=np.float64) / denom, 0.0)
+    return mv, p_code, w
+
+
+def holding_weights(positions: pd.DataFrame, equity: pd.Series) -> pd.DataFrame:
     """Static portfolio weights for :func:`portfolio_returns`, from one day's holdings.
 
     Parameters
@@ -402,39 +414,41 @@ def holding_weights(positions: pd.DataFrame) -> pd.DataFrame:
         Columns ``[portfolio_id, symbol, market_value]`` for one calculation date (dollars, signed;
         several lots per symbol allowed). For options pass the underlying symbol and the option's
         market value.
+    equity : Series
+        Each portfolio's equity (NAV) on that date, by ``portfolio_id``.
 
     Returns
     -------
     DataFrame, shape (P, S)
-        ``w_{p,i} = MV_{p,i} / Σ_j |MV_{p,j}|`` with lots merged per symbol first (signed numerator,
-        gross denominator — the original's net denominator blew up for hedged books); 0 where a
-        portfolio does not hold the symbol; a portfolio with Σ|MV| = 0 gets all-zero weights.
+        ``w_{p,i} = MV_{p,i} / equity_p`` with lots merged per symbol first — the same signed MV / equity
+        as the portfolio's betas and factor exposures (domain spec decision 8), so the series is the
+        return of the NAV with the cash earning 0: a book half in SPY and half in cash has exactly half
+        SPY's volatility. 0 where a portfolio does not hold the symbol; a portfolio whose equity is
+        missing or ≤ 0 gets all-zero weights (and the caller no volatility).
     """
-    mv = positions.groupby(["portfolio_id", "symbol"], sort=True, observed=True)["market_value"].sum()
-    wide = mv.unstack("symbol", fill_value=0.0).astype(np.float64)
-    gross = wide.abs().sum(axis=1).to_numpy()
-    vals = np.divide(wide.to_numpy(), gross[:, None], out=np.zeros(wide.shape), where=gross[:, None] > 0)
-    return pd.DataFrame(vals, index=wide.index, columns=wide.columns)
+    mv, p_code, w = _nav_weights(positions, equity)
+    wide = pd.Series(w, index=mv.index).unstack("symbol", fill_value=0.0).astype(np.float64)
+    return wide
 
 
-def holding_returns(asset_returns: pd.DataFrame, positions: pd.DataFrame) -> pd.DataFrame:
+def holding_returns(asset_returns: pd.DataFrame, positions: pd.DataFrame, equity: pd.Series) -> pd.DataFrame:
     """:func:`portfolio_returns` of :func:`holding_weights`, without the dense (P, S) weight matrix.
 
-    Same weights (lots merged per symbol, ``MV / Σ|MV|``, zero for a zero-gross book) and the same
-    rule for missing returns, as one sparse (P, S) × (S, T) product: memory O(positions), not
-    O(portfolios × symbols). Columns sorted by portfolio id, as :func:`holding_weights` orders them.
+    Same weights (lots merged per symbol, signed ``MV / equity``) and the same rule for missing
+    returns, as one sparse (P, S) × (S, T) product: memory O(positions), not O(portfolios × symbols).
+    Columns sorted by portfolio id, as :func:`holding_weights` orders them; a portfolio whose equity is
+    missing or ≤ 0 gets an all-NaN column (no volatility rather than a made-up one).
     """
-    mv = positions.groupby(["portfolio_id", "symbol"], sort=True, observed=True)["market_value"].sum()
-    pids, p_code = np.unique(mv.index.get_level_values(0).to_numpy(dtype=object), return_inverse=True)
-    vals = mv.to_numpy(dtype=np.float64)
-    gross = np.bincount(p_code, weights=np.abs(vals), minlength=len(pids))
-    w = np.divide(vals, gross[p_code], out=np.zeros(len(vals)), where=gross[p_code] > 0)
+    mv, p_code, w = _nav_weights(positions, equity)
+    pids = np.unique(mv.index.get_level_values(0).to_numpy(dtype=object))
     col = asset_returns.columns.get_indexer(mv.index.get_level_values(1))
     ok = col >= 0
     W = sparse.csr_matrix((w[ok], (p_code[ok], col[ok])), shape=(len(pids), asset_returns.shape[1]))
     R = np.nan_to_num(asset_returns.to_numpy(np.float64), nan=0.0)
-    return pd.DataFrame(np.asarray((W @ R.T).T), index=asset_returns.index,
-                        columns=pd.Index(pids, name=mv.index.names[0]))
+    out = np.asarray((W @ R.T).T)
+    eq = pd.Series(equity).reindex(pids).to_numpy(dtype=np.float64)
+    out[:, ~(np.isfinite(eq) & (eq > 0))] = np.nan
+    return pd.DataFrame(out, index=asset_returns.index, columns=pd.Index(pids, name=mv.index.names[0]))
 
 
 def portfolio_returns(asset_returns: pd.DataFrame, weights: pd.DataFrame) -> pd.DataFrame:

@@ -118,6 +118,14 @@ def summary_section(data: ReportData) -> str:
               "processed; drawdown is from the peak of the return index (capital flows excluded).</p></section>")
 
 
+#: The stress model in one line (shared.analytics.stress, docs/risk-model.md).
+STRESS_FOOTNOTE = ("Correlated P&amp;L: every factor moves by its expectation given all of the scenario's shocks, "
+                   "m = Σ·S Σ_SS⁻¹ s (Σ: EWMA covariance of SPY, the six style ETFs and TLT, λ 0.94, 252 "
+                   "sessions to this date), applied to the market beta and to style and rate exposures net of "
+                   "the market; direct: the shocks alone on the same exposures. A yield change Δy is the TLT "
+                   "return −D·Δy (D = 17 years unless configured); losses are capped at 99 % of equity.")
+
+
 def _stress_table(p: PortfolioData) -> str:
     if p.stress.empty:
         return ""
@@ -126,8 +134,9 @@ def _stress_table(p: PortfolioData) -> str:
              Num(fmt.money(r.correlated_pnl), r.correlated_pnl), Num(fmt.money(r.correlation_effect), r.correlation_effect),
              Num(fmt.pct(r.correlated_pnl / eq, 1) if eq else "–", r.correlated_pnl)]
             for r in p.stress.sort_values("correlated_pnl").itertuples()]
-    return table(["scenario", "category", "severity", "direct P&L", "correlated P&L", "correlation effect",
-                  "of equity"], rows, numeric=(3, 4, 5, 6), cls="stress")
+    return (table(["scenario", "category", "severity", "direct P&L", "correlated P&L", "correlation effect",
+                   "of equity"], rows, numeric=(3, 4, 5, 6), cls="stress")
+            + f'<p class="muted footnote">{STRESS_FOOTNOTE}</p>')
 
 
 def portfolio_section(data: ReportData, p: PortfolioData, charts: Charts) -> str:

@@ -418,6 +418,20 @@ def load_symbol_betas(session: Session, dates: Sequence[date], symbols: Sequence
     return frame.reset_index(drop=True)
 
 
+def load_symbol_beta_values(session: Session, dates: Sequence[date], symbols: Sequence[str],
+                            factors: Sequence[str]) -> pd.DataFrame:
+    """``beta_value`` of a few symbols and factors on ``dates`` (filtered in SQL, e.g. the factor ETFs'
+    own betas): [calculation_date, symbol, factor, beta_value]."""
+    t = m.SymbolFactorExposure.__table__
+    f = m.FactorDefinitionRow.__table__
+    stmt = (
+        select(t.c.calculation_date, t.c.symbol, f.c.name.label("factor"), t.c.beta_value)
+        .join(f, f.c.id == t.c.factor_id)
+        .where(t.c.calculation_date.in_(list(dates)), t.c.symbol.in_(list(symbols)), f.c.name.in_(list(factors)))
+    )
+    return read_frame(session, stmt)
+
+
 def load_benchmark_weights(session: Session, code: str, dates: Sequence[date]) -> pd.DataFrame:
     """A benchmark's sector weights as of each of ``dates``: ``[calculation_date, sector, weight]``.
 
@@ -463,6 +477,22 @@ def load_factor_exposures(session: Session, portfolio_ids: Sequence[str], on: da
         .where(t.c.portfolio_id.in_(list(portfolio_ids)), t.c.calculation_date == on)
         .order_by(t.c.portfolio_id, f.c.display_order)
     )
+    return read_frame(session, stmt)
+
+
+def load_exposure_dollars(session: Session, dates: Sequence[date], factors: Sequence[str],
+                          portfolio_ids: Sequence[str] | None = None) -> pd.DataFrame:
+    """Dollar factor exposures of ``factors`` on ``dates`` (all portfolios, or ``portfolio_ids``):
+    [portfolio_id, calculation_date, factor, exposure_dollar]."""
+    t = m.FactorExposure.__table__
+    f = m.FactorDefinitionRow.__table__
+    stmt = (
+        select(t.c.portfolio_id, t.c.calculation_date, f.c.name.label("factor"), t.c.exposure_dollar)
+        .join(f, f.c.id == t.c.factor_id)
+        .where(t.c.calculation_date.in_(list(dates)), f.c.name.in_(list(factors)))
+    )
+    if portfolio_ids is not None:
+        stmt = stmt.where(t.c.portfolio_id.in_(list(portfolio_ids)))
     return read_frame(session, stmt)
 
 

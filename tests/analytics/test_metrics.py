@@ -63,10 +63,11 @@ def test_first_session_of_year(prices):
     assert a["return_1y"] == pytest.approx(cur / close(prices, "AAA", "2025-01-02") - 1.0)
     # OLD: last close 14 sessions ago -> no current price, no returns
     assert m.loc["OLD", ["current_price", "return_1d", "return_ytd"]].isna().all()
-    # HALT: carried forward from 2025-12-26 (4 sessions), 1d return against the carried close = 0
+    # HALT: carried forward from 2025-12-26 (4 sessions); no close on 01-02 itself -> no 1-day return
+    # (issue 15: the carried close used to give a fake 0.0)
     h = m.loc["HALT"]
     assert h["current_price"] == close(prices, "HALT", "2025-12-26")
-    assert h["return_1d"] == 0.0
+    assert np.isnan(h["return_1d"])
     assert h["return_1y"] == pytest.approx(h["current_price"] / close(prices, "HALT", "2025-01-02") - 1.0)
 
 

@@ -1,14 +1,89 @@
+"""The stress model (issue 15): conditional factor moves m = Σ·S Σ_SS⁻¹ s from an EWMA covariance, one
+exposure vector per book in which no market move is counted twice.
+
+The books are built the way the batch builds them: prices of a planted factor market -> the phase-1.5
+kernel's symbol betas (ridge styles, OLS on SPY and TLT) -> dollar exposures Σ MV_i β_i -> stress_test.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from shared.analytics.stress import Scenario, ewma_factor_correlation, stress_summary, stress_test
+from shared.analytics.factors import STYLE_FACTORS
+from shared.analytics.returns import simple_returns
+from shared.analytics.stress import (
+    FACTOR_EXPOSURES,
+    FACTORS,
+    Scenario,
+    ewma_covariance,
+    implied_factor_moves,
+    scenario_shocks,
+    stress_exposures,
+    stress_summary,
+    stress_test,
+)
+from shared.analytics.symbol_betas import compute_symbol_betas
+from shared.calendar import session_index
 from shared.scenarios import DEFAULT_SCENARIO_FILE, load_scenarios, parse_scenarios
+
+ETFS = dict(zip(FACTORS, ("SPY", *STYLE_FACTORS.values(), "TLT"), strict=True))
+ACTIVE = load_scenarios(active_only=True)
+PURE_MARKET = [s for s in ACTIVE if set(s.shocks) == {"Market"}]
+MV = 1_000_000.0
 
 
 def sc(sid, **shocks):
     return Scenario(id=sid, name=sid, category="test", severity="base", active=True,
                     shocks={k.replace("_", " ") if k != "Interest_Rate" else k: v for k, v in shocks.items()})
+
+
+@pytest.fixture(scope="module")
+def market():
+    """A planted factor market: styles = b_k·SPY + own noise (ρ with SPY 0.8-0.95), TLT ρ ≈ -0.35 with SPY,
+    ten stocks with market betas 0.6-1.6, style tilts and a rate loading. Returns (prices, betas on the
+    last session by symbol × factor, covariance of the 252 factor returns ending there, last session)."""
+    rng = np.random.default_rng(15)
+    idx = session_index(date(2025, 1, 2), date(2026, 11, 27))
+    T = len(idx)
+    mkt = rng.normal(0.0003, 0.010, T)
+    b = np.array([0.90, 1.10, 1.05, 0.95, 1.20, 0.70])
+    styles = mkt[:, None] * b + rng.normal(0, 1, (T, 6)) * np.array([0.003, 0.004, 0.005, 0.002, 0.006, 0.003])
+    tlt = -0.35 * mkt + rng.normal(0, 0.009, T)
+    beta = np.linspace(0.6, 1.6, 10)
+    tilt = rng.normal(0, 0.4, (10, 6))
+    stocks = (mkt[:, None] * beta + (styles - mkt[:, None] * b) @ tilt.T + 0.2 * tlt[:, None]
+              + rng.normal(0, 0.012, (T, 10)))
+    rets = np.column_stack([mkt, styles, tlt, stocks])
+    names = [*ETFS.values(), *[f"S{i}" for i in range(10)]]
+    prices = pd.DataFrame(100.0 * np.cumprod(1.0 + rets, axis=0), index=idx, columns=names)
+    last = idx[-1].date()
+    betas = compute_symbol_betas(prices, [last]).pivot_table(index="symbol", columns="factor", values="beta_value")
+    fret = simple_returns(prices[list(ETFS.values())]).iloc[-252:]
+    fret.columns = list(FACTORS)
+    return prices, betas, ewma_covariance(fret), last
+
+
+def book(betas: pd.DataFrame, holdings: dict[str, float]) -> pd.Series:
+    """Dollar exposures Σ MV_i β_i of a book (symbol -> signed market value), by factor-definition name."""
+    mv = pd.Series(holdings, dtype=float)
+    return (betas.loc[mv.index].fillna(0.0).mul(mv, axis=0)).sum()
+
+
+def proxies(betas: pd.DataFrame) -> dict:
+    """SPY's own betas and TLT's market beta, as the phase passes them."""
+    return {"spy_betas": betas.loc["SPY"], "tlt_market_beta": float(betas.loc["TLT", "Market Beta (90D)"])}
+
+
+def run(market, books: dict[str, dict[str, float]], equity: dict[str, float] | None = None, scen=ACTIVE):
+    _, betas, cov, _ = market
+    exposures = pd.DataFrame({k: book(betas, v) if v else pd.Series(dtype=float) for k, v in books.items()}).T
+    eq = pd.Series(equity or {k: MV for k in books})
+    out = stress_test(exposures.fillna(0.0), scen, cov, eq, **proxies(betas))
+    return out.set_index(["portfolio_id", "scenario_id"])
 
 
 def test_scenario_file_22_scenarios_19_active():
@@ -23,59 +98,192 @@ def test_scenario_file_22_scenarios_19_active():
     assert not by_id["dotcom_crash_2000"].active
     with pytest.raises(ValueError, match="unknown factor"):
         parse_scenarios("scenarios: [{id: x, shocks: {Markt: 0.1}}]")
+    with pytest.raises(ValueError, match="unknown factor 'Momentum Spread'"):  # not a factor of the covariance
+        parse_scenarios("scenarios: [{id: x, shocks: {Momentum Spread: 0.1}}]")
 
 
-def test_hand_computed_two_factors_two_scenarios():
+# --- the covariance and the conditional moves ---------------------------------------------------------
+
+def test_ewma_covariance_against_numpy_with_missing_rows(rng):
+    T, F = 252, 8
+    R = rng.normal(0, 0.01, (T, F)) @ rng.normal(0, 1, (F, F))
+    R[[3, 100, 250], [1, 7, 0]] = np.nan                       # incomplete rows are dropped, the others keep their age
+    cov = ewma_covariance(pd.DataFrame(R, columns=list(FACTORS)))
+    ok = np.isfinite(R).all(1)
+    w = 0.94 ** np.arange(T - 1, -1, -1)
+    ref = np.cov(R[ok].T, aweights=w[ok], bias=True)           # Σ w (x - x̄_w)(x - x̄_w)ᵀ / Σ w
+    np.testing.assert_allclose(cov.to_numpy(), ref, rtol=1e-12, atol=1e-18)
+    assert list(cov.index) == list(FACTORS)
+    short = ewma_covariance(pd.DataFrame(R[:59], columns=list(FACTORS)))   # < 60 complete rows: no covariance
+    assert short.isna().all().all()
+
+
+@pytest.mark.parametrize("scenario", ["liquidity_crisis", "value_rotation_20", "rates_up_100bp", "market_down_10"])
+def test_implied_moves_closed_form_and_weighted_least_squares(rng, scenario):
+    """Planted covariance: m = Σ·S Σ_SS⁻¹ s (1e-10), the same as a weighted least-squares regression
+    (numpy lstsq, EWMA weights, with intercept) of the unshocked on the shocked factors, m_S = s exactly."""
+    L = np.tril(rng.normal(0, 1, (8, 8))) + 3 * np.eye(8)
+    planted = L @ L.T * 1e-5
+    T = 252
+    R = rng.multivariate_normal(np.zeros(8), planted, T)
+    cov = ewma_covariance(pd.DataFrame(R, columns=list(FACTORS)))
+    scen = [s for s in ACTIVE if s.id == scenario]
+    shocks = scenario_shocks(scen)
+    m = implied_factor_moves(cov, shocks).to_numpy()[0]
+    s = shocks.to_numpy()[0]
+    S = np.flatnonzero(np.isfinite(s))
+    U = np.flatnonzero(~np.isfinite(s))
+    C = cov.to_numpy()
+    np.testing.assert_allclose(m, C[:, S] @ np.linalg.inv(C[np.ix_(S, S)]) @ s[S], rtol=0, atol=1e-10)
+    assert (m[S] == s[S]).all()
+    sw = np.sqrt(0.94 ** np.arange(T - 1, -1, -1))
+    X = np.column_stack([np.ones(T), R[:, S]]) * sw[:, None]
+    coef = np.linalg.lstsq(X, R[:, U] * sw[:, None], rcond=None)[0]       # (1 + |S|, |U|)
+    np.testing.assert_allclose(m[U], s[S] @ coef[1:], rtol=0, atol=1e-10)
+    # and with a long, slowly decaying window the estimate approaches the planted covariance's moves
+    R2 = rng.multivariate_normal(np.zeros(8), planted, 20_000)
+    m2 = implied_factor_moves(ewma_covariance(pd.DataFrame(R2, columns=list(FACTORS)), decay=0.9999), shocks)
+    exact = planted[:, S] @ np.linalg.solve(planted[np.ix_(S, S)], s[S])
+    np.testing.assert_allclose(m2.to_numpy()[0], exact, atol=0.1 * np.abs(s[S]).max())
+
+
+def test_hand_computed_market_and_value():
+    """Only Market and Value covary: Σ_MM = 1e-4, Σ_VV = 2e-4, Σ_MV = 1.2e-4 (β_V = 1.2)."""
+    cov = pd.DataFrame(np.diag([1e-4, 2e-4, 1, 1, 1, 1, 1, 1]) * 1.0, index=list(FACTORS), columns=list(FACTORS))
+    cov.loc["Market", "Value"] = cov.loc["Value", "Market"] = 1.2e-4
     exposures = pd.DataFrame({"Market Beta (90D)": [100_000.0], "Value": [50_000.0]}, index=["p"])
-    corr = pd.DataFrame([[1.0, 0.5], [0.5, 1.0]], index=["Market", "Value"], columns=["Market", "Value"])
-    scen = [sc("A", Market=-0.10), sc("B", Value=0.20, Market=0.05)]
-    out = stress_test(exposures, scen, corr, pd.Series({"p": 1_000_000.0})).set_index("scenario_id")
-    # A: direct 100k*-0.1 = -10,000; correlated adds Value exposure via rho: 50k*-0.1*0.5 = -2,500
-    assert out.loc["A", "direct_pnl"] == pytest.approx(-10_000.0)
-    assert out.loc["A", "correlated_pnl"] == pytest.approx(-12_500.0)
-    assert out.loc["A", "correlation_effect"] == pytest.approx(-2_500.0)
-    # B: direct 50k*0.2 + 100k*0.05 = 15,000
-    #    correlated: S=Value: 100k*0.2*0.5 + 50k*0.2 = 20,000 ; S=Market: 100k*0.05 + 50k*0.05*0.5 = 6,250
-    assert out.loc["B", "direct_pnl"] == pytest.approx(15_000.0)
-    assert out.loc["B", "correlated_pnl"] == pytest.approx(26_250.0)
-    assert out.loc["B", "correlation_effect"] == pytest.approx(11_250.0)
+    out = stress_test(exposures, [sc("A", Market=-0.10), sc("B", Value=0.20)], cov,
+                      pd.Series({"p": 1e6})).set_index("scenario_id")
+    # A: a pure market shock moves the book by its market beta only (Value's net-of-market move is 0)
+    assert out.loc["A", "direct_pnl"] == pytest.approx(-10_000.0, rel=1e-14)
+    assert out.loc["A", "correlated_pnl"] == pytest.approx(-10_000.0, rel=1e-12)
+    # B: m_M = 1.2e-4 / 2e-4 * 0.20 = 0.12; Value net of market = 0.20 - 1.2 * 0.12 = 0.056
+    assert out.loc["B", "direct_pnl"] == pytest.approx(10_000.0)
+    assert out.loc["B", "correlated_pnl"] == pytest.approx(100_000 * 0.12 + 50_000 * 0.056, rel=1e-12)
+    assert out.loc["B", "market_pnl"] == pytest.approx(12_000.0)
+    assert out.loc["B", "correlation_effect"] == pytest.approx(12_000 + 2_800 - 10_000, rel=1e-12)
     fi = out.loc["B", "factor_impacts"]
-    assert fi["Value"] == {"exposure_factor": "Value", "exposure": 50_000.0, "shock_pct": pytest.approx(20.0),
-                           "direct_pnl": pytest.approx(10_000.0)}
-    assert fi["Market"]["exposure_factor"] == "Market Beta (90D)"
-    assert fi["Market"]["direct_pnl"] == pytest.approx(5_000.0)
+    assert fi == {"Value": {"exposure_factor": "Value", "exposure": 50_000.0, "shock_pct": pytest.approx(20.0),
+                            "direct_pnl": pytest.approx(10_000.0)}}
 
 
-def test_market_shock_moves_correlated_pnl_through_market_beta(rng):
-    """Regression for the original defect: 'Market Beta (90D)' was never matched in the correlated path."""
-    f = pd.DataFrame(rng.normal(0, 0.01, (252, 8)),
-                     columns=["Market", "Value", "Growth", "Momentum", "Quality", "Size", "Low Volatility",
-                              "Interest_Rate"])
-    corr = ewma_factor_correlation(f)
-    exposures = pd.DataFrame({"Market Beta (90D)": [1_000_000.0]}, index=[1])
-    out = stress_test(exposures, [sc("down", Market=-0.10)], corr, pd.Series({1: 2_000_000.0}))
-    assert out["direct_pnl"].iloc[0] == pytest.approx(-100_000.0)
-    assert out["correlated_pnl"].iloc[0] == pytest.approx(-100_000.0)   # old system: 0
-    # with a style exposure, the market shock also flows through rho(Market, Value)
-    exposures["Value"] = 500_000.0
-    out = stress_test(exposures, [sc("down", Market=-0.10)], corr, pd.Series({1: 2_000_000.0}))
-    rho = corr.loc["Market", "Value"]
-    assert out["correlated_pnl"].iloc[0] == pytest.approx(-100_000.0 - 50_000.0 * rho)
+def test_vectorized_matches_loop_reference(rng):
+    """stress_test == the formula written out per portfolio and scenario with an explicit inverse."""
+    R = rng.normal(0, 0.01, (252, 8)) @ rng.normal(0, 1, (8, 8))
+    cov = ewma_covariance(pd.DataFrame(R, columns=list(FACTORS)))
+    C = cov.to_numpy()
+    cols = [*FACTOR_EXPOSURES.values(), "Momentum Spread", "Provider Beta (1Y)"]   # the last two are not used
+    exposures = pd.DataFrame(rng.normal(0, 1e5, (12, len(cols))), columns=cols)
+    equity = pd.Series(rng.uniform(1e5, 1e6, 12))
+    g_spy, b_tlt = -0.3, -0.25
+    b_spy = dict(zip(STYLE_FACTORS, rng.uniform(0, 0.4, 6), strict=True))
+    out = stress_test(exposures, ACTIVE, cov, equity, spy_betas={**b_spy, "IR Beta": g_spy}, tlt_market_beta=b_tlt)
+    beta = C[:, 0] / C[0, 0]
+    for row in out.itertuples():
+        p, scen = row.portfolio_id, next(s for s in ACTIVE if s.id == row.scenario_id)
+        e = exposures.loc[p]
+        x = np.array([e[FACTOR_EXPOSURES[k]] for k in FACTORS])
+        x[1:-1] -= e["Market Beta (90D)"] * np.array(list(b_spy.values()))
+        x[-1] = (e["IR Beta"] - e["Market Beta (90D)"] * g_spy) / (1 - g_spy * b_tlt)
+        shock = {("Rates" if k == "Interest_Rate" else k): (-17.0 * v if k == "Interest_Rate" else v)
+                 for k, v in scen.shocks.items()}
+        S = [FACTORS.index(k) for k in shock]
+        s = np.array(list(shock.values()))
+        m = C[:, S] @ np.linalg.inv(C[np.ix_(S, S)]) @ s
+        m_net = m - beta * m[0]
+        m_net[0] = m[0]
+        cap = -0.99 * equity[p]
+        assert row.direct_pnl == pytest.approx(max(x[S] @ s, cap), rel=1e-10, abs=1e-6)
+        assert row.correlated_pnl == pytest.approx(max(x @ m_net, cap), rel=1e-10, abs=1e-6)
+    summ = stress_summary(out)
+    g = out.groupby("portfolio_id")["correlated_pnl"]
+    np.testing.assert_allclose(summ["worst_pnl"], g.min())
+    np.testing.assert_allclose(summ["std_pnl"], g.apply(lambda v: np.std(v.to_numpy())))
+    assert (summ["n_scenarios"] == 19).all()
 
 
-def test_rate_shock_duration_conversion_sign():
-    exposures = pd.DataFrame({"IR Beta": [1_000_000.0, -1_000_000.0]}, index=["long_tlt", "short_tlt"])
-    scen = [sc("up100", Interest_Rate=0.01), sc("down100", Interest_Rate=-0.01)]
-    out = stress_test(exposures, scen, None, pd.Series({"long_tlt": 5e6, "short_tlt": 5e6}), duration=17.0)
-    out = out.set_index(["portfolio_id", "scenario_id"])
-    assert out.loc[("long_tlt", "up100"), "direct_pnl"] == pytest.approx(-170_000.0)     # rates up -> TLT -17%
-    assert out.loc[("long_tlt", "down100"), "direct_pnl"] == pytest.approx(170_000.0)
-    assert out.loc[("short_tlt", "up100"), "correlated_pnl"] == pytest.approx(170_000.0)
-    assert out.loc[("long_tlt", "up100"), "correlation_effect"] == pytest.approx(0.0)
-    fi = out.loc[("long_tlt", "up100"), "factor_impacts"]["Interest_Rate"]
-    assert fi["tlt_return"] == pytest.approx(-0.17) and fi["exposure_factor"] == "IR Beta"
-    out8 = stress_test(exposures, scen[:1], None, pd.Series({"long_tlt": 5e6, "short_tlt": 5e6}), duration=8.0)
-    assert out8["direct_pnl"].iloc[0] == pytest.approx(-80_000.0)
+# --- the must-show books ---------------------------------------------------------------------------
+
+def test_spy_only_book(market):
+    out = run(market, {"spy": {"SPY": MV}})
+    dec = out.loc[("spy", "market_down_10")]
+    assert dec["direct_pnl"] == pytest.approx(-0.10 * MV, rel=1e-12)          # exactly -10 % of the SPY value
+    assert -0.11 * MV <= dec["correlated_pnl"] <= -0.09 * MV
+    for s in PURE_MARKET:                                                      # no market move counted twice
+        assert out.loc[("spy", s.id), "correlated_pnl"] == pytest.approx(s.shocks["Market"] * MV, rel=1e-9)
+    # net of the market, an index book has no style and no rate exposure: (MV, 0, ..., 0)
+    x = stress_exposures(pd.DataFrame([book(market[1], {"SPY": MV})]), **proxies(market[1]))
+    np.testing.assert_allclose(x.iloc[0], [MV, 0, 0, 0, 0, 0, 0, 0], rtol=0, atol=1e-8 * MV)
+    # so any shock reaches it through the market move Σ implies, and only through it
+    for s in ACTIVE:
+        row = out.loc[("spy", s.id)]
+        assert row["correlated_pnl"] == pytest.approx(row["market_pnl"], rel=1e-9, abs=1e-6), s.id
+    up = out.loc[("spy", "rates_up_100bp")]
+    assert up["direct_pnl"] == pytest.approx(0.0, abs=1e-6 * MV)
+    assert 0 < up["correlated_pnl"] < 0.17 * MV            # rates up: TLT falls, SPY rises (ρ < 0)
+
+
+def test_half_spy_half_cash_book_is_half(market):
+    out = run(market, {"half": {"SPY": MV / 2}, "spy": {"SPY": MV}})
+    np.testing.assert_allclose(out.loc["half", "correlated_pnl"], out.loc["spy", "correlated_pnl"] / 2, rtol=1e-12)
+
+
+def test_beta_hedged_book(market):
+    """Long a stock, short SPY by its market beta: a pure market shock moves it by < 1 % of gross."""
+    betas = market[1]
+    for stock in ("S0", "S5", "S9"):
+        b = float(betas.loc[stock, "Market Beta (90D)"])
+        out = run(market, {"hedged": {stock: MV, "SPY": -b * MV}}, {"hedged": MV})
+        gross = MV * (1 + abs(b))
+        for s in PURE_MARKET:
+            assert abs(out.loc[("hedged", s.id), "correlated_pnl"]) < 0.01 * gross
+            assert abs(out.loc[("hedged", s.id), "correlated_pnl"]) < 1e-6 * gross   # in fact 0
+
+
+def test_cash_only_book_is_zero_everywhere(market):
+    out = run(market, {"cash": {}, "spy": {"SPY": MV}})
+    cash = out.loc["cash"]
+    assert len(cash) == 19
+    assert (cash[["direct_pnl", "correlated_pnl", "correlation_effect"]] == 0.0).all().all()
+
+
+def test_tlt_only_book_rates_by_duration(market):
+    out = run(market, {"tlt": {"TLT": MV}})
+    assert out.loc[("tlt", "rates_up_100bp"), "direct_pnl"] == pytest.approx(-0.17 * MV, rel=1e-9)
+    assert out.loc[("tlt", "rates_down_50bp"), "direct_pnl"] == pytest.approx(0.085 * MV, rel=1e-9)
+    x = stress_exposures(pd.DataFrame([book(market[1], {"TLT": MV})]), **proxies(market[1]))
+    assert x["Rates"].iloc[0] == pytest.approx(MV, rel=1e-9)     # joint (SPY, TLT) coefficient of TLT itself: 1
+    # correlated: -17 % plus beta x the implied market move plus TLT's (noisy) style loadings' excess moves
+    assert -0.20 * MV < out.loc[("tlt", "rates_up_100bp"), "correlated_pnl"] < -0.14 * MV
+    fi = out.loc[("tlt", "rates_up_100bp"), "factor_impacts"]["Interest_Rate"]
+    assert fi["tlt_return"] == pytest.approx(-0.17) and fi["exposure_factor"] == "IR Beta (net of market)"
+    _, betas, cov, _ = market
+    x = pd.DataFrame([book(betas, {"TLT": MV})])
+    out8 = stress_test(x, [sc("up", Interest_Rate=0.01)], cov, pd.Series([MV]), duration=8.0,
+                       **proxies(betas))
+    assert out8["direct_pnl"].iloc[0] == pytest.approx(-0.08 * MV, rel=1e-9)
+
+
+def test_long_only_unlevered_books_never_hit_the_loss_cap(market):
+    betas = market[1]
+    stocks = [f"S{i}" for i in range(10)]
+    books = {"spy": {"SPY": MV}, "stocks": {s: MV / 10 for s in stocks},
+             "high_beta": {s: MV / 3 for s in stocks[-3:]}, "etfs": {e: MV / 8 for e in ETFS.values()},
+             **{s: {s: MV} for s in [*stocks, *ETFS.values()]}}
+    out = run(market, books)
+    assert not out["loss_capped"].any()
+    assert (out["correlated_pnl"] > -0.99 * MV).all()
+    assert out.loc[("stocks", "market_crash_35"), "correlated_pnl"] == pytest.approx(
+        -0.35 * float(betas.loc[stocks, "Market Beta (90D)"].mean()) * MV, rel=1e-9)
+
+
+def test_no_covariance_means_no_propagation(market):
+    _, betas, _, _ = market
+    nan_cov = pd.DataFrame(np.nan, index=list(FACTORS), columns=list(FACTORS))
+    x = pd.DataFrame([book(betas, {"S3": MV})])
+    for cov in (None, nan_cov):
+        out = stress_test(x, ACTIVE, cov, pd.Series([MV]), **proxies(betas))
+        np.testing.assert_allclose(out["correlated_pnl"], out["direct_pnl"], rtol=1e-12)
 
 
 def test_loss_cap_and_nonpositive_equity():
@@ -88,58 +296,3 @@ def test_loss_cap_and_nonpositive_equity():
     assert out.loc[2, "direct_pnl"] == pytest.approx(-350_000.0)     # no -$0.99 cap
     assert not out.loc[2, "loss_capped"]
     assert out.loc[3, "direct_pnl"] == pytest.approx(-350_000.0)
-
-
-def test_vectorized_matches_loop_on_all_scenarios(rng):
-    cols = ["Market", "Value", "Growth", "Momentum", "Quality", "Size", "Low Volatility", "Interest_Rate"]
-    corr = ewma_factor_correlation(pd.DataFrame(rng.normal(0, 0.01, (252, 8)) @ rng.normal(0, 1, (8, 8)),
-                                                columns=cols))
-    names = {"Market": "Market Beta (90D)"}
-    expo_cols = ["Market Beta (90D)", "Value", "Growth", "Momentum", "Quality", "Size", "Low Volatility",
-                 "IR Beta", "Momentum Spread"]
-    exposures = pd.DataFrame(rng.normal(0, 1e5, (20, len(expo_cols))), columns=expo_cols)
-    equity = pd.Series(rng.uniform(1e5, 1e6, 20))
-    scen = load_scenarios(active_only=True)
-    out = stress_test(exposures, scen, corr, equity)
-    for (p, s), row in zip([(p, s) for p in range(20) for s in range(len(scen))], out.itertuples(), strict=True):
-        shocks = scen[s].shocks
-        ir = exposures.loc[p, "IR Beta"] * -17.0 * shocks.get("Interest_Rate", 0.0)
-        direct = ir + sum(exposures.loc[p, names.get(k, k)] * v for k, v in shocks.items() if k != "Interest_Rate")
-        corr_pnl = ir
-        for S, v in shocks.items():
-            if S == "Interest_Rate":
-                continue
-            for F in cols[:-1]:
-                corr_pnl += exposures.loc[p, names.get(F, F)] * v * corr.loc[S, F]
-        cap = -0.99 * equity[p]
-        assert row.direct_pnl == pytest.approx(max(direct, cap), rel=1e-12)
-        assert row.correlated_pnl == pytest.approx(max(corr_pnl, cap), rel=1e-12)
-    summ = stress_summary(out)
-    g = out.groupby("portfolio_id")["correlated_pnl"]
-    np.testing.assert_allclose(summ["worst_pnl"], g.min())
-    np.testing.assert_allclose(summ["std_pnl"], g.apply(lambda x: np.std(x.to_numpy())))
-    assert (summ["n_negative"] + summ["n_positive"] <= summ["n_scenarios"]).all()
-    assert (summ["n_scenarios"] == 19).all()
-
-
-def test_ewma_correlation_against_loop(rng):
-    T = 120
-    R = rng.normal(0, 0.01, (T, 4))
-    R[:, 1] += 0.8 * R[:, 0]
-    R[:, 2] = -R[:, 0] + 1e-6 * rng.normal(size=T)     # ~ -1 -> clipped to -0.95
-    R[rng.random((T, 4)) < 0.1] = np.nan
-    R[:100, 3] = np.nan                                # < 30 common rows -> 0
-    df = pd.DataFrame(R, columns=list("abcd"))
-    C = ewma_factor_correlation(df, decay=0.94, min_obs=30, clip=0.95)
-    w = 0.94 ** np.arange(T - 1, -1, -1)
-    x, y = R[:, 0], R[:, 1]
-    m = ~np.isnan(x) & ~np.isnan(y)
-    ww = w[m] / w[m].sum()
-    mx, my = ww @ x[m], ww @ y[m]
-    ref = (ww * (x[m] - mx) * (y[m] - my)).sum() / np.sqrt(
-        (ww * (x[m] - mx) ** 2).sum() * (ww * (y[m] - my) ** 2).sum())
-    assert C.loc["a", "b"] == pytest.approx(ref, rel=1e-10)
-    assert C.loc["a", "c"] == pytest.approx(-0.95)
-    assert C.loc["a", "d"] == 0.0
-    assert (np.diag(C) == 1.0).all()
-    np.testing.assert_allclose(C.to_numpy(), C.to_numpy().T)

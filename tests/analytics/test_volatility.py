@@ -11,6 +11,7 @@ from shared.analytics.aggregation import portfolio_factor_exposures
 from shared.analytics.volatility import (
     har_fit,
     har_forecast,
+    holding_returns,
     holding_weights,
     portfolio_returns,
     realized_vol,
@@ -139,13 +140,55 @@ def test_percentile_needs_100_rolling_values(make_returns):
 def test_portfolio_returns_nan_as_zero_and_lot_merge():
     pos = pd.DataFrame({"portfolio_id": [1, 1, 1, 2], "symbol": ["A", "A", "B", "B"],
                         "market_value": [300.0, 300.0, -400.0, 50.0]})
-    w = holding_weights(pos)
+    equity = pd.Series({1: 1000.0, 2: 100.0})
+    w = holding_weights(pos, equity)                           # signed MV / equity (NAV), lots merged
     np.testing.assert_allclose(w.loc[1, ["A", "B"]], [0.6, -0.4])
-    np.testing.assert_allclose(w.loc[2, ["A", "B"]], [0.0, 1.0])
+    np.testing.assert_allclose(w.loc[2, ["A", "B"]], [0.0, 0.5])
     rets = pd.DataFrame({"A": [0.01, np.nan], "B": [0.02, -0.01]})
     pr = portfolio_returns(rets, w)
     np.testing.assert_allclose(pr[1], [0.6 * 0.01 - 0.4 * 0.02, 0.4 * 0.01])
-    np.testing.assert_allclose(pr[2], [0.02, -0.01])
+    np.testing.assert_allclose(pr[2], [0.01, -0.005])
+    np.testing.assert_allclose(holding_returns(rets, pos, equity).to_numpy(), pr.to_numpy())
+
+
+def test_half_spy_half_cash_has_half_the_volatility(make_returns):
+    """Issue 15: a book 50 % in SPY and 50 % in cash has exactly half SPY's volatility (weights on NAV,
+    cash earns 0), realized and HAR-forecast alike; on gross exposure it used to show SPY's."""
+    spy = pd.DataFrame({"SPY": make_returns(252, 1)[:, 0]})
+    pos = pd.DataFrame({"portfolio_id": ["half", "full"], "symbol": ["SPY", "SPY"], "market_value": [5e5, 1e6]})
+    port = holding_returns(spy, pos, pd.Series({"half": 1e6, "full": 1e6}))
+    vm = volatility_metrics(port)
+    ref = volatility_metrics(spy).loc["SPY"]
+    for col in ("realized_vol_21d", "realized_vol_63d", "expected_vol_21d"):
+        assert vm.loc["half", col] == pytest.approx(ref[col] / 2, rel=1e-12), col
+        assert vm.loc["full", col] == pytest.approx(ref[col], rel=1e-12), col
+
+
+def test_book_volatility_is_std_of_nav_weighted_returns_by_hand(rng):
+    """Realized volatility of a long/short book with cash = std(Σ_i (MV_i / equity) r_i) × √252."""
+    T = 100
+    syms = ["A", "B", "C", "D"]
+    R = pd.DataFrame(rng.normal(0, 0.015, (T, 4)), columns=syms)
+    R.iloc[10, 2] = np.nan                                       # a missing return counts as 0 (module rule)
+    mv = {"A": 400_000.0, "B": 250_000.0, "C": -150_000.0, "D": 100_000.0}
+    equity = 900_000.0                                           # gross 900k, net 600k, cash 300k
+    pos = pd.DataFrame({"portfolio_id": "p", "symbol": [*mv, "A"], "market_value": [*mv.values(), 50_000.0]})
+    vm = volatility_metrics(holding_returns(R, pos, pd.Series({"p": equity}))).loc["p"]
+    by_hand = np.zeros(T)
+    for s, v in {**mv, "A": 450_000.0}.items():
+        by_hand += v / equity * np.nan_to_num(R[s].to_numpy())
+    assert vm["realized_vol_21d"] == pytest.approx(np.std(by_hand[-21:], ddof=1) * SQ, rel=1e-12)
+    assert vm["realized_vol_63d"] == pytest.approx(np.std(by_hand[-63:], ddof=1) * SQ, rel=1e-12)
+    gross = holding_returns(R, pos, pd.Series({"p": 1_000_000.0}))["p"]       # the old Σ|MV| denominator
+    assert vm["realized_vol_21d"] != pytest.approx(np.std(gross.to_numpy()[-21:], ddof=1) * SQ, rel=1e-3)
+
+
+def test_no_equity_no_portfolio_volatility():
+    pos = pd.DataFrame({"portfolio_id": ["neg", "zero", "ok"], "symbol": "A", "market_value": 1e5})
+    R = pd.DataFrame({"A": [0.01, -0.02, 0.005]})
+    out = holding_returns(R, pos, pd.Series({"neg": -5.0, "zero": 0.0}))
+    assert out.isna().all().all()                                # ≤ 0 or missing equity: no made-up series
+    assert (holding_weights(pos, pd.Series({"ok": 1e5})).loc[["neg", "zero"]] == 0).all().all()
 
 
 def test_portfolio_beta_identity(rng):
