@@ -58,7 +58,7 @@ def dump(tmp: Path) -> dict[str, pd.DataFrame]:
 def assert_same(a: dict[str, pd.DataFrame], b: dict[str, pd.DataFrame]) -> None:
     assert a.keys() == b.keys()
     for name in a:
-        pd.testing.assert_frame_equal(a[name], b[name], check_exact=False, rtol=1e-12, obj=name)
+        pd.testing.assert_frame_equal(a[name], b[name], check_exact=True, obj=name)  # bit for bit: the same work
 
 
 @pytest.fixture(scope="module")
