@@ -14,7 +14,8 @@ from shared.errors import BadInputError, ConfigError, SigmabatchError
 from shared.settings import VARIABLES, Settings
 
 EPILOG = "Environment:\n" + "\n".join(f"  {k:<34} {v}" for k, v in VARIABLES.items()) + (
-    "\n\nExit codes: 0 completed or up to date, 1 failed, 2 bad input, 3 partial, 4 lock busy."
+    "\n\nExit codes: 0 completed or up to date, 1 failed, 2 bad input, 3 partial, 4 lock busy, "
+    "5 fenced out (the run lost the batch lock), 130/143 interrupted (Ctrl-C/SIGTERM; the run is abandoned)."
 )
 
 
@@ -106,6 +107,11 @@ def _print_summary(console, outcome) -> None:
                       f"(run {outcome.run_id}, nothing written).")
         return
     plan = outcome.steps["plan"]
+    if outcome.status == "abandoned":
+        console.print(f"[red]Run {outcome.run_id} abandoned[/] (interrupted; exit {outcome.exit_code}): running steps "
+                      "were stopped, nothing more was written. Run `sigmabatch run` again to finish the range.",
+                      soft_wrap=True)
+        return
     if plan.status == "failed":
         console.print(f"[red]Could not plan the run[/]: {plan.error}", soft_wrap=True)
         return
@@ -190,8 +196,7 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
         runs = repo.load_runs(s, args.limit)
     from shared import locking
 
-    holder = locking.owner(engine)
-    t = Table(title="recent runs" + (f" — batch lock held by {holder}" if holder else ""))
+    t = Table(title="recent runs — " + lock_line(locking.state(engine, lease=settings.lock_lease)))
     for c in ("run id", "trigger", "status", "dates", "sessions", "coverage %", "started", "completed", "errors"):
         t.add_column(c)
     for r in runs.itertuples():
@@ -199,14 +204,31 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
         cov = (r.data_coverage or {}).get("data_coverage_pct", "")
         errs = "; ".join(f"{e.get('phase') or e.get('node') or ''}: {e.get('error') or e.get('message') or ''}"
                          for e in (r.error_summary or []))[:80]
+        if r.status == "abandoned":
+            errs = f"abandoned {str(r.abandoned_at or '')[:19]} by {r.abandoned_by}" + (f"; {errs}" if errs else "")
         t.add_row(r.run_id, r.triggered_by, r.status, dates, str(r.sessions or 0), str(cov), str(r.started_at)[:19],
                   str(r.completed_at or "")[:19], errs)
     console.print(t)
     return 0
 
 
+def lock_line(lock) -> str:
+    """The batch lock for ``status``: free, or its run, holder process, and whether that holder is alive."""
+    if lock.run_id is None:
+        return "batch lock free"
+    if lock.holder_alive is False:
+        health = "holder process dead: the next run takes it over"
+    elif lock.lease_left is not None and lock.lease_left < 0:
+        health = f"stale: no heartbeat for {-lock.lease_left:.0f}s past its lease; the next run takes it over"
+    else:
+        alive = "alive" if lock.holder_alive else "heartbeat"
+        health = f"{alive}, lease {lock.lease_left:.0f}s left"
+    return f"batch lock held by {lock.run_id} ({lock.holder}, generation {lock.generation}; {health})"
+
+
 def cmd_unlock(args: argparse.Namespace, settings: Settings) -> int:
-    from shared import locking
+    from shared import locking, runs
+    from shared.storage.db import transaction
 
     engine = _engine(settings)
     owner = locking.owner(engine)
@@ -214,7 +236,9 @@ def cmd_unlock(args: argparse.Namespace, settings: Settings) -> int:
         print("the batch lock is free")
         return 0
     locking.release(engine)
-    print(f"released the batch lock held by run {owner}")
+    with transaction(engine) as s:
+        runs.mark_abandoned(s, owner, by="sigmabatch unlock")
+    print(f"released the batch lock held by run {owner} (marked abandoned)")
     return 0
 
 
