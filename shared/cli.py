@@ -46,9 +46,12 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     from workflows.local import LocalRunner
 
     console = _console()
+    dates = _check_run_request(args, settings)  # bad input: refused before anything is taken or recorded
     engine = _engine(settings)
     with transaction(engine) as s:
         empty = repo.load_portfolios(s, active_only=False).empty
+        if not empty:
+            _check_run_size(s, args, dates)
     if empty and not args.no_demo:
         if not settings.provider.startswith("synthetic"):
             raise BadInputError("the database has no portfolio: import some with `sigmabatch import` "
@@ -58,6 +61,8 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         with transaction(engine) as s:
             made = seed_demo(s, settings)
         console.print(f"[bold]Empty database:[/] seeded {len(made)} demo portfolios ({', '.join(made)}).")
+        with transaction(engine) as s:
+            _check_run_size(s, args, dates)
     env = {"SIGMABATCH_PROVIDER": settings.provider} if args.provider else None
     runner = LocalRunner(settings, max_parallel=args.max_parallel, env=env, max_retries=args.retries)
     interactive = console.is_terminal and not args.no_progress
@@ -74,6 +79,30 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
                              trigger=args.trigger, force=args.force)
     _print_summary(console, outcome)
     return outcome.exit_code
+
+
+def _check_run_request(args: argparse.Namespace, settings: Settings):
+    """Options and dates of ``run``/``onboard``, checked before the database is touched."""
+    from shared import calendar
+    from shared.run_checks import check_count, check_dates
+
+    check_count(args.max_parallel, "--max-parallel", 1)
+    check_count(args.retries, "--retries", 0)
+    return check_dates(args.start_date, args.end_date, calendar.last_completed_session(settings.current_time()))
+
+
+def _check_run_size(session, args: argparse.Namespace, dates) -> None:
+    """The run's sessions as plan will resolve them (read only): unknown portfolio, no equity, and a run
+    longer than a year without ``--yes`` are refused here, before any lock or run record."""
+    from shared.planning import resolve_range
+    from shared.run_checks import check_size
+    from shared.storage import repository as repo
+
+    rng = resolve_range(session, start=dates.start, end=dates.end, latest=dates.latest,
+                        portfolio_id=args.portfolio or None, force=bool(args.force))
+    if rng is not None:
+        portfolios = 1 if args.portfolio else len(repo.load_portfolios(session))
+        check_size(rng, portfolios, bool(getattr(args, "yes", False)))
 
 
 STATUS_STYLE = {"ok": "green", "partial": "yellow", "skipped": "dim", "failed": "red", "running": "cyan",
@@ -178,6 +207,9 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     from shared.storage.db import transaction
 
     console = _console()
+    from shared.run_checks import check_count
+
+    check_count(args.limit, "--limit", 1)
     engine = _engine(settings)
     with transaction(engine) as s:
         if args.run:
@@ -302,6 +334,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="retry a failed step at most N times (default 1; Argo uses each step's own policy)")
     r.add_argument("--no-progress", action="store_true", help="plain log lines instead of the live table")
     r.add_argument("--no-demo", action="store_true", help="never seed demo portfolios")
+    r.add_argument("--yes", action="store_true", help="confirm a run longer than a year (otherwise refused, "
+                   "with its sessions x portfolios)")
     r.set_defaults(func=cmd_run)
 
     i = sub.add_parser("import", help="import portfolios and positions from CSV (all or nothing)",
@@ -328,6 +362,7 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--max-parallel", type=int, default=3)
     o.add_argument("--retries", type=int, default=1)
     o.add_argument("--no-progress", action="store_true")
+    o.add_argument("--yes", action="store_true", help="confirm a backfill longer than a year")
     o.set_defaults(func=cmd_onboard, no_demo=True)
 
     u = sub.add_parser("unlock", help="release the batch lock left by a run that died")

@@ -45,7 +45,7 @@ from datetime import datetime
 from pathlib import Path
 
 from shared import locking, runs
-from shared.errors import LockBusyError
+from shared.errors import BadInputError, LockBusyError
 from shared.settings import Settings
 from shared.storage.artifacts import artifact_store, price_cache_key
 from shared.storage.db import get_engine, migrate, transaction
@@ -120,6 +120,8 @@ class LocalRunner:
 
     def run(self, *, start_date: str = "", end_date: str = "", portfolio: str = "", trigger: str = "manual",
             force: bool = False, run_id: str | None = None) -> RunOutcome:
+        if self.max_parallel < 1:  # it would wait forever for a free slot
+            raise BadInputError(f"--max-parallel must be at least 1 (got {self.max_parallel})")
         t0 = time.monotonic()
         self._signal = None
         run_id = run_id or f"local-{datetime.now():%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
