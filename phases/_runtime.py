@@ -18,6 +18,7 @@ The last stdout line is ``sigmabatch-result: {json}`` with the row counts, for t
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import logging
@@ -244,7 +245,8 @@ def entrypoint(
         summary = {"step": step, "status": result.status, "seconds": round(duration, 3), "rows": result.rows,
                    "details": result.details, "message": result.message, "error": error, "exit_code": code,
                    "db_write": stats_summary()}
-        print(RESULT_PREFIX + json.dumps(summary, default=str), flush=True)
+        with contextlib.suppress(BrokenPipeError):  # the runner reading it is gone (an orphaned step)
+            print(RESULT_PREFIX + json.dumps(summary, default=str), flush=True)
         if error:
             print(f"error: {error}", file=sys.stderr)
         return code
