@@ -128,6 +128,35 @@ def _reject_bad_input(provider, positions, coverage, new_rows, fetch_errors) -> 
                             f"{', '.join(unknown[:20])}: unknown symbols? fix the positions (nothing was written)")
 
 
+def thin_sessions(prices: pd.DataFrame, symbols: list[str], sessions, min_coverage: float,
+                  listed: int = 50) -> dict:
+    """Sessions of the run on which less than ``min_coverage`` % of ``symbols`` have a close (their price
+    would be a stale one carried forward): ``{"sessions": [...], "symbols": [...], "count": n,
+    "coverage_pct": {session: pct}}`` (lists capped at ``listed``), or ``{}`` when every session is covered."""
+    if not symbols:
+        return {}
+    wanted = set(symbols)
+    p = prices[prices["date"].isin(set(sessions)) & prices["symbol"].isin(wanted)] if not prices.empty else prices
+    per_day = p.groupby("date")["symbol"].nunique() if not p.empty else pd.Series(dtype="int64")
+    pct = {d: 100.0 * int(per_day.get(d, 0)) / len(wanted) for d in sessions}
+    low = [d for d in sessions if pct[d] < min_coverage]
+    if not low:
+        return {}
+    lacking: set[str] = set()
+    for d in low[:listed]:
+        lacking |= wanted - set(p.loc[p["date"] == d, "symbol"]) if not p.empty else wanted
+    return {"count": len(low), "sessions": [str(d) for d in low[:listed]], "symbols": sorted(lacking)[:listed],
+            "symbols_count": len(lacking), "coverage_pct": {str(d): round(pct[d], 2) for d in low[:listed]}}
+
+
+def thin_message(thin: dict, min_coverage: float) -> str:
+    days = thin["sessions"]
+    span = days[0] if len(days) == 1 else f"{days[0]} .. {days[-1]}"
+    more = f" (+{thin['symbols_count'] - 10} more)" if thin["symbols_count"] > 10 else ""
+    return (f"stale or missing prices on {thin['count']} session(s) {span} (coverage below "
+            f"SIGMABATCH_MIN_COVERAGE={min_coverage:g}%): no close for {', '.join(thin['symbols'][:10])}{more}")
+
+
 def window_start(first_session: date) -> date:
     """First day of the fetch window for a run starting at ``first_session``: the history every step
     reading the snapshot declares (:func:`workflows.dag.price_history`), less the head tolerance."""
@@ -212,6 +241,16 @@ def run(ctx: PhaseContext) -> PhaseResult:
         status = "partial"
         message = f"no price data for {len(missing)} symbol(s): {', '.join(missing[:10])}"
         ctx.log.warning(message)
+    # coverage per session over what the run values: the held symbols and the factor ETFs (a cached symbol
+    # nobody holds any more, e.g. a delisted one, does not make every later run partial)
+    needed = sorted((set(position_symbols(positions)) | set(FACTOR_ETFS)) & set(symbols))
+    thin = thin_sessions(prices, needed, rng.sessions, ctx.settings.min_coverage)
+    if thin:
+        details["sessions_below_min_coverage"] = thin
+        status = "partial"
+        note = thin_message(thin, ctx.settings.min_coverage)
+        message = f"{message}; {note}" if message else note
+        ctx.log.warning(note)
     if events or fetch_errors:
         failed = sorted({e["provider"] for e in events}) or ["provider"]
         note = f"provider failures reported ({', '.join(failed)}): see details.provider_errors"

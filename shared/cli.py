@@ -161,6 +161,8 @@ def _print_summary(console, outcome) -> None:
                           soft_wrap=True)
             if o.log_path:
                 console.print(f"  log: {o.log_path}", soft_wrap=True)
+        elif o.status == "partial" and o.message:  # what is incomplete, in full (the table cuts notes)
+            console.print(f"[yellow]{s.name} partial[/]: {o.message}", soft_wrap=True)
     total = outcome.rows
     console.print("Rows written: " + (", ".join(f"{k} {v:,}" for k, v in sorted(total.items())) or "none"))
     md = outcome.steps.get("market-data")

@@ -125,6 +125,27 @@ def position_pnl(
     return {"pnl": pnl, "realized": realized, "held": held_t, "value": value, "priced": priced_need[at]}
 
 
+def stale_marks(positions: pd.DataFrame, closes: pd.DataFrame, dates: Sequence[date]) -> np.ndarray:
+    """(T, N) bool: position ``n`` is held at the close of ``dates[t]`` and its symbol is priced (it has
+    closes in ``closes``) but has no close on ``dates[t]``: its mark there would be a stale, carried-forward
+    price. Symbols never priced (marked at entry price, e.g. OCC options) are not stale.
+    """
+    n = len(positions)
+    d64 = np.array(pd.to_datetime(list(dates)), dtype="datetime64[D]")
+    if n == 0 or len(d64) == 0:
+        return np.zeros((len(d64), n), dtype=bool)
+    raw = closes.reindex(index=pd.DatetimeIndex(d64), columns=pd.Index(positions["symbol"].tolist()))
+    fresh = raw.notna().to_numpy()
+    cols = pd.Index(closes.columns)
+    priced = np.array([s in cols for s in positions["symbol"]], dtype=bool)
+    if priced.any():
+        have = closes.notna().any(axis=0)
+        priced &= have.reindex(positions["symbol"].tolist()).fillna(False).to_numpy(dtype=bool)
+    entry = pd.to_datetime(positions["entry_date"]).to_numpy(dtype="datetime64[D]")
+    exit_ = pd.to_datetime(positions["exit_date"]).to_numpy(dtype="datetime64[D]")
+    return _held(entry, exit_, d64) & priced[None, :] & ~fresh
+
+
 def roll_forward(
     positions: pd.DataFrame,
     closes: pd.DataFrame,
