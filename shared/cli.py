@@ -194,7 +194,8 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
 
     flow_date = parse_date(args.flow_date, "--flow-date") or settings.current_time().date()
     with transaction(engine) as s:
-        summary = import_files(s, args.portfolios, args.positions, update=args.update, flow_date=flow_date)
+        summary = import_files(s, args.portfolios, args.positions, update=args.update, flow_date=flow_date,
+                               today=settings.current_time().date())
     print(f"imported {summary.portfolios} new portfolio(s) and {summary.positions} new position(s); "
           f"{summary.unchanged} unchanged, {summary.updated} updated, {summary.capital_flows} capital flow(s)")
     for note in summary.notes:
