@@ -17,12 +17,14 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import date, timedelta
 
+import numpy as np
 import pandas as pd
 
 from phases._runtime import PhaseContext, PhaseResult, entrypoint
 from phases._universe import position_symbols
 from shared import calendar
 from shared.analytics.factors import FACTOR_ETFS
+from shared.analytics.pnl import stale_closes
 from shared.corporate_actions import symbols_to_refetch
 from shared.data_quality import assess
 from shared.errors import BadInputError
@@ -128,25 +130,33 @@ def _reject_bad_input(provider, positions, coverage, new_rows, fetch_errors) -> 
                             f"{', '.join(unknown[:20])}: unknown symbols? fix the positions (nothing was written)")
 
 
-def thin_sessions(prices: pd.DataFrame, symbols: list[str], sessions, min_coverage: float,
-                  listed: int = 50) -> dict:
-    """Sessions of the run on which less than ``min_coverage`` % of ``symbols`` have a close (their price
-    would be a stale one carried forward): ``{"sessions": [...], "symbols": [...], "count": n,
-    "coverage_pct": {session: pct}}`` (lists capped at ``listed``), or ``{}`` when every session is covered."""
-    if not symbols:
+def thin_sessions(prices: pd.DataFrame, symbols: list[str], sessions, min_coverage: float, *,
+                  start: date, listed: int = 50) -> dict:
+    """Sessions of the run on which less than ``min_coverage`` % of ``symbols`` have a usable close: one on
+    the session, or one carried over a short hole of the series (:func:`shared.analytics.pnl.stale_closes`).
+    ``{"count", "sessions", "symbols", "symbols_count", "coverage_pct"}`` (lists capped at ``listed``), or
+    ``{}`` when every session is covered."""
+    if not symbols or not sessions:
         return {}
-    wanted = set(symbols)
-    p = prices[prices["date"].isin(set(sessions)) & prices["symbol"].isin(wanted)] if not prices.empty else prices
-    per_day = p.groupby("date")["symbol"].nunique() if not p.empty else pd.Series(dtype="int64")
-    pct = {d: 100.0 * int(per_day.get(d, 0)) / len(wanted) for d in sessions}
-    low = [d for d in sessions if pct[d] < min_coverage]
-    if not low:
+    p = prices[prices["symbol"].isin(set(symbols))] if not prices.empty else prices
+    wide = (p.pivot(index="date", columns="symbol", values="close") if not p.empty else pd.DataFrame())
+    idx = pd.DatetimeIndex(calendar.session_index(start, sessions[-1]))
+    wide.index = pd.DatetimeIndex(pd.to_datetime(wide.index)) if not wide.empty else wide.index
+    wide = wide.reindex(index=idx, columns=list(symbols))
+    usable = ~stale_closes(wide).to_numpy()  # a close, or a short hole inside the series
+    usable &= wide.notna().to_numpy().any(axis=0)[None, :]  # a symbol with no close at all is missing
+    run = pd.DatetimeIndex(pd.to_datetime(list(sessions)))
+    rows = idx.get_indexer(run)
+    ok = usable[rows]
+    pct = 100.0 * ok.sum(axis=1) / len(symbols)
+    low = np.flatnonzero(pct < min_coverage)
+    if not len(low):
         return {}
-    lacking: set[str] = set()
-    for d in low[:listed]:
-        lacking |= wanted - set(p.loc[p["date"] == d, "symbol"]) if not p.empty else wanted
-    return {"count": len(low), "sessions": [str(d) for d in low[:listed]], "symbols": sorted(lacking)[:listed],
-            "symbols_count": len(lacking), "coverage_pct": {str(d): round(pct[d], 2) for d in low[:listed]}}
+    lacking = np.flatnonzero(~ok[low].all(axis=0))
+    names = [symbols[i] for i in lacking]
+    return {"count": int(len(low)), "sessions": [str(sessions[i]) for i in low[:listed]],
+            "symbols": names[:listed], "symbols_count": len(names),
+            "coverage_pct": {str(sessions[i]): round(float(pct[i]), 2) for i in low[:listed]}}
 
 
 def thin_message(thin: dict, min_coverage: float) -> str:
@@ -244,7 +254,7 @@ def run(ctx: PhaseContext) -> PhaseResult:
     # coverage per session over what the run values: the held symbols and the factor ETFs (a cached symbol
     # nobody holds any more, e.g. a delisted one, does not make every later run partial)
     needed = sorted((set(position_symbols(positions)) | set(FACTOR_ETFS)) & set(symbols))
-    thin = thin_sessions(prices, needed, rng.sessions, ctx.settings.min_coverage)
+    thin = thin_sessions(prices, needed, list(rng.sessions), ctx.settings.min_coverage, start=load_start)
     if thin:
         details["sessions_below_min_coverage"] = thin
         status = "partial"
