@@ -36,8 +36,8 @@ VARIABLES: dict[str, str] = {
     "SIGMABATCH_LOCK_TIMEOUT": "seconds to wait for the batch lock before exiting with code 4 (default 0)",
     "SIGMABATCH_LOCK_LEASE": "seconds without a heartbeat after which a run's batch lock may be taken over and "
                              "the run marked abandoned (default 300; holders renew it every quarter of that)",
-    "SIGMABATCH_MIN_COVERAGE": "percent of the run's symbols that need a fresh close on every session; below it the "
-                               "run is partial, exit 3 (default 100)",
+    "SIGMABATCH_MIN_COVERAGE": "percent of held symbols and factor ETFs that need a usable (not stale) close on "
+                               "every session; below it the run is partial, exit 3 (default 100)",
     "SIGMABATCH_CHUNK_PORTFOLIO_DATES": "portfolio x session pairs a risk step (6a-6d) computes and writes at once; "
                                         "longer backfills go in chunks of sessions (default 20000)",
     "SIGMABATCH_PAIRWISE_SESSIONS": "pairwise correlation matrices are kept for the latest this many sessions "

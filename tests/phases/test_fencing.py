@@ -118,3 +118,47 @@ def test_record_run_does_not_resurrect_an_abandoned_run(engine):
         assert runs.finish_run(s, "gone") == "abandoned"
         assert s.execute(select(func.count()).select_from(m.BatchRunHistory)
                          .where(m.BatchRunHistory.status == "abandoned")).scalar_one() == 1
+
+
+def test_on_postgresql_a_take_over_waits_for_a_commit_that_passed_the_fence(pg_url):
+    """The fence check reads the lock row FOR SHARE: a take-over cannot slip in between the check and the
+    commit (on SQLite the writing transaction is the only writer anyway)."""
+    import threading
+    import time
+
+    from shared.storage.db import get_engine, migrate
+
+    engine = get_engine(pg_url)
+    migrate(engine)
+    fence = locking.acquire(engine, "old-run")
+    taken: list[locking.Fence] = []
+    thread = threading.Thread(target=lambda: taken.append(locking.acquire(engine, "new-run", lease=0)))
+    with locking.fenced_transaction(engine, fence) as s:
+        locking.check_fence(s, fence)  # what the commit does; the row stays share-locked until the commit
+        thread.start()
+        time.sleep(1.0)
+        assert thread.is_alive() and not taken, "the take-over did not wait for the fenced transaction"
+    thread.join(10)
+    assert taken and taken[0].generation == fence.generation + 1
+    engine.dispose()
+
+
+def test_status_shows_abandoned_runs_and_whether_the_lock_holder_is_alive(env, engine, capsys):
+    from sqlalchemy import update
+
+    from shared.cli import main
+
+    with transaction(engine) as s:
+        runs.start_run(s, "old-run", trigger="manual", start=None, end=None, sessions=0)
+    locking.acquire(engine, "old-run")
+    assert main(["status"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "batch lock held by old-run" in out and "alive, lease" in out
+    with transaction(engine) as s:  # its holder died: no such process
+        s.execute(update(m.BatchLock).values(holder=f"{__import__('socket').gethostname()}:999999999"))
+    assert main(["status"]) == 0
+    assert "holder process dead: the next run takes it over" in " ".join(capsys.readouterr().out.split())
+    locking.acquire(engine, "new-run")  # takes it over at once
+    assert main(["status"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "batch lock held by new-run" in out and "abandoned" in out and "by run new-run" in out
