@@ -14,7 +14,8 @@ from shared.errors import BadInputError, ConfigError, SigmabatchError
 from shared.settings import VARIABLES, Settings
 
 EPILOG = "Environment:\n" + "\n".join(f"  {k:<34} {v}" for k, v in VARIABLES.items()) + (
-    "\n\nExit codes: 0 completed or up to date, 1 failed, 2 bad input, 3 partial, 4 lock busy."
+    "\n\nExit codes: 0 completed or up to date, 1 failed, 2 bad input, 3 partial, 4 lock busy, "
+    "5 fenced out (the run lost the batch lock), 130/143 interrupted (Ctrl-C/SIGTERM; the run is abandoned)."
 )
 
 
@@ -45,9 +46,12 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     from workflows.local import LocalRunner
 
     console = _console()
+    dates = _check_run_request(args, settings)  # bad input: refused before anything is taken or recorded
     engine = _engine(settings)
     with transaction(engine) as s:
         empty = repo.load_portfolios(s, active_only=False).empty
+        if not empty:
+            _check_run_size(s, args, dates)
     if empty and not args.no_demo:
         if not settings.provider.startswith("synthetic"):
             raise BadInputError("the database has no portfolio: import some with `sigmabatch import` "
@@ -57,6 +61,8 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         with transaction(engine) as s:
             made = seed_demo(s, settings)
         console.print(f"[bold]Empty database:[/] seeded {len(made)} demo portfolios ({', '.join(made)}).")
+        with transaction(engine) as s:
+            _check_run_size(s, args, dates)
     env = {"SIGMABATCH_PROVIDER": settings.provider} if args.provider else None
     runner = LocalRunner(settings, max_parallel=args.max_parallel, env=env, max_retries=args.retries)
     interactive = console.is_terminal and not args.no_progress
@@ -73,6 +79,30 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
                              trigger=args.trigger, force=args.force)
     _print_summary(console, outcome)
     return outcome.exit_code
+
+
+def _check_run_request(args: argparse.Namespace, settings: Settings):
+    """Options and dates of ``run``/``onboard``, checked before the database is touched."""
+    from shared import calendar
+    from shared.run_checks import check_count, check_dates
+
+    check_count(args.max_parallel, "--max-parallel", 1)
+    check_count(args.retries, "--retries", 0)
+    return check_dates(args.start_date, args.end_date, calendar.last_completed_session(settings.current_time()))
+
+
+def _check_run_size(session, args: argparse.Namespace, dates) -> None:
+    """The run's sessions as plan will resolve them (read only): unknown portfolio, no equity, and a run
+    longer than a year without ``--yes`` are refused here, before any lock or run record."""
+    from shared.planning import resolve_range
+    from shared.run_checks import check_size
+    from shared.storage import repository as repo
+
+    rng = resolve_range(session, start=dates.start, end=dates.end, latest=dates.latest,
+                        portfolio_id=args.portfolio or None, force=bool(args.force))
+    if rng is not None:
+        portfolios = 1 if args.portfolio else len(repo.load_portfolios(session))
+        check_size(rng, portfolios, bool(getattr(args, "yes", False)))
 
 
 STATUS_STYLE = {"ok": "green", "partial": "yellow", "skipped": "dim", "failed": "red", "running": "cyan",
@@ -106,6 +136,11 @@ def _print_summary(console, outcome) -> None:
                       f"(run {outcome.run_id}, nothing written).")
         return
     plan = outcome.steps["plan"]
+    if outcome.status == "abandoned":
+        console.print(f"[red]Run {outcome.run_id} abandoned[/] (interrupted; exit {outcome.exit_code}): running steps "
+                      "were stopped, nothing more was written. Run `sigmabatch run` again to finish the range.",
+                      soft_wrap=True)
+        return
     if plan.status == "failed":
         console.print(f"[red]Could not plan the run[/]: {plan.error}", soft_wrap=True)
         return
@@ -126,6 +161,8 @@ def _print_summary(console, outcome) -> None:
                           soft_wrap=True)
             if o.log_path:
                 console.print(f"  log: {o.log_path}", soft_wrap=True)
+        elif o.status == "partial" and o.message:  # what is incomplete, in full (the table cuts notes)
+            console.print(f"[yellow]{s.name} partial[/]: {o.message}", soft_wrap=True)
     total = outcome.rows
     console.print("Rows written: " + (", ".join(f"{k} {v:,}" for k, v in sorted(total.items())) or "none"))
     md = outcome.steps.get("market-data")
@@ -157,7 +194,8 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
 
     flow_date = parse_date(args.flow_date, "--flow-date") or settings.current_time().date()
     with transaction(engine) as s:
-        summary = import_files(s, args.portfolios, args.positions, update=args.update, flow_date=flow_date)
+        summary = import_files(s, args.portfolios, args.positions, update=args.update, flow_date=flow_date,
+                               today=settings.current_time().date())
     print(f"imported {summary.portfolios} new portfolio(s) and {summary.positions} new position(s); "
           f"{summary.unchanged} unchanged, {summary.updated} updated, {summary.capital_flows} capital flow(s)")
     for note in summary.notes:
@@ -172,6 +210,9 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     from shared.storage.db import transaction
 
     console = _console()
+    from shared.run_checks import check_count
+
+    check_count(args.limit, "--limit", 1)
     engine = _engine(settings)
     with transaction(engine) as s:
         if args.run:
@@ -190,8 +231,7 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
         runs = repo.load_runs(s, args.limit)
     from shared import locking
 
-    holder = locking.owner(engine)
-    t = Table(title="recent runs" + (f" — batch lock held by {holder}" if holder else ""))
+    t = Table(title="recent runs — " + lock_line(locking.state(engine, lease=settings.lock_lease)))
     for c in ("run id", "trigger", "status", "dates", "sessions", "coverage %", "started", "completed", "errors"):
         t.add_column(c)
     for r in runs.itertuples():
@@ -199,14 +239,31 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
         cov = (r.data_coverage or {}).get("data_coverage_pct", "")
         errs = "; ".join(f"{e.get('phase') or e.get('node') or ''}: {e.get('error') or e.get('message') or ''}"
                          for e in (r.error_summary or []))[:80]
+        if r.status == "abandoned":
+            errs = f"abandoned {str(r.abandoned_at or '')[:19]} by {r.abandoned_by}" + (f"; {errs}" if errs else "")
         t.add_row(r.run_id, r.triggered_by, r.status, dates, str(r.sessions or 0), str(cov), str(r.started_at)[:19],
                   str(r.completed_at or "")[:19], errs)
     console.print(t)
     return 0
 
 
+def lock_line(lock) -> str:
+    """The batch lock for ``status``: free, or its run, holder process, and whether that holder is alive."""
+    if lock.run_id is None:
+        return "batch lock free"
+    if lock.holder_alive is False:
+        health = "holder process dead: the next run takes it over"
+    elif lock.lease_left is not None and lock.lease_left < 0:
+        health = f"stale: no heartbeat for {-lock.lease_left:.0f}s past its lease; the next run takes it over"
+    else:
+        alive = "alive" if lock.holder_alive else "heartbeat"
+        health = f"{alive}, lease {lock.lease_left:.0f}s left"
+    return f"batch lock held by {lock.run_id} ({lock.holder}, generation {lock.generation}; {health})"
+
+
 def cmd_unlock(args: argparse.Namespace, settings: Settings) -> int:
-    from shared import locking
+    from shared import locking, runs
+    from shared.storage.db import transaction
 
     engine = _engine(settings)
     owner = locking.owner(engine)
@@ -214,7 +271,9 @@ def cmd_unlock(args: argparse.Namespace, settings: Settings) -> int:
         print("the batch lock is free")
         return 0
     locking.release(engine)
-    print(f"released the batch lock held by run {owner}")
+    with transaction(engine) as s:
+        runs.mark_abandoned(s, owner, by="sigmabatch unlock")
+    print(f"released the batch lock held by run {owner} (marked abandoned)")
     return 0
 
 
@@ -278,6 +337,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="retry a failed step at most N times (default 1; Argo uses each step's own policy)")
     r.add_argument("--no-progress", action="store_true", help="plain log lines instead of the live table")
     r.add_argument("--no-demo", action="store_true", help="never seed demo portfolios")
+    r.add_argument("--yes", action="store_true", help="confirm a run longer than a year (otherwise refused, "
+                   "with its sessions x portfolios)")
     r.set_defaults(func=cmd_run)
 
     i = sub.add_parser("import", help="import portfolios and positions from CSV (all or nothing)",
@@ -304,6 +365,7 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--max-parallel", type=int, default=3)
     o.add_argument("--retries", type=int, default=1)
     o.add_argument("--no-progress", action="store_true")
+    o.add_argument("--yes", action="store_true", help="confirm a backfill longer than a year")
     o.set_defaults(func=cmd_onboard, no_demo=True)
 
     u = sub.add_parser("unlock", help="release the batch lock left by a run that died")

@@ -36,6 +36,9 @@ PORTFOLIO_REQUIRED = ("portfolio", "equity_balance")
 POSITION_REQUIRED = ("portfolio", "symbol", "quantity", "entry_price", "entry_date")
 INVESTMENT_CLASSES = ("PUBLIC", "OPTIONS", "PRIVATE")
 MAX_REPORTED = 25
+#: The largest notional accepted (USD): an equity balance, or a lot's |quantity x entry price x multiplier|.
+#: Above it the row is refused as a typo (a 1e30 quantity would make every figure of the book meaningless).
+MAX_NOTIONAL = 1e12
 
 
 @dataclass
@@ -133,6 +136,8 @@ def parse_portfolios(path: Path, errors: _Errors) -> pd.DataFrame:
             continue
         seen[pid] = line
         eq = _num(r["equity_balance"], path.name, line, "equity_balance", errors, positive=True)
+        if eq is not None and eq > MAX_NOTIONAL:
+            errors.add(path.name, line, "equity_balance", f"{eq:g} is above the accepted maximum of {MAX_NOTIONAL:g} USD")
         cur = (r.get("currency") or "USD").upper()
         if len(cur) != 3 or not cur.isalpha():
             errors.add(path.name, line, "currency", f"{cur!r} is not a 3-letter currency code")
@@ -141,7 +146,11 @@ def parse_portfolios(path: Path, errors: _Errors) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def parse_positions(path: Path, known_portfolios: set[str], errors: _Errors) -> pd.DataFrame:
+def parse_positions(path: Path, known_portfolios: set[str], errors: _Errors, today: date | None = None) -> pd.DataFrame:
+    from shared import calendar
+
+    today = today or date.today()
+    first = calendar.first_session()
     rows, out, seen = _read(path, POSITION_REQUIRED, errors), [], {}
     f = path.name
     for line, r in rows:
@@ -158,6 +167,10 @@ def parse_positions(path: Path, known_portfolios: set[str], errors: _Errors) -> 
         exit_px = _num(r["exit_price"], f, line, "exit_price", errors, positive=True) if r.get("exit_price") else None
         if exit_px is not None and exit_d is None:
             errors.add(f, line, "exit_date", "exit_price is given but exit_date is missing")
+        if entry and entry > today:
+            errors.add(f, line, "entry_date", f"{entry} is in the future (today is {today})")
+        if entry and entry < first:
+            errors.add(f, line, "entry_date", f"{entry} is before the NYSE calendar's coverage (from {first})")
         if entry and exit_d and exit_d < entry:
             errors.add(f, line, "exit_date", f"{exit_d} is before entry_date {entry}")
         ptype = (r.get("position_type") or "").upper()
@@ -168,6 +181,11 @@ def parse_positions(path: Path, known_portfolios: set[str], errors: _Errors) -> 
                 errors.add(f, line, "position_type", f"{ptype!r} is not one of {', '.join(sorted(POSITION_TYPES))}")
             elif (ptype in ("LONG", "LC", "LP")) != (qty > 0):
                 errors.add(f, line, "quantity", f"{qty:g} has the wrong sign for a {ptype} position")
+        if qty is not None and px is not None:
+            notional = abs(qty * px) * (100 if ptype in OPTION_TYPES else 1)
+            if notional > MAX_NOTIONAL:
+                errors.add(f, line, "quantity", f"a notional of {notional:.3g} USD (quantity x entry price) is above "
+                           f"the accepted maximum of {MAX_NOTIONAL:g} USD")
         iclass = (r.get("investment_class") or ("OPTIONS" if ptype in OPTION_TYPES else "PUBLIC")).upper()
         if iclass not in INVESTMENT_CLASSES:
             errors.add(f, line, "investment_class", f"{iclass!r} is not one of {', '.join(INVESTMENT_CLASSES)}")
@@ -220,16 +238,17 @@ def _changes(new: pd.DataFrame, stored: pd.DataFrame, keys: tuple[str, ...], fie
 
 
 def import_files(session: Session, portfolios: Path | None, positions: Path | None, *, update: bool = False,
-                 flow_date: date | None = None) -> ImportSummary:
+                 flow_date: date | None = None, today: date | None = None) -> ImportSummary:
     """Validate both files completely, then write them in the caller's transaction (see the module doc).
 
     ``flow_date``: the date of the capital flow recorded when ``update`` changes an inception equity.
+    ``today``: entry dates after it are refused (default: the system date).
     """
     errors = _Errors()
     pf = parse_portfolios(Path(portfolios), errors) if portfolios else pd.DataFrame()
     stored_pf = repo.load_portfolios(session, active_only=False)
     known = set(stored_pf["id"]) | set(pf.get("id", []))
-    pos = parse_positions(Path(positions), known, errors) if positions else pd.DataFrame()
+    pos = parse_positions(Path(positions), known, errors, today) if positions else pd.DataFrame()
     errors.raise_if_any()
     same_pf, diff_pf = _changes(pf, stored_pf, ("id",), PORTFOLIO_FIELDS) if not pf.empty else ([], {})
     stored_pos = repo.load_positions(session, sorted(set(pos["portfolio_id"]))) if not pos.empty else pd.DataFrame()
