@@ -185,6 +185,9 @@ def entrypoint(
         started = datetime.now().astimezone()
         try:
             settings = Settings.from_env().with_overrides(provider=args.provider)
+            from shared import preflight
+
+            preflight.provider_source(settings, "--provider" if args.provider else "SIGMABATCH_PROVIDER")
         except ConfigError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return exc.exit_code

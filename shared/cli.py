@@ -28,8 +28,10 @@ def _console(no_color: bool = False):
 
 
 def _engine(settings: Settings):
+    from shared import preflight
     from shared.storage.db import get_engine, migrate
 
+    preflight.sqlite_folder(settings)
     engine = get_engine(settings.database_url)
     migrate(engine)
     return engine
@@ -40,10 +42,13 @@ def _engine(settings: Settings):
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     from rich.live import Live
 
+    from shared import preflight
     from shared.storage import repository as repo
     from shared.storage.db import transaction
     from workflows.local import LocalRunner
 
+    # Before anything is created or recorded: a bad path or provider is refused here, nothing written.
+    preflight.run(settings, ".", provider_source_name="--provider" if args.provider else "SIGMABATCH_PROVIDER")
     console = _console()
     engine = _engine(settings)
     with transaction(engine) as s:
@@ -155,9 +160,11 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
     engine = _engine(settings)
     from shared.planning import parse_date
 
-    flow_date = parse_date(args.flow_date, "--flow-date") or settings.current_time().date()
+    today = settings.current_time().date()
+    flow_date = parse_date(args.flow_date, "--flow-date") or today
     with transaction(engine) as s:
-        summary = import_files(s, args.portfolios, args.positions, update=args.update, flow_date=flow_date)
+        summary = import_files(s, args.portfolios, args.positions, update=args.update, flow_date=flow_date,
+                               today=today)
     print(f"imported {summary.portfolios} new portfolio(s) and {summary.positions} new position(s); "
           f"{summary.unchanged} unchanged, {summary.updated} updated, {summary.capital_flows} capital flow(s)")
     for note in summary.notes:
@@ -225,6 +232,7 @@ def cmd_onboard(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
+    from shared import preflight
     from shared.report import default_report_path, default_workers, write_report
     from shared.storage import repository as repo
     from shared.storage.db import transaction
@@ -238,6 +246,11 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
         if out is None:
             base = Path("var") if settings.artifacts_are_s3 else settings.artifacts_path
             out = default_report_path(base, run_id)
+            where = f"the report path {out}" + ("" if settings.artifacts_are_s3
+                                                else f" (SIGMABATCH_ARTIFACTS={settings.artifacts})")
+        else:
+            where = f"--out {out}"
+        preflight.writable_file(out, where)  # before rendering, which takes a while on a big run
         written = write_report(s, run_id, out, workers=default_workers())
     for problem in written.problems:
         print(f"warning: chart not drawn: {problem}", file=sys.stderr)
