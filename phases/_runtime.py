@@ -43,9 +43,11 @@ log = logging.getLogger("sigmabatch")
 
 @dataclass
 class PhaseResult:
-    """What a phase reports: rows written per table, free-form details, and its status."""
+    """What a phase reports: rows written per table (inserted, or replaced whole), rows updated in place
+    (columns a later step adds to rows an earlier step wrote), free-form details, and its status."""
 
     rows: dict[str, int] = field(default_factory=dict)
+    updated: dict[str, int] = field(default_factory=dict)
     details: dict[str, Any] = field(default_factory=dict)
     status: str = "ok"  # ok | partial | skipped
     message: str = ""
@@ -240,6 +242,7 @@ def entrypoint(
         from shared.storage.bulk import stats_summary
 
         summary = {"step": step, "status": result.status, "seconds": round(duration, 3), "rows": result.rows,
+                   "updated": result.updated,
                    "details": result.details, "message": result.message, "error": error, "exit_code": code,
                    "db_write": stats_summary()}
         print(RESULT_PREFIX + json.dumps(summary, default=str), flush=True)
@@ -276,19 +279,22 @@ def _run_chunks(run: Callable[[PhaseContext], PhaseResult], ctx: PhaseContext) -
         return run(ctx)
     ctx.log.info("running %d sessions in %d chunks of up to %d", len(ctx.range.sessions), len(chunks), size)
     rows: dict[str, int] = {}
+    updated: dict[str, int] = {}
     results = []
     for i, chunk in enumerate(chunks, start=1):
         t0 = time.monotonic()
         res = run(ctx.narrowed(chunk))
         for table, n in res.rows.items():
             rows[table] = rows.get(table, 0) + int(n)
+        for table, n in res.updated.items():
+            updated[table] = updated.get(table, 0) + int(n)
         results.append(res)
         ctx.log.info("chunk %d/%d done: %s in %.1f s", i, len(chunks), chunk, time.monotonic() - t0,
                      extra={"chunk": i, "chunks": len(chunks), "rows": sum(res.rows.values())})
     worst = max(results, key=lambda r: _STATUS_RANK.get(r.status, 1))
     message = next((r.message for r in reversed(results) if r.message), "")
     return PhaseResult(rows=rows, details={**results[-1].details, "chunks": len(chunks), "chunk_sessions": size},
-                       status=worst.status, message=message)
+                       status=worst.status, message=message, updated=updated)
 
 
 def _record(engine, run_id, step, result, started, error, plog) -> None:
@@ -300,7 +306,8 @@ def _record(engine, run_id, step, result, started, error, plog) -> None:
             runs.ensure_run(session, run_id)
             runs.record_phase(session, run_id, step, status=result.status, started_at=started,
                               finished_at=datetime.now().astimezone(), rows=result.rows,
-                              details=result.details, error=error)
+                              details={**result.details, "rows_updated": result.updated} if result.updated
+                              else result.details, error=error)
     except Exception as exc:  # the database may be the thing that failed
         plog.warning("could not record the phase outcome: %s", exc)
 
