@@ -32,7 +32,8 @@ VARIABLES: dict[str, str] = {
     "SIGMABATCH_SYNTHETIC_SYMBOLS": "number of synthetic stocks besides the factor ETFs (default 40)",
     "SIGMABATCH_SYNTHETIC_SEED": "seed of the synthetic market (default 7)",
     "SIGMABATCH_PROFILE_MAX_AGE_DAYS": "refresh company profiles older than this many days (default 3)",
-    "SIGMABATCH_DEFAULT_SESSIONS": "sessions of snapshots to build on an empty database (default 30)",
+    "SIGMABATCH_DEFAULT_SESSIONS": "the demo portfolios' lots are entered this many sessions before the last "
+                                   "completed session; the first run builds this + 1 sessions (default 30: 31)",
     "SIGMABATCH_NOW": "override the clock (ISO datetime, New York time if naive) for tests and replays",
     "SIGMABATCH_LOG_FORMAT": "log line format: text (default) or json",
     "SIGMABATCH_LOG_LEVEL": "log level (default INFO)",

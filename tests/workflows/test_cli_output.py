@@ -15,7 +15,7 @@ import pytest
 
 from shared import cli
 from shared.errors import ConfigError
-from shared.settings import validate_provider
+from shared.settings import Settings, validate_provider
 from shared.storage import models as m
 from shared.storage import repository as repo
 from shared.storage.db import transaction
@@ -203,3 +203,48 @@ def test_summary_shows_rows_inserted_and_updated_apart(tmp_path):
         "Rows updated: portfolio_snapshots 50 (risk-exposures 25 + risk-volatility 25), positions 31" in text
     )
     assert "portfolio_snapshots 75" not in text
+
+
+def test_settings_default_sessions_matches_the_readme():
+    """The README states the demo window as the code builds it: N sessions back, so N + 1 sessions."""
+    from shared import calendar
+
+    n = Settings().default_sessions
+    latest = date(2026, 11, 27)
+    entry = calendar.shift_sessions(latest, -n)  # as shared/demo.py enters the demo lots
+    built = len(calendar.sessions(entry, latest))
+    readme = (REPO / "README.md").read_text()
+    assert built == n + 1
+    assert (
+        f"entered {n} sessions (`SIGMABATCH_DEFAULT_SESSIONS`)" in readme
+        and f"**{built} sessions**" in readme
+    )
+
+
+def test_doc_links_stay_inside_the_repository():
+    for doc in [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]:
+        for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", doc.read_text()):
+            if "://" in target:
+                continue
+            path = (doc.parent / target).resolve()
+            assert path.is_relative_to(REPO) and path.exists(), (
+                f"{doc.name}: link {target} leaves the repo or is broken"
+            )
+        assert "../shared" not in doc.read_text(), doc.name
+
+
+def test_readme_keeps_what_other_issues_rely_on():
+    readme = (REPO / "README.md").read_text()
+    for must in (
+        "## Two commands",
+        "## Using it",
+        "## Settings",
+        "## Exit codes",
+        "## Re-running is safe",
+        "## Running on Argo",
+        "## How it is built",
+        "m = Σ·S Σ_SS⁻¹ s",
+        "| risk-correlations | 90 sessions |",
+        "docs/performance.md",
+    ):
+        assert must in readme, must
