@@ -187,12 +187,12 @@ def _print_summary(console, outcome) -> None:
         console.print(f"[red]Could not plan the run[/]: {plan.error}", soft_wrap=True)
         return
     t = Table(title=f"Run {outcome.run_id}: {outcome.start_date} .. {outcome.end_date} — {outcome.status}")
-    for c in ("phase", "step", "status", "seconds", "attempts", "rows inserted / updated", "note"):
-        t.add_column(c)
+    for c in ("phase", "step", "status", "seconds", "attempts", "rows", "note"):
+        t.add_column(c, justify="right" if c in ("seconds", "attempts", "rows") else "left",
+                     no_wrap=c != "note", overflow="fold")
     for s in (*dag.STEPS, dag.EXIT_STEP):
         o = outcome.steps[s.name]
-        rows = ", ".join([*(f"{k} {v:,}" for k, v in o.rows.items()),
-                          *(f"{k} {v:,} updated" for k, v in o.updated.items())])
+        rows = _rows_cell(o)  # per table: below, and `sigmabatch status --run RUN_ID`
         note = o.error or o.message or ""
         t.add_row(s.phase, s.name, f"[{STATUS_STYLE.get(o.status, '')}]{o.status}[/]", f"{o.seconds:.2f}",
                   str(o.attempts), rows, note[:80])
