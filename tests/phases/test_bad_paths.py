@@ -338,3 +338,22 @@ def test_bad_path_or_file(tmp_path, case, args, env, ro, first, second):
     assert counts(engine) == before, "a bad input must not write anything (run history included)"
     assert not (tmp_path / "var" / "runs").exists(), "no run folder for a refused run"
     assert not (tmp_path / "artifacts").exists()
+
+
+def test_report_path_is_checked_before_rendering(tmp_path, monkeypatch, capsys):
+    """A long report is not rendered for nothing: the path is refused before the data is even loaded."""
+    import shared.report
+    from shared import cli
+
+    url, _engine = make_db(tmp_path)
+    files(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SIGMABATCH_DATABASE_URL", url)
+
+    def render(*_args, **_kwargs):
+        raise AssertionError("the report was rendered before its path was checked")
+
+    monkeypatch.setattr(shared.report, "write_report", render)
+    monkeypatch.setattr(shared.report, "load_report_data", render)
+    assert cli.main(["report", "--out", "afile/report.html"]) == 2
+    assert "afile is a regular file" in capsys.readouterr().err
