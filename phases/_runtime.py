@@ -32,6 +32,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from shared import calendar
+from shared.clihelp import HelpFormatter
 from shared.errors import EXIT_OK, BadInputError, ConfigError, SigmabatchError
 from shared.logs import setup_logging
 from shared.planning import RunRange, parse_date, resolve_range
@@ -126,7 +127,7 @@ def build_parser(step: str, description: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=f"python -m phases.{step.replace('-', '_')}",
         description=description,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
         epilog=(
             "Dates: with no --start-date the phase detects the first session some active portfolio lacks;\n"
             "with no --end-date it runs to the last completed NYSE session (16:30 New York time).\n"
