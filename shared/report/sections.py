@@ -45,10 +45,13 @@ def run_section(data: ReportData, charts: Charts) -> str:
     ])
     rows = []
     for p in run.phases:
-        written = ", ".join(f"{k} {v:,}" for k, v in p.rows.items() if v) or "–"
+        updated = (p.details or {}).get("rows_updated") or {}
+        written = ", ".join([*(f"{k} {v:,}" for k, v in p.rows.items() if v),
+                             *(f"{k} {v:,} updated" for k, v in updated.items() if v)]) or "–"
         rows.append([p.number, p.name, Raw(badge(p.status)), p.started_at.strftime("%H:%M:%S") if p.started_at else "–", Num(fmt.seconds(p.seconds)),
                      Num(str(p.attempt)), written, p.error or ""])
-    phase_table = table(["phase", "step", "status", "started", "duration", "attempts", "rows written", "error"],
+    phase_table = table(["phase", "step", "status", "started", "duration", "attempts", "rows inserted / updated",
+                         "error"],
                         rows, numeric=(4, 5))
     timing = ('<p class="muted">Durations are measured by each phase, from its start (once Python and its '
               "libraries are loaded) to the recording of its outcome. The live table and summary of "

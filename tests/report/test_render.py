@@ -70,7 +70,8 @@ def _all_steps(status: str = "ok") -> list[PhaseRow]:
 
     t0 = datetime(2026, 11, 27, 18)
     return [PhaseRow(s.name, s.phase, s.title, status, 1, t0 + pd.Timedelta(seconds=i),
-                     t0 + pd.Timedelta(seconds=i + 1), 1.0, {"portfolio_snapshots": 5} if i else {}, {}, None)
+                     t0 + pd.Timedelta(seconds=i + 1), 1.0, {"portfolio_snapshots": 5} if s.name == "pnl-snapshots" else {},
+                     {"rows_updated": {"portfolio_snapshots": 5}} if s.name == "risk-volatility" else {}, None)
             for i, s in enumerate(dag.STEPS) if s.name != "report"]
 
 
@@ -91,6 +92,7 @@ def test_status_is_said_once():
     assert "so far" not in header + run
     assert "completed" in run and "recorded as finished right after it" in run
     assert "sigmabatch run" in run and "interpreter start" in run  # why durations differ from the CLI's
+    assert "portfolio_snapshots 5 updated" in run and "portfolio_snapshots 5" in run
     html = render(ReportData(run=_run(), as_of=None, portfolios=[]))[0]
     badges = re.findall(r'class="badge b-([a-z-]+)"', html)
     assert badges[0] == "running"
