@@ -283,8 +283,6 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     from shared.storage import repository as repo
     from shared.storage.db import transaction
 
-    if args.limit < 1:
-        raise BadInputError(f"--limit {args.limit}: must be at least 1")
     console = _console()
     engine = _engine(settings)
     with transaction(engine) as s:
