@@ -265,6 +265,14 @@ CASES = [
         None,
     ),
     (
+        "phase-provider-file-missing",
+        ["phases.market_data"],
+        {"SIGMABATCH_PROVIDER": "file:/nonexistent"},
+        None,
+        "error: SIGMABATCH_PROVIDER=file:/nonexistent: /nonexistent does not exist",
+        None,
+    ),
+    (
         "report-out-through-a-file",
         ["report", "--out", "afile/report.html"],
         {},
@@ -317,7 +325,7 @@ def test_bad_path_or_file(tmp_path, case, args, env, ro, first, second):
             **env,
         }
     )
-    cmd = [sys.executable, "-m", "shared.cli", *args]
+    cmd = [sys.executable, "-m", *(args if args[0].startswith("phases.") else ["shared.cli", *args])]
     if args[0] in ("run", "onboard"):
         cmd.append("--no-progress")
     undo = lambda: None  # noqa: E731
