@@ -142,7 +142,7 @@ class ProgressView:
 
 
 def _rows_cell(o) -> str:
-    """Rows a step inserted, then rows it updated in place (``+n updated``)."""
+    """Rows a step inserted, then rows it updated in place (``474, 25 updated``)."""
     parts = [f"{sum(o.rows.values()):,}"] if o.rows else []
     if o.updated:
         parts.append(f"{sum(o.updated.values()):,} updated")
