@@ -365,7 +365,7 @@ def cmd_onboard(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
     from shared import preflight
-    from shared.report import default_report_path, default_workers, write_report
+    from shared.report import default_report_path, write_report
     from shared.storage import repository as repo
     from shared.storage.db import transaction
 
@@ -383,7 +383,7 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
         else:
             where = f"--out {out}"
         preflight.writable_file(out, where)  # before rendering, which takes a while on a big run
-        written = write_report(s, run_id, out, workers=default_workers())
+        written = write_report(s, run_id, out, workers=None)
     for problem in written.problems:
         print(f"warning: chart not drawn: {problem}", file=sys.stderr)
     print(written.path)
