@@ -209,3 +209,45 @@ def holdings(wide: pd.DataFrame, positions: pd.DataFrame, d: date) -> pd.DataFra
             m = m if not np.isnan(m) else lot["entry_price"]
             rows.append({**lot.to_dict(), "market_value": lot["quantity"] * multiplier(lot["position_type"]) * m})
     return pd.DataFrame(rows)
+
+
+# --- phase 6b: volatility ----------------------------------------------------------------------------
+
+def vol_metrics(series: pd.Series) -> dict:
+    """Realized, HAR-RV expected, trend and percentile of one return series (its last 252 rows), NaNs
+    dropped first. HAR: arch's HARX(lags=[1, 5, 22]) on squared returns, 21-step mean forecast."""
+    from arch.univariate import HARX
+
+    r = series.dropna().to_numpy()
+    n = len(r)
+    sq = np.sqrt(252.0)
+
+    def last_std(w: int) -> float:
+        return float(np.std(r[-w:], ddof=1) * sq) if n >= w else np.nan
+
+    out = {"n_obs": n, "realized_vol_21d": last_std(21), "realized_vol_63d": last_std(63),
+           "vol_daily": float(abs(r[-1]) * sq) if n else np.nan, "vol_weekly": last_std(5),
+           "vol_monthly": last_std(21), "expected_vol_21d": np.nan, "har_r_squared": np.nan}
+    if n >= 63:
+        res = HARX(r * r, lags=[1, 5, 22], rescale=False).fit(disp="off")
+        mean_var = float(res.forecast(horizon=21, reindex=False).mean.iloc[-1].mean())
+        out["expected_vol_21d"] = np.sqrt(252.0 * mean_var) if mean_var >= 0 else np.nan
+        out["har_r_squared"] = float(res.rsquared)
+    roll = pd.Series(r).rolling(21).std(ddof=1).to_numpy() * sq
+    roll = roll[~np.isnan(roll)]
+    out["vol_trend"], out["trend_strength"], out["vol_percentile"] = None, np.nan, np.nan
+    if len(roll) >= 21:
+        fit = sm.OLS(roll[-21:], sm.add_constant(np.arange(21.0))).fit()
+        slope, r2 = float(fit.params[1]), float(fit.rsquared)
+        out["trend_strength"] = r2
+        out["vol_trend"] = ("increasing" if slope > 0.001 and r2 > 0.3 else
+                            "decreasing" if slope < -0.001 and r2 > 0.3 else "stable")
+    if len(roll) >= 100:
+        out["vol_percentile"] = float((roll < roll[-1]).sum() / len(roll))
+    return out
+
+
+def window_returns(wide: pd.DataFrame, d: date, n: int = 252) -> pd.DataFrame:
+    """The ``n`` return rows ending at d (d included)."""
+    t = row_of(wide, d)
+    return returns(wide).iloc[max(1, t - n + 1): t + 1]

@@ -257,3 +257,113 @@ def test_concentration(run):
     assert_close(stored, pd.DataFrame(rows), ["portfolio_id", "snapshot_date"],
                  ["hhi", "effective_num_positions", "top_3_concentration", "top_10_concentration"],
                  "portfolio_snapshots (concentration)")
+
+
+# --- phase 6b ----------------------------------------------------------------------------------------
+
+def _series(lot) -> str:
+    return lot["underlying_symbol"] if lot["investment_class"] == "OPTIONS" else lot["symbol"]
+
+
+def test_volatility(run, expected_snapshots):
+    """Positions: their symbol's (an option's underlying's) series; portfolios: d's holdings as static weights
+    (signed MV / equity, lots merged, a missing return counts 0) over the 252 return rows ending at d."""
+    pos, snap = [], []
+    eq = expected_snapshots.set_index(["portfolio_id", "snapshot_date"])["equity_balance"]
+    for d in CHECKED:
+        window = ref.window_returns(run.wide, d)
+        h = ref.holdings(run.wide, run.positions, d)
+        h["series"] = [_series(lot) for _, lot in h.iterrows()]
+        cache = {s: ref.vol_metrics(window[s]) for s in set(h["series"]) if s in window.columns}
+        for _, lot in h.iterrows():
+            if lot["series"] in cache:
+                v = cache[lot["series"]]
+                pos.append({"position_id": lot["id"], "calculation_date": d, "portfolio_id": lot["portfolio_id"],
+                            "realized_vol_21d": v["realized_vol_21d"], "realized_vol_63d": v["realized_vol_63d"],
+                            "vol_daily": v["vol_daily"], "vol_weekly": v["vol_weekly"], "vol_monthly": v["vol_monthly"],
+                            "expected_vol_21d": v["expected_vol_21d"], "vol_trend": v["vol_trend"],
+                            "vol_trend_strength": v["trend_strength"], "vol_percentile": v["vol_percentile"],
+                            "observations": v["n_obs"], "model_r_squared": v["har_r_squared"]})
+        for pid, g in h.groupby("portfolio_id"):
+            w = g.groupby("series")["market_value"].sum() / eq[(pid, d)]
+            series = sum(window[s].fillna(0.0) * x for s, x in w.items())
+            v = ref.vol_metrics(series)
+            snap.append({"portfolio_id": pid, "snapshot_date": d, "realized_volatility_21d": v["realized_vol_21d"],
+                         "realized_volatility_63d": v["realized_vol_63d"], "expected_volatility_21d": v["expected_vol_21d"],
+                         "volatility_trend": v["vol_trend"], "volatility_percentile": v["vol_percentile"]})
+    stored = _dates(run.tables["position_volatility"], "calculation_date")
+    assert_close(stored[stored["calculation_date"].isin(CHECKED)], pd.DataFrame(pos), ["position_id", "calculation_date"],
+                 ["portfolio_id", "realized_vol_21d", "realized_vol_63d", "vol_daily", "vol_weekly", "vol_monthly",
+                  "expected_vol_21d", "vol_trend", "vol_trend_strength", "vol_percentile", "observations",
+                  "model_r_squared"], "position_volatility")
+    stored = _dates(run.tables["portfolio_snapshots"], "snapshot_date")
+    assert_close(stored[stored["snapshot_date"].isin(CHECKED)], pd.DataFrame(snap), ["portfolio_id", "snapshot_date"],
+                 ["realized_volatility_21d", "realized_volatility_63d", "expected_volatility_21d", "volatility_trend",
+                  "volatility_percentile"], "portfolio_snapshots (6b)")
+
+
+# --- phase 6c ----------------------------------------------------------------------------------------
+
+def test_correlations(run, expected_snapshots):
+    """90 log-return rows ending at d; positions with |MV| >= $10,000, >= 1 % of gross and >= 20 returns
+    (options excluded, lots merged); pandas' pairwise-complete ``corr(min_periods=30)``."""
+    logret = np.log(run.wide / run.wide.shift(1))
+    gross = expected_snapshots.set_index(["portfolio_id", "snapshot_date"])["gross_exposure"]
+    calcs, pairs, psd_checked = [], [], 0
+    for d in run.sessions:
+        t = ref.row_of(run.wide, d)
+        window = logret.iloc[max(1, t - 90 + 1): t + 1]
+        h = ref.holdings(run.wide, run.positions, d)
+        h = h[h["investment_class"] == "PUBLIC"]
+        for pid, g in h.groupby("portfolio_id"):
+            absv = g.assign(a=g["market_value"].abs()).groupby("symbol")["a"].sum()
+            signed = g.groupby("symbol")["market_value"].sum()
+            ok = (absv >= 10_000) & (absv / gross[(pid, d)] >= 0.01) & (window[absv.index].notna().sum() >= 20)
+            inc = sorted(absv.index[ok])
+            row = {"portfolio_id": pid, "duration_days": 90, "calculation_date": d, "positions_included": len(inc),
+                   "positions_excluded": int((~ok).sum()), "min_position_value": 10_000.0, "min_portfolio_weight": 0.01,
+                   "filter_mode": "both", "correlation_threshold": 0.7,
+                   "data_quality": "sufficient" if len(inc) >= 2 else "insufficient",
+                   "overall_correlation": np.nan, "effective_positions": 1.0 if len(inc) == 1 else np.nan}
+            if len(inc) >= 2:
+                c = window[inc].corr(min_periods=30)
+                iu = np.triu_indices(len(inc), 1)
+                u = c.to_numpy()[iu]
+                a = np.abs(u[np.isfinite(u) & (u != 0)])
+                row["overall_correlation"] = float(a.mean()) if len(a) else np.nan
+                cm = np.where(np.isfinite(c.to_numpy()), c.to_numpy(), 0.0)
+                np.fill_diagonal(cm, 1.0)
+                if np.linalg.eigvalsh(cm).min() >= -1e-10:  # no PSD repair: the plain formula applies
+                    w = signed[inc].to_numpy()
+                    row["effective_positions"] = float(np.abs(w).sum() ** 2 / (w @ cm @ w))
+                    psd_checked += 1
+                else:
+                    row["effective_positions"] = "repaired"
+                if d == run.sessions[-1]:
+                    n = window[inc].notna().astype(float)
+                    counts = (n.T @ n).to_numpy()
+                    for i, j in zip(*iu, strict=True):
+                        r = c.iat[i, j]
+                        if np.isfinite(r):
+                            dof = counts[i, j] - 2
+                            tstat = r * np.sqrt(dof / (1 - r * r))
+                            from scipy import stats
+
+                            pairs.append({"portfolio_id": pid, "duration_days": 90, "calculation_date": d,
+                                          "symbol_1": inc[i], "symbol_2": inc[j], "correlation_value": r,
+                                          "data_points": int(counts[i, j]),
+                                          "statistical_significance": 1.0 - 2 * stats.t.sf(abs(tstat), dof)})
+            calcs.append(row)
+    expected = pd.DataFrame(calcs)
+    stored = _dates(run.tables["correlation_calculations"], "calculation_date")
+    keys = ["portfolio_id", "duration_days", "calculation_date"]
+    assert_close(stored, expected, keys, ["positions_included", "positions_excluded", "min_position_value",
+                                          "min_portfolio_weight", "filter_mode", "correlation_threshold",
+                                          "data_quality", "overall_correlation"], "correlation_calculations")
+    plain = expected[expected["effective_positions"] != "repaired"].astype({"effective_positions": float})
+    assert_close(stored.merge(plain[keys], on=keys), plain, keys, ["effective_positions"], "correlation_calculations")
+    assert psd_checked >= len(run.sessions)
+    stored = _dates(run.tables["pairwise_correlations"], "calculation_date")
+    assert_close(stored, pd.DataFrame(pairs), ["portfolio_id", "calculation_date", "symbol_1", "symbol_2"],
+                 ["duration_days", "correlation_value", "data_points", "statistical_significance"],
+                 "pairwise_correlations")
