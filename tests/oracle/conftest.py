@@ -72,3 +72,16 @@ def run_oracle_book(tmp: Path) -> Run:
 def oracle_run(tmp_path_factory) -> Run:
     return run_oracle_book(tmp_path_factory.mktemp("oracle"))
 
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """``-v``: the oracle's column-coverage table after the run (docs/testing.md keeps a copy)."""
+    if config.getoption("verbose") > 0 and any("tests/oracle" in str(r.fspath) for r in
+                                               terminalreporter.stats.get("passed", [])
+                                               + terminalreporter.stats.get("failed", [])):
+        from tests.oracle.coverage import counts, markdown
+
+        checked, keys, other = counts()
+        terminalreporter.section("oracle column coverage")
+        terminalreporter.write_line(f"{checked} columns checked, {keys} keys, {other} not checked (reason given)")
+        terminalreporter.write_line(markdown())

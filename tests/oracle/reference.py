@@ -251,3 +251,52 @@ def window_returns(wide: pd.DataFrame, d: date, n: int = 252) -> pd.DataFrame:
     """The ``n`` return rows ending at d (d included)."""
     t = row_of(wide, d)
     return returns(wide).iloc[max(1, t - n + 1): t + 1]
+
+
+# --- phase 6d: stress tests --------------------------------------------------------------------------
+
+FACTOR_ETF = {"Market": "SPY", "Value": "VTV", "Growth": "VUG", "Momentum": "MTUM", "Quality": "QUAL",
+              "Size": "IWM", "Low Volatility": "USMV", "Rates": "TLT"}
+EXPOSURE_OF = {"Market": "Market Beta (90D)", **{k: k for k in STYLE_NAMES}, "Rates": "IR Beta"}
+
+
+def ewma_cov(wide: pd.DataFrame, d: date, lam: float = 0.94) -> tuple[np.ndarray, int]:
+    """EWMA covariance of the 8 factor ETFs over the 252 sessions ending at d: weight λ^age on complete
+    rows, normalised; weighted mean removed. Returns (Σ, complete rows)."""
+    f = returns(wide[list(FACTOR_ETF.values())])
+    t = row_of(wide, d)
+    win = f.iloc[max(0, t - 251): t + 1].to_numpy()
+    age = np.arange(len(win) - 1, -1, -1)
+    ok = np.isfinite(win).all(axis=1)
+    w = lam ** age[ok]
+    w = w / w.sum()
+    x = win[ok] - w @ win[ok]
+    return (x * w[:, None]).T @ x, int(ok.sum())
+
+
+def stress(x_named: dict[str, float], equity: float, cov: np.ndarray, shocks: dict[str, float],
+           spy: dict[str, float], tlt_beta: float, duration: float = 17.0) -> dict:
+    """One book, one scenario: the README's model written out."""
+    names = list(FACTOR_ETF)
+    x = np.array([x_named.get(EXPOSURE_OF[k], 0.0) for k in names])
+    bm = x[0]
+    for i, k in enumerate(names[1:-1], start=1):
+        x[i] -= bm * spy.get(k, 0.0)
+    g = spy.get("IR Beta", 0.0)
+    x[-1] = (x[-1] - bm * g) / (1.0 - g * tlt_beta)
+    s = np.full(8, np.nan)
+    for k, v in shocks.items():
+        s[names.index("Rates" if k == "Interest_Rate" else k)] = -duration * v if k == "Interest_Rate" else v
+    S = np.flatnonzero(np.isfinite(s))
+    m = cov[:, S] @ np.linalg.solve(cov[np.ix_(S, S)], s[S])
+    m[S] = s[S]
+    beta = cov[:, 0] / cov[0, 0]
+    m_net = m - beta * m[0]
+    m_net[0] = m[0]
+    direct = float(x[S] @ s[S])
+    correlated = float(x @ m_net)
+    floor = -0.99 * equity if equity > 0 else -np.inf
+    return {"direct_pnl": max(direct, floor), "correlated_pnl": max(correlated, floor),
+            "correlation_effect": max(correlated, floor) - max(direct, floor),
+            "loss_capped": bool(direct < floor or correlated < floor), "moves": m, "x": x,
+            "impacts": {k: x[names.index("Rates" if k == "Interest_Rate" else k)] for k in shocks}}

@@ -171,7 +171,9 @@ def _weights(run, d: date, expected_snap: pd.DataFrame) -> pd.DataFrame:
     return w
 
 
-def test_factor_exposures_and_snapshot_betas(run, expected_betas, expected_snapshots, factor_names):
+@pytest.fixture(scope="module")
+def expected_exposures(run, expected_betas, expected_snapshots) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(factor exposures, snapshot beta fields) on CHECKED: Σ weight × beta over the public holdings."""
     rows, snaps = [], []
     for d in CHECKED:
         w = _weights(run, d, expected_snapshots)
@@ -194,14 +196,18 @@ def test_factor_exposures_and_snapshot_betas(run, expected_betas, expected_snaps
                           "beta_calculated_90d_r_squared": float((absmv * gm["symbol"].map(mkt["r_squared"])).sum()
                                                                  / absmv.sum()),
                           "beta_calculated_90d_observations": int(gm["symbol"].map(mkt["observations"]).min())})
-    expected = pd.DataFrame(rows)
+    return pd.DataFrame(rows), pd.DataFrame(snaps)
+
+
+def test_factor_exposures_and_snapshot_betas(run, expected_exposures, factor_names):
+    expected, snap = expected_exposures
+    snap = snap.copy()
     stored = _dates(run.tables["factor_exposures"], "calculation_date")
     stored["factor"] = stored["factor_id"].map(factor_names)
     stored = stored[stored["calculation_date"].isin(CHECKED)]
     assert_close(stored, expected, ["portfolio_id", "calculation_date", "factor"],
                  ["exposure_value", "exposure_dollar", "coverage"], "factor_exposures")
     by = expected.set_index(["portfolio_id", "calculation_date", "factor"])["exposure_value"]
-    snap = pd.DataFrame(snaps)
     for col, factor in (("beta_calculated_90d", "Market Beta (90D)"), ("beta_provider_1y", "Provider Beta (1Y)"),
                         ("ir_beta", "IR Beta")):
         snap[col] = [by.get((p, d, factor), np.nan) for p, d in zip(snap["portfolio_id"], snap["snapshot_date"],
@@ -367,3 +373,163 @@ def test_correlations(run, expected_snapshots):
     assert_close(stored, pd.DataFrame(pairs), ["portfolio_id", "calculation_date", "symbol_1", "symbol_2"],
                  ["duration_days", "correlation_value", "data_points", "statistical_significance"],
                  "pairwise_correlations")
+
+
+# --- phase 6d ----------------------------------------------------------------------------------------
+
+def _scenarios() -> list[dict]:
+    import yaml
+
+    from tests.conftest import REPO
+
+    data = yaml.safe_load((REPO / "shared" / "data" / "stress_scenarios.yaml").read_text())
+    return [s for s in data["scenarios"] if s.get("active", True)]
+
+
+def test_stress_tests(run, expected_betas, expected_exposures, expected_snapshots):
+    exposures = expected_exposures[0]
+    eq = expected_snapshots.set_index(["portfolio_id", "snapshot_date"])["equity_balance"]
+    scen = _scenarios()
+    res, summ = [], []
+    for d in CHECKED:
+        cov, used = ref.ewma_cov(run.wide, d)
+        b = expected_betas[expected_betas["calculation_date"] == d].set_index(["symbol", "factor"])["beta_value"]
+        spy = {f: b[("SPY", f)] for f in [*ref.STYLE_NAMES, "IR Beta"] if ("SPY", f) in b.index}
+        tlt = b[("TLT", "Market Beta (90D)")]
+        for pid, g in exposures[exposures["calculation_date"] == d].groupby("portfolio_id"):
+            x = dict(zip(g["factor"], g["exposure_dollar"], strict=True))
+            rows = []
+            for sc in scen:
+                r = ref.stress(x, eq[(pid, d)], cov, sc["shocks"], spy, tlt)
+                moves = dict(zip(ref.FACTOR_ETF, np.round(r["moves"], 6), strict=True))
+                rows.append({"portfolio_id": pid, "scenario_id": sc["id"], "calculation_date": d,
+                             "direct_pnl": r["direct_pnl"], "correlated_pnl": r["correlated_pnl"],
+                             "correlation_effect": r["correlation_effect"], "loss_capped": r["loss_capped"],
+                             "data_days": used, "covariance_date": d.isoformat(), "implied_moves": moves,
+                             "impacts": r["impacts"]})
+            res += rows
+            c = pd.Series([r["correlated_pnl"] for r in rows])
+            summ.append({"portfolio_id": pid, "calculation_date": d, "worst_pnl": c.min(), "best_pnl": c.max(),
+                         "mean_pnl": c.mean(), "median_pnl": c.median(), "std_pnl": c.std(ddof=0),
+                         "mean_correlation_effect": float(np.mean([r["correlation_effect"] for r in rows])),
+                         "negative_scenarios": int((c < 0).sum()), "positive_scenarios": int((c > 0).sum())})
+    expected = pd.DataFrame(res)
+    stored = _dates(run.tables["stress_test_results"], "calculation_date")
+    stored = stored[stored["calculation_date"].isin(CHECKED)].copy()
+    meta = stored["calculation_metadata"]
+    stored["loss_capped"] = [m["loss_capped"] for m in meta]
+    stored["data_days"] = [m["data_days"] for m in meta]
+    stored["covariance_date"] = [m["covariance_date"] for m in meta]
+    keys = ["portfolio_id", "scenario_id", "calculation_date"]
+    assert_close(stored, expected, keys, ["direct_pnl", "correlated_pnl", "correlation_effect", "loss_capped",
+                                          "data_days", "covariance_date"], "stress_test_results")
+    by = stored.set_index(keys)
+    for _, e in expected.iterrows():
+        got = by.loc[tuple(e[k] for k in keys)]
+        for f, v in e["implied_moves"].items():
+            assert got["calculation_metadata"]["implied_moves"][f] == pytest.approx(v, abs=1e-9), (e["scenario_id"], f)
+        for f, v in e["impacts"].items():
+            assert got["factor_impacts"][f]["exposure"] == pytest.approx(v, rel=1e-9, abs=1e-6), (e["scenario_id"], f)
+    stored = _dates(run.tables["stress_test_summaries"], "calculation_date")
+    assert_close(stored[stored["calculation_date"].isin(CHECKED)], pd.DataFrame(summ), ["portfolio_id", "calculation_date"],
+                 ["worst_pnl", "best_pnl", "mean_pnl", "median_pnl", "std_pnl", "mean_correlation_effect",
+                  "negative_scenarios", "positive_scenarios"], "stress_test_summaries")
+
+
+# --- cross-phase identities on the stored tables ----------------------------------------------------
+
+def test_identities_between_stored_tables(run, stored_betas, factor_names):
+    """Every session: exposure = Σ (stored MV / stored equity) × stored symbol beta; a position's market and
+    IR beta = its symbol's on that date; stress direct P&L = stored exposure dollars × shocks (pure-market
+    scenarios: market-beta dollars × shock)."""
+    snaps = _dates(run.tables["portfolio_snapshots"], "snapshot_date").set_index(["portfolio_id", "snapshot_date"])
+    beta = stored_betas.set_index(["calculation_date", "symbol", "factor"])["beta_value"]
+    fe = _dates(run.tables["factor_exposures"], "calculation_date")
+    fe["factor"] = fe["factor_id"].map(factor_names)
+    fe = fe.set_index(["portfolio_id", "calculation_date", "factor"])
+    for d in run.sessions:
+        h = ref.holdings(run.wide, run.positions, d)
+        h = h[h["investment_class"] == "PUBLIC"]
+        for pid, g in h.groupby("portfolio_id"):
+            mv = g.groupby("symbol")["market_value"].sum()
+            w = mv / snaps.at[(pid, d), "equity_balance"]
+            for f in ("Market Beta (90D)", "IR Beta", "Value", "Momentum Spread"):
+                expect = sum(w[s] * beta.get((d, s, f), 0.0) for s in w.index)
+                assert fe.at[(pid, d, f), "exposure_value"] == pytest.approx(expect, rel=1e-12, abs=1e-12), (pid, d, f)
+    for table, date_col, cols in (("position_market_betas", "calc_date", {"beta": "Market Beta (90D)"}),
+                                  ("position_interest_rate_betas", "calculation_date", {"ir_beta": "IR Beta"})):
+        t = _dates(run.tables[table], date_col).merge(run.positions[["id", "symbol"]], left_on="position_id",
+                                                       right_on="id")
+        for col, f in cols.items():
+            expect = [beta[(d, s, f)] for d, s in zip(t[date_col], t["symbol"], strict=True)]
+            np.testing.assert_array_equal(t[col].to_numpy(), np.array(expect), err_msg=table)
+    st = _dates(run.tables["stress_test_results"], "calculation_date")
+    shocks = {s["id"]: s["shocks"] for s in _scenarios()}
+    market = st[st["scenario_id"].map(lambda i: set(shocks[i]) == {"Market"})]
+    for _, r in market.iterrows():
+        x = fe.at[(r["portfolio_id"], r["calculation_date"], "Market Beta (90D)"), "exposure_dollar"]
+        assert r["direct_pnl"] == pytest.approx(x * shocks[r["scenario_id"]]["Market"], rel=1e-12)
+        assert r["correlated_pnl"] == pytest.approx(r["direct_pnl"], rel=1e-9)  # a pure market shock
+
+
+# --- phases 1, 4, 5 ----------------------------------------------------------------------------------
+
+GICS = {"Technology": "Information Technology", "Healthcare": "Health Care", "Financial Services": "Financials",
+        "Consumer Cyclical": "Consumer Discretionary"}  # the provider labels of this book -> GICS
+
+
+def test_prices_marks_and_sector_tags(run):
+    """Stored closes = the CSV's; each position's mark as of the last session (open: last close or the entry
+    price when unpriced; closed: 0); sector tags: GICS sector, ETFs, options Unclassified."""
+    cache = _dates(run.tables["market_data_cache"], "date")
+    csv = run.wide.stack().rename("close").reset_index().rename(columns={"level_1": "symbol"}).dropna()
+    csv["date"] = pd.to_datetime(csv["date"]).dt.date
+    csv["data_source"] = "file"
+    csv["volume"] = np.nan
+    first = cache["date"].min()  # market-data's history window: at least a year and 262 sessions back
+    assert first <= date(2017, 11, 24) and run.wide.index.get_loc(pd.Timestamp(bk.START)) - \
+        run.wide.index.get_loc(pd.Timestamp(first)) >= 262
+    csv = csv[csv["date"] >= first]
+    assert_close(cache, csv, ["symbol", "date"], ["close", "volume", "data_source"], "market_data_cache")
+    end = run.sessions[-1]
+    pos = _dates(run.tables["positions"], "entry_date", "market_value_date")
+    rows, tags = [], []
+    prof = bk_profiles().set_index("symbol")
+    for _, lot in run.positions.iterrows():
+        qm = lot["quantity"] * ref.multiplier(lot["position_type"])
+        mk = ref.mark(run.wide, lot["symbol"], end)
+        price = lot["entry_price"] if np.isnan(mk) else mk
+        is_open = ref.held(lot, end)
+        rows.append({"id": lot["id"], "last_price": price, "market_value": qm * price if is_open else 0.0,
+                     "unrealized_pnl": qm * (price - lot["entry_price"]) if is_open else 0.0,
+                     "market_value_date": end})
+        if is_open:
+            if lot["investment_class"] != "PUBLIC":
+                sector = "Unclassified"
+            elif str(prof.at[lot["symbol"], "is_etf"]).lower() == "true":
+                sector = "ETFs"
+            else:
+                sector = GICS.get(prof.at[lot["symbol"], "sector"], prof.at[lot["symbol"], "sector"])
+            tags.append({"position_id": lot["id"], "portfolio_id": lot["portfolio_id"], "sector": sector,
+                         "tagged_on": end})
+    assert_close(pos, pd.DataFrame(rows), ["id"], ["last_price", "market_value", "unrealized_pnl", "market_value_date"],
+                 "positions (marks)")
+    assert_close(_dates(run.tables["position_sector_tags"], "tagged_on"), pd.DataFrame(tags), ["position_id"],
+                 ["portfolio_id", "sector", "tagged_on"], "position_sector_tags")
+
+
+def test_coverage_lists_every_column():
+    """Every column of every table a DAG step writes is in the coverage table, and its tests exist."""
+    from shared.storage import models as m
+    from tests.oracle.coverage import COVERAGE, O
+    from workflows import dag
+
+    written = {w.split(".")[0] for s in dag.STEPS for w in s.writes}
+    assert set(COVERAGE) == written
+    for table in written:
+        assert list(COVERAGE[table]) == [c.name for c in m.Base.metadata.tables[table].columns] or \
+            set(COVERAGE[table]) == {c.name for c in m.Base.metadata.tables[table].columns}, table
+    names = {n for n in globals() if n.startswith("test_")}
+    for how in (h for t in COVERAGE.values() for h in t.values() if h.startswith(O)):
+        for part in how.removeprefix(O).split(" + "):
+            assert part.split(" ")[0].removeprefix(O) in names, how
