@@ -7,7 +7,7 @@ table the DAG writes gains a column that is not listed here.
 
 from __future__ import annotations
 
-O = "test_oracle.py::"
+T = "test_oracle.py::"
 KEYS = "key (rows compared as a set)"
 META = "run metadata (who wrote the row, when), not a number"
 NOW = "provider's current figure / fetch time, not derived by the batch"
@@ -18,60 +18,60 @@ _SNAP_PNL = ["net_asset_value", "cash_value", "long_value", "short_value", "gros
              "num_positions", "num_long_positions", "num_short_positions", "positions_without_price"]
 
 COVERAGE: dict[str, dict[str, str]] = {
-    "market_data_cache": {"symbol": KEYS, "date": KEYS, "close": O + "test_prices_marks_and_sector_tags",
-                          "volume": O + "test_prices_marks_and_sector_tags",
-                          "data_source": O + "test_prices_marks_and_sector_tags", "updated_at": META},
+    "market_data_cache": {"symbol": KEYS, "date": KEYS, "close": T + "test_prices_marks_and_sector_tags",
+                          "volume": T + "test_prices_marks_and_sector_tags",
+                          "data_source": T + "test_prices_marks_and_sector_tags", "updated_at": META},
     "symbol_factor_exposures": {
         "symbol": KEYS, "factor_id": KEYS, "calculation_date": KEYS,
-        **{c: O + "test_symbol_factor_exposures" for c in (
+        **{c: T + "test_symbol_factor_exposures" for c in (
             "beta_value", "alpha", "r_squared", "std_error", "p_value", "observations", "quality_flag",
             "calculation_method", "regularization_alpha", "regression_window_days")}},
     "symbol_daily_metrics": {
         "symbol": KEYS, "metrics_date": KEYS,
-        **{c: O + "test_symbol_daily_metrics" for c in (
+        **{c: T + "test_symbol_daily_metrics" for c in (
             "current_price", "return_1d", "return_mtd", "return_ytd", "return_1m", "return_3m", "return_1y",
             "sector", "industry", "company_name", "data_quality_score")},
         "market_cap": "not checked: null by design on dated rows (a provider's current figure, README)",
         "pe_ratio": "not checked: null by design on dated rows (a provider's current figure, README)"},
     "portfolio_snapshots": {
         "portfolio_id": KEYS, "snapshot_date": KEYS,
-        **{c: O + "test_portfolio_snapshots_pnl (every session) + test_equity_chain_and_flows" for c in _SNAP_PNL},
-        **{c: O + "test_volatility" for c in ("realized_volatility_21d", "realized_volatility_63d",
+        **{c: T + "test_portfolio_snapshots_pnl (every session) + test_equity_chain_and_flows" for c in _SNAP_PNL},
+        **{c: T + "test_volatility" for c in ("realized_volatility_21d", "realized_volatility_63d",
                                                "expected_volatility_21d", "volatility_trend", "volatility_percentile")},
-        **{c: O + "test_factor_exposures_and_snapshot_betas" for c in (
+        **{c: T + "test_factor_exposures_and_snapshot_betas" for c in (
             "beta_calculated_90d", "beta_calculated_90d_r_squared", "beta_calculated_90d_observations",
             "beta_provider_1y", "ir_beta")},
         "sector_exposure": "not checked: JSON of sector buckets vs the benchmark; bucket rules are unit-tested in "
                            "tests/analytics/test_concentration.py",
-        **{c: O + "test_concentration (every session)" for c in ("hhi", "effective_num_positions",
+        **{c: T + "test_concentration (every session)" for c in ("hhi", "effective_num_positions",
                                                                   "top_3_concentration", "top_10_concentration")},
         "run_id": META, "created_at": META},
     "factor_exposures": {"portfolio_id": KEYS, "factor_id": KEYS, "calculation_date": KEYS,
-                         **{c: O + "test_factor_exposures_and_snapshot_betas + test_identities_between_stored_tables"
+                         **{c: T + "test_factor_exposures_and_snapshot_betas + test_identities_between_stored_tables"
                             for c in ("exposure_value", "exposure_dollar", "coverage")}},
     "position_market_betas": {"position_id": KEYS, "calc_date": KEYS,
-                              **{c: O + "test_position_betas + test_identities_between_stored_tables" for c in (
+                              **{c: T + "test_position_betas + test_identities_between_stored_tables" for c in (
                                   "portfolio_id", "beta", "alpha", "r_squared", "std_error", "p_value", "observations",
                                   "window_days", "method", "market_index")}},
     "position_interest_rate_betas": {"position_id": KEYS, "calculation_date": KEYS,
-                                     **{c: O + "test_position_betas + test_identities_between_stored_tables"
+                                     **{c: T + "test_position_betas + test_identities_between_stored_tables"
                                         for c in ("portfolio_id", "ir_beta", "r_squared", "observations")}},
     "position_volatility": {"position_id": KEYS, "calculation_date": KEYS,
-                            **{c: O + "test_volatility" for c in (
+                            **{c: T + "test_volatility" for c in (
                                 "portfolio_id", "realized_vol_21d", "realized_vol_63d", "vol_daily", "vol_weekly",
                                 "vol_monthly", "expected_vol_21d", "vol_trend", "vol_trend_strength", "vol_percentile",
                                 "observations", "model_r_squared")}},
     "correlation_calculations": {
         "portfolio_id": KEYS, "duration_days": KEYS, "calculation_date": KEYS,
-        **{c: O + "test_correlations (every session)" for c in (
+        **{c: T + "test_correlations (every session)" for c in (
             "overall_correlation", "data_quality", "min_position_value", "min_portfolio_weight", "filter_mode",
             "correlation_threshold", "positions_included", "positions_excluded")},
-        "effective_positions": O + "test_correlations (sessions whose block needs no PSD repair; the repair is "
+        "effective_positions": T + "test_correlations (sessions whose block needs no PSD repair; the repair is "
                                    "unit-tested in tests/analytics/test_correlation.py)",
         "correlation_concentration_score": "not checked: depends on the average-linkage clusters (see "
                                            "correlation_clusters)"},
     "pairwise_correlations": {"portfolio_id": KEYS, "calculation_date": KEYS, "symbol_1": KEYS, "symbol_2": KEYS,
-                              **{c: O + "test_correlations (the kept last session)" for c in (
+                              **{c: T + "test_correlations (the kept last session)" for c in (
                                   "duration_days", "correlation_value", "data_points", "statistical_significance")}},
     "correlation_clusters": {c: "not checked: scipy average-linkage clustering of the repaired block; compared with "
                                 "scipy's linkage/fcluster in tests/analytics/test_correlation.py"
@@ -79,25 +79,25 @@ COVERAGE: dict[str, dict[str, str]] = {
                                        "avg_correlation", "weight")},
     "stress_test_results": {
         "portfolio_id": KEYS, "scenario_id": KEYS, "calculation_date": KEYS,
-        **{c: O + "test_stress_tests + test_identities_between_stored_tables" for c in (
+        **{c: T + "test_stress_tests + test_identities_between_stored_tables" for c in (
             "direct_pnl", "correlated_pnl", "correlation_effect")},
-        "factor_impacts": O + "test_stress_tests (exposure per shocked factor)",
-        "calculation_metadata": O + "test_stress_tests (implied_moves, loss_capped, data_days, covariance_date)"},
+        "factor_impacts": T + "test_stress_tests (exposure per shocked factor)",
+        "calculation_metadata": T + "test_stress_tests (implied_moves, loss_capped, data_days, covariance_date)"},
     "stress_test_summaries": {"portfolio_id": KEYS, "calculation_date": KEYS,
-                              **{c: O + "test_stress_tests" for c in (
+                              **{c: T + "test_stress_tests" for c in (
                                   "worst_pnl", "best_pnl", "mean_pnl", "median_pnl", "std_pnl",
                                   "mean_correlation_effect", "negative_scenarios", "positive_scenarios")}},
     "stress_test_scenarios": {c: "not checked: a copy of shared/data/stress_scenarios.yaml (the oracle reads the "
                                  "YAML itself)" for c in ("scenario_id", "name", "description", "category",
                                                           "severity", "shock_config", "active")},
     "positions": {
-        **{c: O + "test_prices_marks_and_sector_tags" for c in (
+        **{c: T + "test_prices_marks_and_sector_tags" for c in (
             "last_price", "market_value", "unrealized_pnl", "market_value_date")},
         **{c: "input (imported, not computed)" for c in (
             "id", "portfolio_id", "symbol", "underlying_symbol", "position_type", "investment_class", "quantity",
             "entry_price", "entry_date", "exit_price", "exit_date", "strike_price", "expiration_date",
             "created_at", "deleted_at")}},
-    "position_sector_tags": {"position_id": KEYS, **{c: O + "test_prices_marks_and_sector_tags"
+    "position_sector_tags": {"position_id": KEYS, **{c: T + "test_prices_marks_and_sector_tags"
                                                      for c in ("portfolio_id", "sector", "tagged_on")}},
     "company_profiles": {c: "not checked: the provider's profile copied as is" for c in (
         "symbol", "company_name", "sector", "industry", "exchange", "country", "market_cap", "beta", "pe_ratio",
@@ -128,7 +128,7 @@ def markdown() -> str:
 def counts() -> tuple[int, int, int]:
     """(columns checked, keys, not checked)."""
     allc = [h for t in COVERAGE.values() for h in t.values()]
-    checked = sum(h.startswith(O) for h in allc)
+    checked = sum(h.startswith(T) for h in allc)
     keys = sum(h == KEYS for h in allc)
     return checked, keys, len(allc) - checked - keys
 

@@ -521,7 +521,7 @@ def test_prices_marks_and_sector_tags(run):
 def test_coverage_lists_every_column():
     """Every column of every table a DAG step writes is in the coverage table, and its tests exist."""
     from shared.storage import models as m
-    from tests.oracle.coverage import COVERAGE, O
+    from tests.oracle.coverage import COVERAGE, T
     from workflows import dag
 
     written = {w.split(".")[0] for s in dag.STEPS for w in s.writes}
@@ -530,6 +530,6 @@ def test_coverage_lists_every_column():
         assert list(COVERAGE[table]) == [c.name for c in m.Base.metadata.tables[table].columns] or \
             set(COVERAGE[table]) == {c.name for c in m.Base.metadata.tables[table].columns}, table
     names = {n for n in globals() if n.startswith("test_")}
-    for how in (h for t in COVERAGE.values() for h in t.values() if h.startswith(O)):
-        for part in how.removeprefix(O).split(" + "):
-            assert part.split(" ")[0].removeprefix(O) in names, how
+    for how in (h for t in COVERAGE.values() for h in t.values() if h.startswith(T)):
+        for part in how.removeprefix(T).split(" + "):
+            assert part.split(" ")[0].removeprefix(T) in names, how
