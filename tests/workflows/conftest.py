@@ -112,3 +112,17 @@ def rendered_docs(rendered: dict[str, str]) -> dict[str, dict]:
 @pytest.fixture(scope="session")
 def nightly(rendered_docs: dict[str, dict]) -> dict:
     return rendered_docs["workflowtemplate-nightly.yaml"]
+
+
+@pytest.fixture(scope="session")
+def reference_run(tmp_path_factory):
+    """The clean reference run of the fault and concurrency tests (a whole ``sigmabatch run``, minutes under
+    load): built once per test session and shared; tests copy its folder, never change it."""
+    from tests.workflows.test_fault_tolerance import build_reference
+
+    return build_reference(tmp_path_factory.mktemp("reference"))
+
+
+@pytest.fixture
+def reference(reference_run):
+    return reference_run[1]
