@@ -41,8 +41,7 @@ COVERAGE: dict[str, dict[str, str]] = {
         **{c: T + "test_factor_exposures_and_snapshot_betas" for c in (
             "beta_calculated_90d", "beta_calculated_90d_r_squared", "beta_calculated_90d_observations",
             "beta_provider_1y", "ir_beta")},
-        "sector_exposure": "not checked: JSON of sector buckets vs the benchmark; bucket rules are unit-tested in "
-                           "tests/analytics/test_concentration.py",
+        "sector_exposure": T + "test_sector_exposure (every session; stored rounded to 6 places)",
         **{c: T + "test_concentration (every session)" for c in ("hhi", "effective_num_positions",
                                                                   "top_3_concentration", "top_10_concentration")},
         "run_id": META, "created_at": META},
@@ -66,17 +65,14 @@ COVERAGE: dict[str, dict[str, str]] = {
         **{c: T + "test_correlations (every session)" for c in (
             "overall_correlation", "data_quality", "min_position_value", "min_portfolio_weight", "filter_mode",
             "correlation_threshold", "positions_included", "positions_excluded")},
-        "effective_positions": T + "test_correlations (sessions whose block needs no PSD repair; the repair is "
-                                   "unit-tested in tests/analytics/test_correlation.py)",
-        "correlation_concentration_score": "not checked: depends on the average-linkage clusters (see "
-                                           "correlation_clusters)"},
+        **{c: T + "test_correlations (every session; PSD repair by eigenvalue clipping, average-linkage "
+                  "clusters)" for c in ("effective_positions", "correlation_concentration_score")}},
     "pairwise_correlations": {"portfolio_id": KEYS, "calculation_date": KEYS, "symbol_1": KEYS, "symbol_2": KEYS,
                               **{c: T + "test_correlations (the kept last session)" for c in (
                                   "duration_days", "correlation_value", "data_points", "statistical_significance")}},
-    "correlation_clusters": {c: "not checked: scipy average-linkage clustering of the repaired block; compared with "
-                                "scipy's linkage/fcluster in tests/analytics/test_correlation.py"
-                             for c in ("portfolio_id", "duration_days", "calculation_date", "cluster_number", "symbol",
-                                       "avg_correlation", "weight")},
+    "correlation_clusters": {**{c: KEYS for c in ("portfolio_id", "duration_days", "calculation_date",
+                                                  "cluster_number", "symbol")},
+                             **{c: T + "test_correlations (every session)" for c in ("avg_correlation", "weight")}},
     "stress_test_results": {
         "portfolio_id": KEYS, "scenario_id": KEYS, "calculation_date": KEYS,
         **{c: T + "test_stress_tests + test_identities_between_stored_tables" for c in (

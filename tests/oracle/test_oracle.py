@@ -310,12 +310,46 @@ def test_volatility(run, expected_snapshots):
 
 # --- phase 6c ----------------------------------------------------------------------------------------
 
+def _repair_psd(c: np.ndarray) -> np.ndarray:
+    """Eigenvalue clipping when the smallest eigenvalue is below −1e-10, rescaled to a unit diagonal."""
+    c = (c + c.T) / 2.0
+    vals, vecs = np.linalg.eigh(c)
+    if vals.min() >= -1e-10:
+        return c
+    r = (vecs * np.clip(vals, 0.0, None)) @ vecs.T
+    d = np.sqrt(np.diag(r))
+    r = r / d[:, None] / d[None, :]
+    r = (r + r.T) / 2.0
+    np.fill_diagonal(r, 1.0)
+    return r
+
+
+def _clusters(cp: np.ndarray, cut: float = 0.3) -> list[np.ndarray]:
+    """Average-linkage clusters of distance 1 − |ρ| cut at 1 − 0.7; only groups of 2 or more, numbered by
+    decreasing size, then by their first position."""
+    from scipy.cluster import hierarchy
+    from scipy.spatial.distance import squareform
+
+    d = np.clip((1.0 - np.abs(cp) + (1.0 - np.abs(cp)).T) / 2.0, 0.0, 1.0)
+    np.fill_diagonal(d, 0.0)
+    if not (d[np.triu_indices(len(d), 1)] <= cut).any():
+        return []
+    labels = hierarchy.fcluster(hierarchy.linkage(squareform(d, checks=False), method="average"), t=cut,
+                                criterion="distance")
+    groups = [np.flatnonzero(labels == lab) for lab in np.unique(labels)]
+    groups = [g for g in groups if len(g) >= 2]
+    return sorted(groups, key=lambda g: (-len(g), g[0]))
+
+
 def test_correlations(run, expected_snapshots):
     """90 log-return rows ending at d; positions with |MV| >= $10,000, >= 1 % of gross and >= 20 returns
-    (options excluded, lots merged); pandas' pairwise-complete ``corr(min_periods=30)``."""
+    (options excluded, lots merged); pandas' pairwise-complete ``corr(min_periods=30)``; the block repaired
+    to PSD (eigenvalue clipping) for effective positions and the average-linkage clusters."""
+    from scipy import stats
+
     logret = np.log(run.wide / run.wide.shift(1))
     gross = expected_snapshots.set_index(["portfolio_id", "snapshot_date"])["gross_exposure"]
-    calcs, pairs, psd_checked = [], [], 0
+    calcs, pairs, clusters, repaired = [], [], [], 0
     for d in run.sessions:
         t = ref.row_of(run.wide, d)
         window = logret.iloc[max(1, t - 90 + 1): t + 1]
@@ -330,7 +364,8 @@ def test_correlations(run, expected_snapshots):
                    "positions_excluded": int((~ok).sum()), "min_position_value": 10_000.0, "min_portfolio_weight": 0.01,
                    "filter_mode": "both", "correlation_threshold": 0.7,
                    "data_quality": "sufficient" if len(inc) >= 2 else "insufficient",
-                   "overall_correlation": np.nan, "effective_positions": 1.0 if len(inc) == 1 else np.nan}
+                   "overall_correlation": np.nan, "effective_positions": 1.0 if len(inc) == 1 else np.nan,
+                   "correlation_concentration_score": 0.0 if len(inc) == 1 else np.nan}
             if len(inc) >= 2:
                 c = window[inc].corr(min_periods=30)
                 iu = np.triu_indices(len(inc), 1)
@@ -339,12 +374,20 @@ def test_correlations(run, expected_snapshots):
                 row["overall_correlation"] = float(a.mean()) if len(a) else np.nan
                 cm = np.where(np.isfinite(c.to_numpy()), c.to_numpy(), 0.0)
                 np.fill_diagonal(cm, 1.0)
-                if np.linalg.eigvalsh(cm).min() >= -1e-10:  # no PSD repair: the plain formula applies
-                    w = signed[inc].to_numpy()
-                    row["effective_positions"] = float(np.abs(w).sum() ** 2 / (w @ cm @ w))
-                    psd_checked += 1
-                else:
-                    row["effective_positions"] = "repaired"
+                cp = _repair_psd(cm)
+                repaired += not np.array_equal(cp, (cm + cm.T) / 2.0)
+                w = signed[inc].to_numpy()
+                row["effective_positions"] = float(np.abs(w).sum() ** 2 / (w @ cp @ w))
+                groups = _clusters(cp)
+                aw = np.abs(w) / np.abs(w).sum()
+                row["correlation_concentration_score"] = float(sum(aw[gr].sum() for gr in groups))
+                raw = np.abs(c.to_numpy())
+                for number, gr in enumerate(groups, start=1):
+                    block = raw[np.ix_(gr, gr)][~np.eye(len(gr), dtype=bool)]
+                    for k in gr:
+                        clusters.append({"portfolio_id": pid, "duration_days": 90, "calculation_date": d,
+                                         "cluster_number": number, "symbol": inc[k],
+                                         "avg_correlation": float(np.nanmean(block)), "weight": float(aw[k])})
                 if d == run.sessions[-1]:
                     n = window[inc].notna().astype(float)
                     counts = (n.T @ n).to_numpy()
@@ -353,26 +396,26 @@ def test_correlations(run, expected_snapshots):
                         if np.isfinite(r):
                             dof = counts[i, j] - 2
                             tstat = r * np.sqrt(dof / (1 - r * r))
-                            from scipy import stats
-
                             pairs.append({"portfolio_id": pid, "duration_days": 90, "calculation_date": d,
                                           "symbol_1": inc[i], "symbol_2": inc[j], "correlation_value": r,
                                           "data_points": int(counts[i, j]),
                                           "statistical_significance": 1.0 - 2 * stats.t.sf(abs(tstat), dof)})
             calcs.append(row)
-    expected = pd.DataFrame(calcs)
-    stored = _dates(run.tables["correlation_calculations"], "calculation_date")
     keys = ["portfolio_id", "duration_days", "calculation_date"]
-    assert_close(stored, expected, keys, ["positions_included", "positions_excluded", "min_position_value",
-                                          "min_portfolio_weight", "filter_mode", "correlation_threshold",
-                                          "data_quality", "overall_correlation"], "correlation_calculations")
-    plain = expected[expected["effective_positions"] != "repaired"].astype({"effective_positions": float})
-    assert_close(stored.merge(plain[keys], on=keys), plain, keys, ["effective_positions"], "correlation_calculations")
-    assert psd_checked >= len(run.sessions)
+    stored = _dates(run.tables["correlation_calculations"], "calculation_date")
+    assert_close(stored, pd.DataFrame(calcs), keys,
+                 ["positions_included", "positions_excluded", "min_position_value", "min_portfolio_weight",
+                  "filter_mode", "correlation_threshold", "data_quality", "overall_correlation", "effective_positions",
+                  "correlation_concentration_score"], "correlation_calculations")
+    assert clusters, "the book should have correlated clusters"
+    stored = _dates(run.tables["correlation_clusters"], "calculation_date")
+    assert_close(stored, pd.DataFrame(clusters), [*keys, "cluster_number", "symbol"], ["avg_correlation", "weight"],
+                 "correlation_clusters")
     stored = _dates(run.tables["pairwise_correlations"], "calculation_date")
     assert_close(stored, pd.DataFrame(pairs), ["portfolio_id", "calculation_date", "symbol_1", "symbol_2"],
                  ["duration_days", "correlation_value", "data_points", "statistical_significance"],
                  "pairwise_correlations")
+    print(f"correlation blocks repaired to PSD: {repaired}")
 
 
 # --- phase 6d ----------------------------------------------------------------------------------------
@@ -533,3 +576,35 @@ def test_coverage_lists_every_column():
     for how in (h for t in COVERAGE.values() for h in t.values() if h.startswith(T)):
         for part in how.removeprefix(T).split(" + "):
             assert part.split(" ")[0].removeprefix(T) in names, how
+
+
+def test_sector_exposure(run, expected_snapshots):
+    """The snapshot's sector JSON, every session: per bucket (options Unclassified, ETFs, else the GICS sector)
+    Σ|MV| / equity against the benchmark's weight (the provider's sector_weights.csv), both sides' sectors,
+    a missing side 0; rounded to 6 places."""
+    prof = bk_profiles().set_index("symbol")
+    bench = {"Information Technology": 0.25, "Health Care": 0.15, "Financials": 0.15, "Energy": 0.1,
+             "Industrials": 0.1, "Consumer Discretionary": 0.15, "Utilities": 0.1}
+    eq = expected_snapshots.set_index(["portfolio_id", "snapshot_date"])["equity_balance"]
+    stored = _dates(run.tables["portfolio_snapshots"], "snapshot_date").set_index(["portfolio_id", "snapshot_date"])
+    checked = 0
+    for d in run.sessions:
+        h = ref.holdings(run.wide, run.positions, d)
+        for pid, g in h.groupby("portfolio_id"):
+            weights: dict[str, float] = {}
+            for _, lot in g.iterrows():
+                if lot["investment_class"] != "PUBLIC":
+                    bucket = "Unclassified"
+                elif str(prof.at[lot["symbol"], "is_etf"]).lower() == "true":
+                    bucket = "ETFs"
+                else:
+                    bucket = GICS.get(prof.at[lot["symbol"], "sector"], prof.at[lot["symbol"], "sector"])
+                weights[bucket] = weights.get(bucket, 0.0) + abs(lot["market_value"]) / eq[(pid, d)]
+            got = stored.at[(pid, d), "sector_exposure"]
+            assert set(got) == set(weights) | set(bench), (pid, d)
+            for sector, v in got.items():
+                pw, bw = weights.get(sector, 0.0), bench.get(sector, 0.0)
+                for name, e in (("portfolio_weight", pw), ("benchmark_weight", bw), ("difference", pw - bw)):
+                    assert abs(v[name] - e) <= 5e-7 + 1e-12, (pid, d, sector, name, v[name], e)
+            checked += 1
+    assert checked == len(stored)
