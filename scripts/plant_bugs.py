@@ -135,7 +135,8 @@ def main(argv: list[str]) -> int:
     for bug in bugs:
         caught, failed, seconds, note = plant(bug)
         survived += not caught
-        shown = ", ".join(f"`{f.split('::', 1)[1] if '::' in f else f}`" for f in failed[:4])
+        shown = ", ".join(f"`{Path(f.split('::', 1)[0]).name}::{f.split('::', 1)[1]}`" if "::" in f else f"`{f}`"
+                          for f in failed[:4])
         if len(failed) > 4:
             shown += f" (+{len(failed) - 4} more)"
         rows.append(f"| {bug.what} | `{bug.path}` | {'caught' if caught else '**NOT CAUGHT**'} | {shown or note} |")

@@ -33,7 +33,8 @@ NY = ZoneInfo("America/New_York")
     (datetime(2026, 12, 24, 13, 31, tzinfo=NY), date(2026, 12, 24)),    # Christmas Eve early close
     (datetime(2026, 11, 26, 18, 0, tzinfo=NY), date(2026, 11, 25)),     # Thanksgiving: no session today
     (datetime(2026, 11, 28, 18, 0, tzinfo=NY), date(2026, 11, 27)),     # Saturday
-])
+], ids=["16:29", "16:31", "16:30", "16:29-utc", "16:31-utc", "09:00", "16:29-edt", "16:31-edt", "13:29-early-close",
+        "13:31-early-close", "christmas-eve-13:31", "thanksgiving", "saturday"])
 def test_last_completed_session(now, expected):
     assert calendar.last_completed_session(now) == expected
 
