@@ -12,8 +12,8 @@ from __future__ import annotations
 import importlib
 import os
 import uuid
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 
 from workflows import dag
@@ -32,15 +32,20 @@ def environment(env: Mapping[str, str]) -> Iterator[None]:
         os.environ.update(saved)
 
 
-def _main(step: dag.Step, args: list[str]) -> int:
-    return importlib.import_module(step.module).main(args)
+Around = Callable[[dag.Step], AbstractContextManager]
+
+
+def _main(step: dag.Step, args: list[str], around: Around | None = None) -> int:
+    with around(step) if around else nullcontext():
+        return importlib.import_module(step.module).main(args)
 
 
 def run_dag(env: Mapping[str, str], workdir: Path, *, start: str = "", end: str = "", force: bool = False,
-            portfolio: str = "") -> tuple[str, str]:
+            portfolio: str = "", around: Around | None = None) -> tuple[str, str]:
     """Run the whole DAG once under ``env``; returns the (start, end) dates plan chose ("" when up to date).
 
-    Every step must exit 0; a failure raises ``AssertionError`` naming the step.
+    Every step must exit 0; a failure raises ``AssertionError`` naming the step. ``around(step)``, if
+    given, is a context manager entered around each step (tests observe what a step does with it).
     """
     from shared import locking
     from shared.settings import Settings
@@ -57,7 +62,7 @@ def run_dag(env: Mapping[str, str], workdir: Path, *, start: str = "", end: str 
             plan = dag.steps_by_name()["plan"]
             outputs = run_dir / "outputs"
             code = _main(plan, dag.step_args(plan, start_date=start, end_date=end, outputs_dir=str(outputs),
-                                             trigger="manual", **common))
+                                             trigger="manual", **common), around)
             assert code == 0, f"plan exited {code}"
             has_work = (outputs / "has-work").read_text().strip() == "true"
             s = (outputs / "start-date").read_text().strip() if has_work else ""
@@ -68,9 +73,10 @@ def run_dag(env: Mapping[str, str], workdir: Path, *, start: str = "", end: str 
                     if step.name in ("plan", dag.REPORT_STEP.name):
                         continue
                     code = _main(step, dag.step_args(step, start_date=s, end_date=e, price_cache_in=cache,
-                                                      price_cache_out=cache, **common))
+                                                      price_cache_out=cache, **common), around)
                     assert code == 0, f"{step.name} exited {code} on {s}..{e}"
-            _main(dag.EXIT_STEP, dag.step_args(dag.EXIT_STEP, start_date=s, end_date=e, trigger="manual", **common))
+            _main(dag.EXIT_STEP, dag.step_args(dag.EXIT_STEP, start_date=s, end_date=e, trigger="manual", **common),
+                  around)
         finally:
             locking.release(engine, run_id)
             engine.dispose()

@@ -60,6 +60,12 @@ class Step:
     upstream : Names of the steps that must succeed first.
     reads_price_cache / writes_price_cache : Whether the step consumes / produces the snapshot.
     writes_report : Whether the step writes the run's HTML report (an output artifact in Argo).
+    reads / writes : The data the step reads and writes: table names, or a column group of a table that
+        more than one step writes (:data:`COLUMN_GROUPS`, e.g. ``portfolio_snapshots.volatility``).
+        ``"*"`` reads everything. ``tests/workflows/test_dag_data.py`` checks that every reader runs
+        after every writer of what it reads, and that the declarations match the SQL a real run issues.
+    reads_earlier_runs : What the step reads as earlier runs left it (plan's watermarks): every writer
+        of it must run *after* the step, never beside it.
     """
 
     name: str
@@ -71,37 +77,81 @@ class Step:
     writes_price_cache: bool = False
     outputs_dates: bool = False
     writes_report: bool = False
+    reads: tuple[str, ...] = ()
+    writes: tuple[str, ...] = ()
+    reads_earlier_runs: tuple[str, ...] = ()
     retry: Retry = field(default_factory=Retry)
     resources: Resources = field(default_factory=Resources)
     deadline_seconds: int = 3600
 
 
+#: Columns of a table that another step writes than the one that writes its rows: ``table.group`` is then
+#: its own unit of data. A step that reads a table's whole row (a loader's ``SELECT *``) reads its
+#: rows' own columns, not these (the loaders' callers use none of them).
+COLUMN_GROUPS: dict[str, tuple[str, ...]] = {
+    "portfolio_snapshots.exposures": (
+        "beta_calculated_90d", "beta_calculated_90d_r_squared", "beta_calculated_90d_observations",
+        "beta_provider_1y", "ir_beta", "sector_exposure", "hhi", "effective_num_positions",
+        "top_3_concentration", "top_10_concentration"),
+    "portfolio_snapshots.volatility": (
+        "realized_volatility_21d", "realized_volatility_63d", "expected_volatility_21d", "volatility_trend",
+        "volatility_percentile"),
+    "positions.marks": ("last_price", "market_value", "unrealized_pnl", "market_value_date"),
+    "company_profiles.fundamentals": ("fundamentals_last_fetched",),
+}
+#: Reference data a step seeds from constants in the code when it needs it (idempotent upsert of the same
+#: rows, whoever comes first): declared like any table, but no ordering follows from it.
+REFERENCE_DATA: dict[str, str] = {
+    "factor_definitions": "seeded from shared.analytics.factors.FACTOR_DEFINITIONS by each step that needs ids",
+}
+#: The price-cache snapshot as a unit of data (its writer and readers come from the price-cache flags).
+PRICE_CACHE_DATA = "artifact:price-cache"
+
+_BOOK = ("portfolios", "positions")
+
 _WORK: tuple[Step, ...] = (
     Step("plan", "-", "Plan the run: resolve the dates, record the run", "phases.plan",
-         outputs_dates=True, retry=Retry(limit=2, backoff="10s", max_duration="5m"),
+         outputs_dates=True, reads=_BOOK, reads_earlier_runs=("portfolio_snapshots",), retry=Retry(limit=2, backoff="10s", max_duration="5m"),
          resources=Resources("100m", "256Mi", "512Mi"), deadline_seconds=600),
-    Step("company-profiles", "0", "Company profiles", "phases.company_profiles", ("plan",)),
+    Step("company-profiles", "0", "Company profiles", "phases.company_profiles", ("plan",),
+         reads=(*_BOOK, "company_profiles", "symbol_universe"),
+         writes=("company_profiles", "symbol_universe", "benchmarks_sector_weights", "macro_series")),
     Step("market-data", "1", "Market data and price-cache snapshot", "phases.market_data", ("plan",),
-         writes_price_cache=True, resources=Resources("500m", "1Gi", "4Gi")),
+         writes_price_cache=True, reads=(*_BOOK, "market_data_cache"), writes=("market_data_cache",), resources=Resources("500m", "1Gi", "4Gi")),
     Step("symbol-factors", "1.5", "Symbol factor betas", "phases.symbol_factors",
-         ("market-data", "company-profiles"), reads_price_cache=True, resources=Resources("1", "1Gi", "4Gi")),
+         ("market-data", "company-profiles"), reads_price_cache=True, resources=Resources("1", "1Gi", "4Gi"),
+         reads=("portfolios", "company_profiles", "factor_definitions"),
+         writes=("factor_definitions", "symbol_factor_exposures")),
     Step("symbol-metrics", "1.75", "Symbol metrics", "phases.symbol_metrics",
-         ("market-data", "company-profiles"), reads_price_cache=True),
-    Step("fundamentals", "2", "Fundamentals", "phases.fundamentals", ("company-profiles",)),
+         ("market-data", "company-profiles"), reads_price_cache=True, reads=("portfolios", "company_profiles"),
+         writes=("symbol_daily_metrics",)),
+    Step("fundamentals", "2", "Fundamentals", "phases.fundamentals", ("company-profiles",),
+         reads=(*_BOOK, "company_profiles"), writes=("financial_statements", "company_profiles.fundamentals")),
     Step("pnl-snapshots", "3", "P&L, equity roll-forward and snapshots", "phases.pnl_snapshots",
-         ("market-data",), reads_price_cache=True),
+         ("market-data",), reads_price_cache=True, reads=(*_BOOK, "equity_changes", "portfolio_snapshots"),
+         writes=("portfolio_snapshots",)),
     Step("market-values", "4", "Position market values", "phases.market_values", ("market-data",),
-         reads_price_cache=True),
-    Step("sector-tags", "5", "Sector tags", "phases.sector_tags", ("company-profiles",)),
+         reads_price_cache=True, reads=_BOOK, writes=("positions.marks",)),
+    Step("sector-tags", "5", "Sector tags", "phases.sector_tags", ("company-profiles",),
+         reads=(*_BOOK, "company_profiles", "position_sector_tags"), writes=("position_sector_tags",)),
     Step("risk-exposures", "6a", "Portfolio betas, factor exposures, sectors, concentration",
          "phases.risk_exposures", ("symbol-factors", "pnl-snapshots", "company-profiles"),
-         reads_price_cache=True, resources=Resources("1", "2Gi", "6Gi")),
+         reads_price_cache=True, resources=Resources("1", "2Gi", "6Gi"),
+         reads=(*_BOOK, "portfolio_snapshots", "symbol_factor_exposures", "factor_definitions", "company_profiles",
+                "benchmarks_sector_weights"),
+         writes=("portfolio_snapshots.exposures", "factor_exposures", "position_market_betas",
+                 "position_interest_rate_betas", "factor_definitions")),
     Step("risk-volatility", "6b", "Realized and HAR-forecast volatility", "phases.risk_volatility",
-         ("pnl-snapshots",), reads_price_cache=True, resources=Resources("1", "2Gi", "6Gi")),
+         ("pnl-snapshots",), reads_price_cache=True, resources=Resources("1", "2Gi", "6Gi"),
+         reads=(*_BOOK, "portfolio_snapshots"), writes=("portfolio_snapshots.volatility", "position_volatility")),
     Step("risk-correlations", "6c", "Position correlations and clusters", "phases.risk_correlations",
-         ("pnl-snapshots",), reads_price_cache=True, resources=Resources("1", "2Gi", "6Gi")),
+         ("pnl-snapshots",), reads_price_cache=True, resources=Resources("1", "2Gi", "6Gi"),
+         reads=(*_BOOK, "portfolio_snapshots"),
+         writes=("correlation_calculations", "correlation_clusters", "pairwise_correlations")),
     Step("stress-tests", "6d", "Stress tests", "phases.stress_tests", ("risk-exposures",),
-         reads_price_cache=True),
+         reads_price_cache=True,
+         reads=("portfolios", "portfolio_snapshots", "factor_exposures", "factor_definitions", "symbol_factor_exposures"),
+         writes=("stress_test_results", "stress_test_summaries", "stress_test_scenarios")),
 )
 
 
@@ -114,7 +164,7 @@ def leaves(steps: tuple[Step, ...]) -> tuple[str, ...]:
 #: The report runs after every other step (upstream = every leaf), so it sees the whole run. If a step
 #: fails, Argo's DAG does not start it; ``sigmabatch report --run ID`` renders that run afterwards.
 REPORT_STEP = Step("report", "7", "Run report (HTML with charts)", "phases.report", leaves(_WORK),
-                   writes_report=True, retry=Retry(limit=2, backoff="10s", max_duration="10m"),
+                   writes_report=True, reads=("*",), retry=Retry(limit=2, backoff="10s", max_duration="10m"),
                    resources=Resources("250m", "512Mi", "1Gi"), deadline_seconds=900)
 
 STEPS: tuple[Step, ...] = (*_WORK, REPORT_STEP)

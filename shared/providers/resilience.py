@@ -71,7 +71,7 @@ def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, urllib.error.HTTPError):
         return exc.code in TRANSIENT_STATUSES
     status = getattr(getattr(exc, "response", None), "status_code", None)
-    if isinstance(status, int):
+    if isinstance(status, int) and status:  # curl_cffi's timeouts carry a response with status 0: no reply
         return status in TRANSIENT_STATUSES
     if isinstance(exc, (TimeoutError, socket.timeout, ConnectionError, urllib.error.URLError)):
         return True

@@ -296,3 +296,26 @@ def test_loss_cap_and_nonpositive_equity():
     assert out.loc[2, "direct_pnl"] == pytest.approx(-350_000.0)     # no -$0.99 cap
     assert not out.loc[2, "loss_capped"]
     assert out.loc[3, "direct_pnl"] == pytest.approx(-350_000.0)
+
+
+def test_loss_cap_flags_a_correlated_loss_and_never_caps_at_zero_equity():
+    """A book with market exposure only, in a rates-only scenario: no direct P&L, a correlated loss through
+    the market move Σ implies. The loss beyond −99 % of equity is capped and flagged although the direct
+    P&L is not; a book with zero equity is never capped (a cap at −0.99 × 0 would turn every loss into $0)."""
+    vol = np.full(len(FACTORS), 0.01)
+    corr = np.full((len(FACTORS), len(FACTORS)), 0.5)
+    np.fill_diagonal(corr, 1.0)
+    corr[0, -1] = corr[-1, 0] = -0.9  # market and TLT
+    cov = pd.DataFrame(corr * np.outer(vol, vol), index=list(FACTORS), columns=list(FACTORS))
+    exposures = pd.DataFrame({"Market Beta (90D)": [5_000_000.0, 5_000_000.0, 5_000_000.0]}, index=["small", "zero",
+                                                                                                   "big"])
+    equity = pd.Series({"small": 100_000.0, "zero": 0.0, "big": 1e9})
+    out = stress_test(exposures, [sc("rally", Interest_Rate=-0.03)], cov, equity).set_index("portfolio_id")
+    uncapped = out.loc["big", "correlated_pnl"]
+    assert out.loc["big", "direct_pnl"] == 0.0 and uncapped < -99_000.0 and not out.loc["big", "loss_capped"]
+    assert out.loc["small", "direct_pnl"] == 0.0
+    assert out.loc["small", "correlated_pnl"] == pytest.approx(-99_000.0)
+    assert out.loc["small", "loss_capped"]
+    assert out.loc["zero", "correlated_pnl"] == pytest.approx(uncapped) and not out.loc["zero", "loss_capped"]
+    summary = stress_summary(out.reset_index().assign(correlation_effect=0.0))
+    assert summary.loc["big", "worst_pnl"] == summary.loc["big", "best_pnl"] == pytest.approx(uncapped)

@@ -2,7 +2,9 @@
 
 ``FakeServer`` runs ``http.server.ThreadingHTTPServer`` on 127.0.0.1 (port 0) in a thread. Routes map a
 path prefix to a handler ``(path, query) -> Reply`` or to a list of replies served in turn (the last one
-repeats), which is how tests script "429, then 200". Every request is recorded in ``requests``.
+repeats), which is how tests script "429, then 200". Every request is recorded in ``requests``. A reply
+with ``hold=True`` is never answered while the test runs (the server releases it on exit), so a client
+timeout fires whatever the machine's load: timeout tests count the tries, never the seconds.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ class Reply:
     status: int = 200
     body: bytes | str | dict | list = b""
     headers: dict[str, str] = field(default_factory=dict)
-    delay: float = 0.0  # seconds to sleep before answering (timeouts)
+    delay: float = 0.0  # seconds to sleep before answering
+    hold: bool = False  # answer only when the server shuts down (timeouts, independent of load)
 
     def encoded(self) -> tuple[bytes, str]:
         if isinstance(self.body, (dict, list)):
@@ -47,6 +50,7 @@ class FakeServer:
         self.routes: list[tuple[str, Handler | list[Reply]]] = []
         self.requests: list[tuple[str, dict[str, str]]] = []
         self._lock = threading.Lock()
+        self.released = threading.Event()
         server = self
 
         class _H(BaseHTTPRequestHandler):
@@ -56,6 +60,8 @@ class FakeServer:
                 with server._lock:
                     server.requests.append((parts.path, query))
                 reply = server._reply(parts.path, query)
+                if reply.hold:
+                    server.released.wait(60)
                 if reply.delay:
                     time.sleep(reply.delay)
                 body, kind = reply.encoded()
@@ -105,5 +111,6 @@ class FakeServer:
         return self
 
     def __exit__(self, *exc) -> None:
+        self.released.set()
         self.httpd.shutdown()
         self.httpd.server_close()

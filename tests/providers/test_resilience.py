@@ -66,3 +66,13 @@ def test_retry_backoff_with_jitter_only_on_transient():
 ])
 def test_is_transient(exc, expected):
     assert is_transient(exc) is expected
+
+
+def test_curl_timeout_with_an_empty_response_is_transient():
+    """curl_cffi's ``Timeout`` carries a response object with status 0 (nothing was received): a timeout,
+    retried, not an HTTP status that says "do not retry"."""
+    from curl_cffi.requests.exceptions import Timeout
+
+    exc = Timeout("Operation timed out after 500 milliseconds with 0 bytes received")
+    exc.response = type("R", (), {"status_code": 0})()
+    assert is_transient(exc) is True

@@ -112,3 +112,35 @@ def rendered_docs(rendered: dict[str, str]) -> dict[str, dict]:
 @pytest.fixture(scope="session")
 def nightly(rendered_docs: dict[str, dict]) -> dict:
     return rendered_docs["workflowtemplate-nightly.yaml"]
+
+
+@pytest.fixture(scope="session")
+def reference_run(tmp_path_factory, worker_id):
+    """The clean reference run of the fault and concurrency tests (a whole ``sigmabatch run``, minutes under
+    load): built once per test session and shared; tests copy its folder, never change it. Under
+    ``pytest -n`` the workers share one build: the first takes a lock on the session's common temporary
+    folder and builds it, the others wait and read its tables."""
+    import fcntl
+
+    from tests.workflows.test_fault_tolerance import build_reference, dump
+
+    if worker_id == "master":
+        return build_reference(tmp_path_factory.mktemp("reference"))
+    root = tmp_path_factory.getbasetemp().parent
+    folder, done = root / "reference-run", root / "reference-run.done"
+    with open(root / "reference-run.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            if not done.exists():
+                folder.mkdir(exist_ok=True)
+                result = build_reference(folder)
+                done.touch()
+                return result
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    return folder, dump(folder)
+
+
+@pytest.fixture
+def reference(reference_run):
+    return reference_run[1]

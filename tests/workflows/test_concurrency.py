@@ -14,13 +14,10 @@ from tests.workflows.test_fault_tolerance import (
     assert_same,
     dump,
     env_for,
-    reference,
-    reference_run,
     sigmabatch,
 )
 
 pytestmark = pytest.mark.slow
-__all__ = ["reference", "reference_run"]
 
 
 def test_two_runs_at_once_end_as_one_run(tmp_path, reference):

@@ -64,19 +64,13 @@ def assert_same(a: dict[str, pd.DataFrame], b: dict[str, pd.DataFrame]) -> None:
         pd.testing.assert_frame_equal(a[name], b[name], check_exact=True, obj=name)  # bit for bit: the same work
 
 
-@pytest.fixture(scope="module")
-def reference_run(tmp_path_factory) -> tuple[Path, dict[str, pd.DataFrame]]:
-    """One clean run: its folder (database, artifacts) and its tables."""
-    tmp = tmp_path_factory.mktemp("reference")
+def build_reference(tmp: Path) -> tuple[Path, dict[str, pd.DataFrame]]:
+    """One clean run in ``tmp``: its folder (database, artifacts) and its tables. Built once per test
+    session by the ``reference_run`` fixture (tests/workflows/conftest.py), shared with test_concurrency."""
     sigmabatch(tmp, "run", "--no-progress", "--start-date", START, "--end-date", END)
     tables = dump(tmp)
     assert len(tables["portfolio_snapshots"]) > 0 and len(tables["stress_test_results"]) > 0
     return tmp, tables
-
-
-@pytest.fixture
-def reference(reference_run) -> dict[str, pd.DataFrame]:
-    return reference_run[1]
 
 
 def copy_of(reference_run, tmp_path: Path) -> None:
