@@ -124,6 +124,22 @@ def test_argo_objects_in_the_chart_pass_the_schema(argo_errors: Callable[[dict],
             assert argo_errors(doc) == [], doc["metadata"]["name"]
 
 
+def test_argo_objects_in_the_chart_parse_into_the_argo_models() -> None:
+    # Needs only installed packages (no schema file beside the repository): runs in every clone.
+    from tests.workflows.strict_models import model_errors
+
+    values = {"image": {"tag": "1.2.3"}, "imagePullSecrets": [{"name": "regcred"}], "nodeSelector": {"a": "b"},
+              "tolerations": [{"key": "k", "operator": "Exists"}],
+              "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+                  "nodeSelectorTerms": [{"matchExpressions": [{"key": "pool", "operator": "In",
+                                                               "values": ["batch"]}]}]}}},
+              "resources": {"risk-exposures": {"requests": {"cpu": "2"}, "limits": {"memory": "8Gi"}}}}
+    argo_docs = [d for d in _render(values) if d["apiVersion"].startswith("argoproj.io/")]
+    assert len(argo_docs) == 3
+    for doc in argo_docs:
+        assert model_errors(doc) == [], doc["metadata"]["name"]
+
+
 def test_plain_objects_pass_kubernetes_validate_strict() -> None:
     kv = _optional("kubernetes_validate", "kubernetes-validate is not installed (pip install -e '.[dev]')")
     plain = [d for d in _render() if not d["apiVersion"].startswith("argoproj.io/")]
