@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[$(EXTRAS)]"
 	@touch $(STAMP)
 
-.PHONY: help install run test lint format workflows check-generated bench clean report-screenshot
+.PHONY: help install run test lint format workflows check-generated lock bench clean report-screenshot
 help: ## show this help
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*?## "}{printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
 
@@ -27,7 +27,7 @@ test: $(STAMP) ## run the test suite (PostgreSQL at 127.0.0.1:5432 required when
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 lint: $(STAMP) ## ruff over the code
-	$(BIN)/ruff check phases shared workflows tests bench
+	$(BIN)/ruff check phases shared workflows tests bench scripts
 
 format: $(STAMP) ## apply ruff's fixes
 	$(BIN)/ruff check --fix phases shared workflows tests
@@ -37,6 +37,9 @@ workflows: $(STAMP) ## render the Argo manifests into charts/sigmabatch/files
 
 check-generated: $(STAMP) ## fail when the committed Argo manifests differ from what the code renders
 	$(BIN)/python -m workflows.argo check --out charts/sigmabatch/files
+
+lock: $(STAMP) ## pin the runtime dependencies installed in .venv into requirements.lock (the image installs it)
+	$(BIN)/python scripts/lock_requirements.py
 
 # A small synthetic pipeline in var/report-demo (kept between calls), its report, and a full-page PNG.
 REPORT_DEMO := var/report-demo
