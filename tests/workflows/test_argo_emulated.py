@@ -5,7 +5,8 @@ under Argo's substitution, ``depends``/``when`` and retry rules, in production s
   Skipped) recorded ``nothing-to-do``, tables untouched;
 * a backfill range and an onboarding: every node Succeeded, the tables filled, the workflow name recorded;
 * a step that fails (4 attempts) then ``argo retry``: the failed node and what it blocked run again, the
-  succeeded ones are kept, the run's failure details reach ``batch_run_history`` and the retry completes it.
+  succeeded ones are kept, the run's failure details reach ``batch_run_history`` and the retry completes it;
+* a step that fails and is not retried: the next night's run completes the session it missed.
 
 One SQLite database goes through the scenarios in order (module fixture); the report step is replaced by a
 stub that writes its HTML output (it writes no table; tests/report cover it).
@@ -57,7 +58,7 @@ def world(tmp_path_factory):
 
     tmp = tmp_path_factory.mktemp("argo")
     url = f"sqlite:///{tmp / 'sb.db'}"
-    clock = {"SIGMABATCH_NOW": "2026-11-27T20:00:00-05:00", "SIGMABATCH_SYNTHETIC_SYMBOLS": "20",
+    clock = {"SIGMABATCH_NOW": "2026-12-01T20:00:00-05:00", "SIGMABATCH_SYNTHETIC_SYMBOLS": "20",
              "SIGMABATCH_DEFAULT_SESSIONS": str(BOOK_SESSIONS)}
     engine = get_engine(url)
     migrate(engine)
@@ -218,9 +219,10 @@ def test_without_when_a_quiet_night_fails_as_the_issue_describes(world, tmp_path
     files.mkdir()
     (files / "wt.yaml").write_text(yaml.safe_dump(doc))
     (files / "cron.yaml").write_text((FILES / "cronworkflow-nightly.yaml").read_text())
-    old = Emulator(files, tmp_path, base_env=emu.base_env, secrets=emu.secrets, modules=emu.modules)
+    evening = {**emu.base_env, "SIGMABATCH_NOW": "2026-11-26T18:45:00-05:00"}  # the steps run that evening
+    old = Emulator(files, tmp_path, base_env=evening, secrets=emu.secrets, modules=emu.modules)
     wf = old.cron_tick(CRON, THANKSGIVING)
-    assert wf.phase in ("Failed", "Error")
+    assert wf.phase in ("Failed", "Error"), wf.nodes["plan"].parameters
     assert wf.nodes["market-data"].phase == "Error"
     assert "price_cache.parquet" in wf.nodes["market-data"].message
 
@@ -252,3 +254,30 @@ def test_7_hopeless_exit_codes_are_not_retried(world) -> None:
     attempts = {n: [a.exit_code for a in wf.nodes[n].attempts] for n in faults}
     assert attempts == {"symbol-metrics": [2], "fundamentals": [5], "sector-tags": [137], "market-values": [1] * 4}
     assert _history(engine, wf.name)[0] == "partial"
+
+
+def test_8_the_next_night_completes_what_a_failed_step_missed(world) -> None:
+    """risk-exposures fails on Monday and nobody retries; Tuesday's run covers Monday again (issue 17 item 4)."""
+    emu, engine, _ = world
+    monday, tuesday = "2026-11-30", "2026-12-01"
+    emu.fault = lambda template, attempt: 1 if template == "risk-exposures" else None
+    try:
+        wf = emu.cron_tick(CRON, "2026-11-30T23:30:00Z")
+    finally:
+        emu.fault = None
+    assert wf.phase == "Failed" and wf.phases()["risk-exposures"] == "Failed"
+    assert monday in _snapshot_dates(engine)  # snapshots alone would call Monday done
+    # (the onboarded book already has Monday: its onboarding ran to the clock's last session)
+    count = f"select count(*) from {{}} where calculation_date = :d and portfolio_id <> '{ONBOARDED}'"
+    assert _q(engine, count.format("factor_exposures"), d=monday)[0][0] == 0
+
+    wf = emu.cron_tick(CRON, "2026-12-01T23:30:00Z")
+    assert wf.phase == "Succeeded", {n: (x.phase, x.message) for n, x in wf.nodes.items()}
+    start, end = wf.nodes["plan"].parameters["start-date"], wf.nodes["plan"].parameters["end-date"]
+    assert start <= monday and end == tuesday
+    for table in ("factor_exposures", "stress_test_results"):
+        assert _q(engine, count.format(table), d=monday)[0][0] > 0, table
+        assert _q(engine, count.format(table), d=tuesday)[0][0] > 0, table
+
+    wf = emu.cron_tick(CRON, "2026-12-01T23:30:00Z")  # and then nothing is missing any more
+    assert wf.phase == "Succeeded" and wf.nodes["plan"].parameters["has-work"] == "false"
