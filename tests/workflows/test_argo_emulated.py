@@ -59,7 +59,8 @@ def world(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("argo")
     url = f"sqlite:///{tmp / 'sb.db'}"
     clock = {"SIGMABATCH_NOW": "2026-12-01T20:00:00-05:00", "SIGMABATCH_SYNTHETIC_SYMBOLS": "20",
-             "SIGMABATCH_DEFAULT_SESSIONS": str(BOOK_SESSIONS)}
+             "SIGMABATCH_DEFAULT_SESSIONS": str(BOOK_SESSIONS),
+             "SIGMABATCH_CHUNK_SYMBOL_DATES": "100"}  # symbol-factors in chunks of 3 sessions
     engine = get_engine(url)
     migrate(engine)
     with transaction(engine) as s:
@@ -118,6 +119,9 @@ def test_1_backfill_range(world) -> None:
     assert sessions <= _snapshot_dates(engine)
     stress = {str(r[0]) for r in _q(engine, "select distinct calculation_date from stress_test_results")}
     assert sessions <= stress
+    betas = {str(r[0]) for r in _q(engine, "select distinct calculation_date from symbol_factor_exposures "
+                                           "where symbol = 'SPY'")}
+    assert sessions <= betas  # symbol-factors ran in chunks: every chunk's sessions are kept
     status, workflow_name, trigger, errors, n = _history(engine, wf.name)
     assert (status, workflow_name, trigger, errors, n) == ("completed", wf.name, "backfill", None, len(sessions))
     assert _q(engine, "select count(*) from batch_locks")[0][0] == 0
