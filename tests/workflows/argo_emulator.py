@@ -25,6 +25,8 @@ v3.7 controller that the pipeline relies on (workflow/controller/dag.go, operato
   OnFailure (Failed only) / OnError (Error only) / OnTransientError; then ``expression`` over
   ``lastRetry.exitCode`` (a string) and ``lastRetry.status``. No time passes (backoff is not slept).
 * **Exit handler** (``onExit``): runs after the DAG with ``workflow.status`` Succeeded / Failed / Error.
+* **argo terminate** (``terminate_after=<task>``): once that task's node is done no new task starts, the
+  workflow is ``Failed`` and the exit handler does **not** run (``argo stop`` would run it).
 * **argo retry**: task nodes that are not Succeeded or Skipped are deleted (their outputs with them), the
   exit-handler node too, and the DAG runs again; succeeded nodes keep their outputs and artifacts.
 
@@ -83,6 +85,8 @@ class Workflow:
     nodes: dict[str, Node] = field(default_factory=dict)
     exit_node: Node | None = None
     phase: str = "Pending"
+    terminate_after: str | None = None
+    message: str = ""
 
     def phases(self) -> dict[str, str]:
         """Task name -> phase, for every task of the DAG (``-`` when Argo never created its node)."""
@@ -230,7 +234,7 @@ class Emulator:
     # ---- submit ---------------------------------------------------------------------------------
 
     def submit(self, template: str, parameters: Mapping[str, str] | None = None, *, name: str | None = None,
-               scheduled_time: str | None = None) -> Workflow:
+               scheduled_time: str | None = None, terminate_after: str | None = None) -> Workflow:
         doc = self.docs[("WorkflowTemplate", template)]
         given = dict(parameters or {})
         declared = {p["name"]: p for p in doc["spec"]["arguments"]["parameters"]}
@@ -248,10 +252,11 @@ class Emulator:
             if "enum" in p and values[pname] not in p["enum"]:
                 raise SubmitError(f"{pname}={values[pname]!r} is not one of {p['enum']}")
         self._pods += 1
-        wf = Workflow(name or f"{template}-{self._pods:05d}", doc, values, scheduled_time)
+        wf = Workflow(name or f"{template}-{self._pods:05d}", doc, values, scheduled_time,
+                      terminate_after=terminate_after)
         return self._run(wf)
 
-    def cron_tick(self, cron: str, scheduled_time: str) -> Workflow:
+    def cron_tick(self, cron: str, scheduled_time: str, *, terminate_after: str | None = None) -> Workflow:
         """One CronWorkflow tick at ``scheduled_time`` (RFC 3339), named like the controller names it."""
         doc = self.docs[("CronWorkflow", cron)]
         spec = doc["spec"]["workflowSpec"]
@@ -261,7 +266,7 @@ class Emulator:
 
         stamp = int(datetime.fromisoformat(scheduled_time.replace("Z", "+00:00")).timestamp())
         return self.submit(spec["workflowTemplateRef"]["name"], args, name=f"{cron}-{stamp}",
-                           scheduled_time=scheduled_time)
+                           scheduled_time=scheduled_time, terminate_after=terminate_after)
 
     def retry(self, wf: Workflow) -> Workflow:
         """``argo retry``: keep Succeeded/Skipped task nodes, run the rest and the exit handler again."""
@@ -291,6 +296,9 @@ class Emulator:
                 break
             for task in ready:  # one wave: what Argo starts together
                 wf.nodes[task["name"]] = self._task(wf, task, tasks)
+            if wf.terminate_after and wf.terminate_after in wf.nodes:
+                wf.phase, wf.message = "Failed", "Stopped with strategy 'Terminate'"
+                return wf  # no exit handler
         failed = [n for n in wf.nodes.values() if n.phase in ("Failed", "Error")]
         complete = len(wf.nodes) == len(tasks)
         wf.phase = ("Error" if failed and all(n.phase == "Error" for n in failed) else "Failed") if failed else (

@@ -283,5 +283,36 @@ def test_8_the_next_night_completes_what_a_failed_step_missed(world) -> None:
         assert _q(engine, count.format(table), d=monday)[0][0] > 0, table
         assert _q(engine, count.format(table), d=tuesday)[0][0] > 0, table
 
-    wf = emu.cron_tick(CRON, "2026-12-01T23:30:00Z")  # and then nothing is missing any more
+    wf = emu.cron_tick(CRON, "2026-12-01T23:35:00Z")  # a later submit: nothing is missing any more
     assert wf.phase == "Succeeded" and wf.nodes["plan"].parameters["has-work"] == "false"
+
+
+def test_9_a_terminated_run_leaves_the_lock_until_its_holder_is_found_gone(world) -> None:
+    """``argo terminate`` skips the exit handler: the lock stays with the terminated run, the next nightly
+    `plan` is refused (exit 4, retried) while the holder looks alive, and takes the lock over once the
+    holder's heartbeat is stale (its workflow is gone: no step renews it any more)."""
+    emu, engine, _ = world
+    wf = emu.submit(NIGHTLY, {"start-date": "2026-12-01", "end-date": "2026-12-01", "force": "true"},
+                    terminate_after="market-data")
+    assert wf.phase == "Failed" and wf.exit_node is None, "terminate: no exit handler"
+    assert wf.phases()["market-data"] == "Succeeded" and wf.phases()["stress-tests"] == "-"
+    assert _q(engine, "select run_id from batch_locks where run_id <> ''") == [(wf.name,)]
+    assert _history(engine, wf.name)[0] == "running"
+
+    plan = next(t for t in emu.docs[("WorkflowTemplate", NIGHTLY)]["spec"]["templates"] if t["name"] == "plan")
+    timeout = next(e for e in plan["container"]["env"] if e["name"] == "SIGMABATCH_LOCK_TIMEOUT")
+    saved, timeout["value"] = timeout["value"], "1"  # time is not modelled: wait 1 s instead of 600
+    try:
+        busy = emu.cron_tick(CRON, "2026-12-01T23:40:00Z")
+    finally:
+        timeout["value"] = saved
+    assert busy.phase == "Failed" and busy.phases()["plan"] == "Failed"
+    assert [a.exit_code for a in busy.nodes["plan"].attempts] == [4] * 5, "lock busy is retried"
+    assert _q(engine, "select run_id from batch_locks where run_id <> ''") == [(wf.name,)]
+
+    with engine.begin() as c:  # the terminated workflow's steps are gone: nobody renews the heartbeat
+        c.execute(text("update batch_locks set heartbeat = :t"), {"t": "2026-01-01 00:00:00"})
+    wf_next = emu.cron_tick(CRON, "2026-12-01T23:45:00Z")
+    assert wf_next.phase == "Succeeded", {n: (x.phase, x.message) for n, x in wf_next.nodes.items()}
+    assert wf_next.nodes["plan"].parameters["has-work"] == "false"  # Tuesday was complete before
+    assert _q(engine, "select run_id from batch_locks where run_id <> ''") == []
