@@ -6,12 +6,14 @@ Nothing is built at import: call :func:`build_workflow_template`, :func:`build_o
 
 How the DAG becomes Argo:
 
-1. One Container template per :data:`dag.STEPS` entry, all from one image, each running
-   ``python -m <step.module> <dag.step_args(...)>``; the DAG edges are ``step.upstream``.
+1. One Container template per :data:`dag.STEPS` entry, all from one image (a literal the chart sets, not
+   a parameter), each running ``python -m <step.module> <dag.step_args(...)>``; the DAG edges are
+   ``step.upstream``.
 2. ``plan`` receives the workflow parameters ``start-date``/``end-date`` (empty = detect) and
-   ``scheduled-time``, and writes the resolved dates to ``<outputs-dir>/start-date|end-date``; those
-   files are its output parameters. Every other task gets them as template *inputs* (``tasks.*`` is only
-   in scope inside the DAG, so templates read ``{{inputs.parameters.*}}``).
+   ``scheduled-time``, and writes the resolved dates and ``has-work`` to ``<outputs-dir>/…``; those
+   files are its output parameters. Every other task gets the dates as template *inputs* (``tasks.*`` is
+   only in scope inside the DAG, so templates read ``{{inputs.parameters.*}}``) and runs only ``when``
+   ``has-work`` is true: a night with nothing to do is Skipped nodes and a Succeeded workflow.
 3. ``market-data`` writes the price cache as a key-only S3 artifact (bucket and credentials come from the
    artifact repository ConfigMap); each step with ``reads_price_cache`` receives it as an input artifact.
 4. The step with ``writes_report`` (last in the DAG) writes the run's HTML report as a key-only S3 output
