@@ -225,7 +225,7 @@ def cmd_onboard(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
-    from shared.report import default_report_path, default_workers, write_report
+    from shared.report import default_report_path, write_report
     from shared.storage import repository as repo
     from shared.storage.db import transaction
 
@@ -238,7 +238,7 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
         if out is None:
             base = Path("var") if settings.artifacts_are_s3 else settings.artifacts_path
             out = default_report_path(base, run_id)
-        written = write_report(s, run_id, out, workers=default_workers())
+        written = write_report(s, run_id, out, workers=None)
     for problem in written.problems:
         print(f"warning: chart not drawn: {problem}", file=sys.stderr)
     print(written.path)

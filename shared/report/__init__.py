@@ -87,16 +87,21 @@ def _portfolio_section_at(i: int) -> tuple[str, list[str]]:
     return portfolio_section(_DATA, _DATA.portfolios[i], charts), charts.problems
 
 
+#: Portfolio sections a chart process must have to pay for its start (a spawned interpreter importing
+#: pandas and matplotlib costs about as much CPU as drawing eight sections).
+SECTIONS_PER_WORKER = 8
 #: Memory one chart worker process may take (an interpreter with matplotlib and one portfolio's data), and
 #: what the parent keeps for itself: the pod's memory limit caps the number of workers with these.
 WORKER_MEMORY = 256 * 2**20
 PARENT_MEMORY = 256 * 2**20
 
 
-def default_workers(cgroup: Path = Path("/sys/fs/cgroup")) -> int:
+def default_workers(portfolios: int | None = None, cgroup: Path = Path("/sys/fs/cgroup")) -> int:
     """Processes for the charts: the CPUs this process may use (its affinity, and in a container its
     cgroup CPU quota, i.e. the pod's CPU limit), no more than the pod's memory limit holds
-    (:data:`WORKER_MEMORY` each after :data:`PARENT_MEMORY`), at most 4 (each costs an interpreter)."""
+    (:data:`WORKER_MEMORY` each after :data:`PARENT_MEMORY`), at most 4 (each costs an interpreter), and
+    with ``portfolios`` given no more than one per :data:`SECTIONS_PER_WORKER` sections (a small report is
+    drawn in-process)."""
     try:
         cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
@@ -113,6 +118,8 @@ def default_workers(cgroup: Path = Path("/sys/fs/cgroup")) -> int:
             cpus = min(cpus, max(1, (int(limit) - PARENT_MEMORY) // WORKER_MEMORY))
     except (OSError, ValueError):
         pass
+    if portfolios is not None:
+        cpus = min(cpus, portfolios // SECTIONS_PER_WORKER)
     return max(1, min(cpus, 4))
 
 
@@ -122,10 +129,12 @@ def default_report_path(artifacts: Path, run_id: str) -> Path:
 
 
 def write_report(session, run_id: str, out: Path, *, generated_at: datetime | None = None,
-                 workers: int = 1) -> Written:
-    """Load the run, render its report (charts in ``workers`` processes) and write it to ``out`` (parent
-    folders are created)."""
+                 workers: int | None = 1) -> Written:
+    """Load the run, render its report (charts in ``workers`` processes; ``None``: :func:`default_workers`
+    for its number of portfolios) and write it to ``out`` (parent folders are created)."""
     data = load_report_data(session, run_id, generated_at=generated_at or datetime.now().astimezone())
+    if workers is None:
+        workers = default_workers(len(data.portfolios))
     html, problems = render(data, workers=workers)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

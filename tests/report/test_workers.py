@@ -24,8 +24,14 @@ def test_workers_follow_the_pod_limits(tmp_path, cpu_max, memory_max, expected) 
     (tmp_path / "cpu.max").write_text(cpu_max + "\n")
     (tmp_path / "memory.max").write_text(memory_max + "\n")
     cpus = len(os.sched_getaffinity(0))  # never more workers than CPUs this process may use
-    assert default_workers(tmp_path) == min(expected, cpus)
+    assert default_workers(cgroup=tmp_path) == min(expected, cpus)
 
 
 def test_without_cgroup_files(tmp_path) -> None:
-    assert 1 <= default_workers(tmp_path / "missing") <= 4
+    assert 1 <= default_workers(cgroup=tmp_path / "missing") <= 4
+
+
+def test_a_small_book_is_drawn_in_process(tmp_path) -> None:
+    (tmp_path / "cpu.max").write_text("max 100000\n")
+    (tmp_path / "memory.max").write_text("max\n")
+    assert default_workers(5, cgroup=tmp_path) == 1
