@@ -25,8 +25,9 @@ v3.7 controller that the pipeline relies on (workflow/controller/dag.go, operato
   OnFailure (Failed only) / OnError (Error only) / OnTransientError; then ``expression`` over
   ``lastRetry.exitCode`` (a string) and ``lastRetry.status``. No time passes (backoff is not slept).
 * **Exit handler** (``onExit``): runs after the DAG with ``workflow.status`` Succeeded / Failed / Error.
-* **argo terminate** (``terminate_after=<task>``): once that task's node is done no new task starts, the
-  workflow is ``Failed`` and the exit handler does **not** run (``argo stop`` would run it).
+* **argo terminate** / **argo stop** (``terminate_after=`` / ``stop_after=<task>``): once that task's node
+  is done no new task starts and the workflow is ``Failed``; after a stop the exit handler runs, after a
+  terminate it does **not**.
 * **argo retry**: task nodes that are not Succeeded or Skipped are deleted (their outputs with them), the
   exit-handler node too, and the DAG runs again; succeeded nodes keep their outputs and artifacts.
 
@@ -86,6 +87,7 @@ class Workflow:
     exit_node: Node | None = None
     phase: str = "Pending"
     terminate_after: str | None = None
+    stop_after: str | None = None
     message: str = ""
 
     def phases(self) -> dict[str, str]:
@@ -108,8 +110,9 @@ class Workflow:
                                 "templateName": node.template, "phase": a.phase,
                                 "podName": f"{self.name}-{node.template}-{i}",
                                 "finishedAt": "2026-01-01T00:00:00Z"})
-        if out:
-            out.insert(0, {"displayName": self.name, "message": f"child '{out[0]['displayName']}' failed",
+        if out or self.phase in ("Failed", "Error"):
+            message = f"child '{out[0]['displayName']}' failed" if out else self.message
+            out.insert(0, {"displayName": self.name, "message": message,
                            "templateName": self.doc["spec"]["entrypoint"], "phase": "Failed",
                            "podName": self.name, "finishedAt": "2026-01-01T00:00:00Z"})
         return out
@@ -234,7 +237,8 @@ class Emulator:
     # ---- submit ---------------------------------------------------------------------------------
 
     def submit(self, template: str, parameters: Mapping[str, str] | None = None, *, name: str | None = None,
-               scheduled_time: str | None = None, terminate_after: str | None = None) -> Workflow:
+               scheduled_time: str | None = None, terminate_after: str | None = None,
+               stop_after: str | None = None) -> Workflow:
         doc = self.docs[("WorkflowTemplate", template)]
         given = dict(parameters or {})
         declared = {p["name"]: p for p in doc["spec"]["arguments"]["parameters"]}
@@ -253,7 +257,7 @@ class Emulator:
                 raise SubmitError(f"{pname}={values[pname]!r} is not one of {p['enum']}")
         self._pods += 1
         wf = Workflow(name or f"{template}-{self._pods:05d}", doc, values, scheduled_time,
-                      terminate_after=terminate_after)
+                      terminate_after=terminate_after, stop_after=stop_after)
         return self._run(wf)
 
     def cron_tick(self, cron: str, scheduled_time: str, *, terminate_after: str | None = None) -> Workflow:
@@ -299,6 +303,10 @@ class Emulator:
             if wf.terminate_after and wf.terminate_after in wf.nodes:
                 wf.phase, wf.message = "Failed", "Stopped with strategy 'Terminate'"
                 return wf  # no exit handler
+            if wf.stop_after and wf.stop_after in wf.nodes:
+                wf.phase, wf.message = "Failed", "Stopped with strategy 'Stop'"
+                self._exit_handler(wf)
+                return wf
         failed = [n for n in wf.nodes.values() if n.phase in ("Failed", "Error")]
         complete = len(wf.nodes) == len(tasks)
         wf.phase = ("Error" if failed and all(n.phase == "Error" for n in failed) else "Failed") if failed else (

@@ -316,3 +316,17 @@ def test_9_a_terminated_run_leaves_the_lock_until_its_holder_is_found_gone(world
     assert wf_next.phase == "Succeeded", {n: (x.phase, x.message) for n, x in wf_next.nodes.items()}
     assert wf_next.nodes["plan"].parameters["has-work"] == "false"  # Tuesday was complete before
     assert _q(engine, "select run_id from batch_locks where run_id <> ''") == []
+
+
+def test_10_a_stopped_run_is_recorded_and_frees_the_lock(world) -> None:
+    """``argo stop`` runs the exit handler: the run is recorded (not ``running``), the lock is released, and
+    the next run does not wait."""
+    emu, engine, _ = world
+    wf = emu.submit(NIGHTLY, {"start-date": "2026-12-01", "end-date": "2026-12-01", "force": "true"},
+                    stop_after="market-data")
+    assert wf.phase == "Failed" and wf.exit_node.phase == "Succeeded"
+    status, _, _, errors, _ = _history(engine, wf.name)
+    assert status == "partial" and any("Stop" in (e.get("message") or "") for e in errors), errors
+    assert _q(engine, "select run_id from batch_locks where run_id <> ''") == []
+    nxt = emu.cron_tick(CRON, "2026-12-01T23:50:00Z")
+    assert nxt.phase == "Succeeded" and len(nxt.nodes["plan"].attempts) == 1
