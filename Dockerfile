@@ -1,6 +1,7 @@
 # sigmabatch: one image for every phase. Each Argo step runs `python -m phases.<name> ...`.
 # Build: docker build -t ghcr.io/sigmabatch/sigmabatch:0.1.0 .
-# The base is pinned by version (bump both stages together; pin the digest in your registry mirror).
+# The base is pinned by version (bump both stages together); pin its digest too where the build can resolve
+# it: FROM python:3.11.11-slim-bookworm@sha256:<digest> (`docker buildx imagetools inspect <image>`).
 
 # ---- build: install the project (runtime dependencies only, no extras) into a virtualenv ----------
 FROM python:3.11.11-slim-bookworm AS build
@@ -10,11 +11,15 @@ ENV PIP_NO_CACHE_DIR=1 \
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
+# Dependencies first, from the lock file (`make lock`): a code change does not reinstall them.
+COPY requirements.lock ./
+RUN pip install --no-cache-dir --require-virtualenv -r requirements.lock
+# Then the project itself, without touching the pinned dependencies.
 COPY pyproject.toml README.md* ./
 COPY shared ./shared
 COPY phases ./phases
 COPY workflows ./workflows
-RUN pip install --no-cache-dir .
+RUN pip install --no-cache-dir --no-deps .
 
 # ---- runtime: non-root, read-only friendly; the only writable place is /scratch (an emptyDir) -----
 FROM python:3.11.11-slim-bookworm AS runtime

@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[$(EXTRAS)]"
 	@touch $(STAMP)
 
-.PHONY: help install run test lint format workflows check-generated bench clean report-screenshot
+.PHONY: help install run test lint format workflows check-generated lock bench clean report-screenshot
 help: ## show this help (coloured on a terminal only)
 	@if [ -t 1 ] && [ -z "$${NO_COLOR:-}" ]; then on=$$'\033[36m'; off=$$'\033[0m'; else on=; off=; fi; \
 	grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -29,7 +29,7 @@ test: $(STAMP) ## run the test suite (PostgreSQL at 127.0.0.1:5432 required when
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 lint: $(STAMP) ## ruff over the code
-	$(BIN)/ruff check phases shared workflows tests bench
+	$(BIN)/ruff check phases shared workflows tests bench scripts
 
 format: $(STAMP) ## apply ruff's fixes
 	$(BIN)/ruff check --fix phases shared workflows tests
@@ -39,6 +39,9 @@ workflows: $(STAMP) ## render the Argo manifests into charts/sigmabatch/files
 
 check-generated: $(STAMP) ## fail when the committed Argo manifests differ from what the code renders
 	$(BIN)/python -m workflows.argo check --out charts/sigmabatch/files
+
+lock: $(STAMP) ## pin the runtime dependencies installed in .venv into requirements.lock (the image installs it)
+	$(BIN)/python scripts/lock_requirements.py
 
 # A small synthetic pipeline in var/report-demo (kept between calls), its report, and a full-page PNG.
 REPORT_DEMO := var/report-demo

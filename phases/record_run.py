@@ -20,17 +20,31 @@ from shared.settings import Settings
 
 
 def parse_failures(raw: str) -> list[dict]:
+    """The failed nodes from Argo's ``{{workflow.failures}}``.
+
+    Argo (v3.x and v4) stores that variable as ``strconv.Quote(json.Marshal(nodes))``, so the argument
+    that reaches the container is a JSON *string literal* whose content is the JSON list: decode until
+    it is no longer a string (a plain list, as a local caller passes it, is decoded once).
+    """
     raw = (raw or "").strip()
     if not raw or raw.startswith("{{") or raw == "null":
         return []
+    value: object = raw
     try:
-        items = json.loads(raw)
+        for _ in range(3):
+            if not isinstance(value, str):
+                break
+            value = json.loads(value)
     except json.JSONDecodeError:
         return [{"message": raw[:2000]}]
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        return [{"message": str(value)[:2000]}]
     return [
         {"node": i.get("displayName"), "template": i.get("templateName"), "phase": i.get("phase"),
          "message": i.get("message")}
-        for i in items if isinstance(i, dict)
+        for i in value if isinstance(i, dict)
     ]
 
 

@@ -1,4 +1,5 @@
-"""Phase 1.5 — symbol factor betas for every session of the run, all symbols at once.
+"""Phase 1.5 — symbol factor betas for every session of the run, all symbols at once (long ranges in chunks of
+sessions: ``SIGMABATCH_CHUNK_SYMBOL_DATES`` symbol × session pairs each).
 
 Reads closes from the price-cache snapshot only (never the database). For each session and symbol:
 ridge loadings on the six style ETFs (90 sessions, ≥ 30 observations, α = 1 on z-scored regressors),
@@ -8,6 +9,8 @@ Scoped runs (``--portfolio``) compute the portfolio's symbols and the factor ETF
 """
 
 from __future__ import annotations
+
+from collections import Counter
 
 from phases._runtime import PhaseContext, PhaseResult, entrypoint
 from phases._universe import require_etfs, scoped_prices
@@ -34,17 +37,27 @@ def run(ctx: PhaseContext) -> PhaseResult:
         ids = repo.seed_factor_definitions(s)
         profiles = repo.load_profiles(s, list(prices.columns))
     provider = profiles.set_index("symbol")["beta"] if not profiles.empty else None
-    betas = compute_symbol_betas(prices, list(rng.sessions), provider_betas=provider)
-    betas["factor_id"] = betas["factor"].map(ids)
-    with ctx.transaction() as s:
-        # the run's symbols × sessions are recomputed whole: a beta that no longer qualifies loses its old row
-        n = repo.replace(s, m.SymbolFactorExposure, betas, {"symbol": list(prices.columns),
-                                                             "calculation_date": list(rng.sessions)})
-    per_method = betas.groupby("calculation_method").size().to_dict() if len(betas) else {}
+    # Memory grows with symbols x sessions: a long backfill goes in chunks of sessions, each committed on its
+    # own (a session's betas depend on the session alone, so the rows are the same whatever the chunking).
+    chunks = rng.chunks(max(ctx.settings.chunk_symbol_dates // max(prices.shape[1], 1), 1))
+    n, per_method, with_market = 0, Counter(), set()
+    for i, chunk in enumerate(chunks, start=1):
+        betas = compute_symbol_betas(prices, list(chunk.sessions), provider_betas=provider)
+        betas["factor_id"] = betas["factor"].map(ids)
+        with ctx.transaction() as s:
+            # the run's symbols × sessions are recomputed whole: a beta that no longer qualifies loses its old row
+            n += repo.replace(s, m.SymbolFactorExposure, betas, {"symbol": list(prices.columns),
+                                                                  "calculation_date": list(chunk.sessions)})
+        if len(betas):
+            per_method.update(betas.groupby("calculation_method").size().to_dict())
+            with_market |= set(betas.loc[betas["factor"] == "Market Beta (90D)", "symbol"])
+        if len(chunks) > 1:
+            ctx.log.info("chunk %d/%d done: %s", i, len(chunks), chunk)
+        del betas
     return PhaseResult(rows={"symbol_factor_exposures": n},
-                       details={"symbols": prices.shape[1], "sessions": len(rng.sessions), "rows_by_method": per_method,
-                                "symbols_with_market_beta": int(betas.loc[betas["factor"] == "Market Beta (90D)",
-                                                                          "symbol"].nunique()) if len(betas) else 0})
+                       details={"symbols": prices.shape[1], "sessions": len(rng.sessions), "chunks": len(chunks),
+                                "rows_by_method": {k: int(v) for k, v in per_method.items()},
+                                "symbols_with_market_beta": len(with_market)})
 
 
 main = entrypoint("symbol-factors", "Phase 1.5: symbol factor betas (ridge, spreads, market and rate OLS) "

@@ -3,6 +3,12 @@
 Detection follows the old system's "minimum watermark" (domain spec §2.2): for every active portfolio
 take its latest snapshot date (or, when it has none, the day before its first position's entry date);
 the run starts at the first session after the lowest of those and ends at the last completed session.
+
+Snapshots alone miss the work of a step that failed after them (risk-exposures failing on a night whose
+P&L snapshots were written). So detection is also per step (:func:`detect_missed`): a session that an
+earlier run planned but where some step of the DAG has no finished record (``batch_phase_runs``: ok,
+partial or skipped) in any run covering it starts the range there, within the last
+:data:`CATCH_UP_SESSIONS` sessions (older gaps need an explicit backfill).
 """
 
 from __future__ import annotations
@@ -79,6 +85,51 @@ def detect_start(session: Session, portfolio_id: str | None) -> date | None:
     return calendar.next_session(min(lasts))
 
 
+#: How many sessions back from the run's last session a detected range looks for missed per-step work.
+CATCH_UP_SESSIONS = 20
+
+
+def required_steps() -> tuple[str, ...]:
+    """The DAG's steps that must finish for a session to be complete (not plan, not the report)."""
+    from workflows import dag
+
+    return tuple(s.name for s in dag.STEPS if not s.outputs_dates and not s.writes_report)
+
+
+def detect_missed(session: Session, portfolio_id: str | None, end: date) -> date | None:
+    """The first session, within :data:`CATCH_UP_SESSIONS` before ``end``, that an earlier run covered but
+    where some step never finished in any run covering it (with the failed run's portfolio scope or all)."""
+    since = calendar.shift_sessions(calendar.session_on_or_before(end), -CATCH_UP_SESSIONS)
+    runs, done = repo.load_run_coverage(session, since)
+    steps = required_steps()
+    if portfolio_id:
+        runs_in_scope = [r for r in runs if r["portfolio_id"] in (None, portfolio_id)]
+    else:
+        runs_in_scope = runs
+    first: date | None = None
+    for run in runs_in_scope:
+        missing = [s for s in steps if (run["run_id"], s) not in done]
+        if not missing:
+            continue
+        lo, hi = max(_as_date(run["start_date"]), since), min(_as_date(run["end_date"]), end)
+        for day in calendar.sessions(lo, hi) if lo <= hi else []:
+            if first is not None and day >= first:
+                break
+            if any(not _covered(runs, done, day, step, run["portfolio_id"]) for step in missing):
+                first = day
+                break
+    return first
+
+
+def _as_date(value) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
+
+
+def _covered(runs: list[dict], done: set[tuple[str, str]], day: date, step: str, scope: str | None) -> bool:
+    return any((r["run_id"], step) in done and r["portfolio_id"] in (None, scope)
+               and _as_date(r["start_date"]) <= day <= _as_date(r["end_date"]) for r in runs)
+
+
 def resolve_range(
     session: Session,
     *,
@@ -100,6 +151,9 @@ def resolve_range(
     detected = start is None
     if start is None:
         start = detect_start(session, portfolio_id)
+        missed = detect_missed(session, portfolio_id, end) if start is not None else None
+        if missed is not None and missed < start:
+            start = missed
         if start is None or start > end:
             if not force:
                 return None

@@ -17,8 +17,15 @@ TRIGGERS = ("cron", "backfill", "onboarding", "manual")
 CRITICAL_PHASES = frozenset({"plan", "market-data", "pnl-snapshots"})
 
 
+#: The status of a run whose plan found no session to process (a holiday, a day already covered).
+NOTHING_TO_DO = "nothing-to-do"
+
+
 def run_status(phase_status: dict[str, str], extra_errors: bool = False) -> str:
-    """completed / partial / failed from the phases' statuses (ok, partial, skipped, failed, not-run)."""
+    """completed / partial / failed / nothing-to-do from the phases' statuses (ok, partial, skipped,
+    failed, not-run). Nothing to do: plan skipped (no session) and no other phase ran."""
+    if phase_status == {"plan": "skipped"} and not extra_errors:
+        return NOTHING_TO_DO
     failed = {p for p, st in phase_status.items() if st == "failed"}
     if failed & CRITICAL_PHASES:
         return "failed"

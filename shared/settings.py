@@ -44,6 +44,8 @@ VARIABLES: dict[str, str] = {
                                "every session; below it the run is partial, exit 3 (default 100)",
     "SIGMABATCH_CHUNK_PORTFOLIO_DATES": "portfolio x session pairs a risk step (6a-6d) computes and writes at once; "
                                         "longer backfills go in chunks of sessions (default 20000)",
+    "SIGMABATCH_CHUNK_SYMBOL_DATES": "symbol x session pairs symbol-factors computes and writes at once; longer "
+                                     "backfills go in chunks of sessions (default 250000)",
     "SIGMABATCH_PAIRWISE_SESSIONS": "pairwise correlation matrices are kept for the latest this many sessions "
                                     "(counted back from the last completed session; default 1)",
     "SIGMABATCH_PROVIDER_CHAIN": "price fallback order for the network providers (default yfinance,polygon,fmp)",
@@ -159,6 +161,7 @@ class Settings:
     lock_lease: float = 300.0
     min_coverage: float = 100.0
     chunk_portfolio_dates: int = 20_000
+    chunk_symbol_dates: int = 250_000
     pairwise_sessions: int = 1
     provider_chain: tuple[str, ...] = DEFAULT_PROVIDER_CHAIN
     http_timeout: float = 10.0
@@ -221,6 +224,7 @@ class Settings:
             lock_lease=_float(env, "SIGMABATCH_LOCK_LEASE", 300.0, minimum=1.0),
             min_coverage=_percent(env, "SIGMABATCH_MIN_COVERAGE", 100.0),
             chunk_portfolio_dates=_int(env, "SIGMABATCH_CHUNK_PORTFOLIO_DATES", 20_000, minimum=1),
+            chunk_symbol_dates=_int(env, "SIGMABATCH_CHUNK_SYMBOL_DATES", 250_000, minimum=1),
             pairwise_sessions=_int(env, "SIGMABATCH_PAIRWISE_SESSIONS", 1, minimum=1),
             provider_chain=parse_provider_chain(env.get("SIGMABATCH_PROVIDER_CHAIN", "").strip()
                                                 or ",".join(DEFAULT_PROVIDER_CHAIN), "SIGMABATCH_PROVIDER_CHAIN"),

@@ -6,12 +6,14 @@ Nothing is built at import: call :func:`build_workflow_template`, :func:`build_o
 
 How the DAG becomes Argo:
 
-1. One Container template per :data:`dag.STEPS` entry, all from one image, each running
-   ``python -m <step.module> <dag.step_args(...)>``; the DAG edges are ``step.upstream``.
+1. One Container template per :data:`dag.STEPS` entry, all from one image (a literal the chart sets, not
+   a parameter), each running ``python -m <step.module> <dag.step_args(...)>``; the DAG edges are
+   ``step.upstream``.
 2. ``plan`` receives the workflow parameters ``start-date``/``end-date`` (empty = detect) and
-   ``scheduled-time``, and writes the resolved dates to ``<outputs-dir>/start-date|end-date``; those
-   files are its output parameters. Every other task gets them as template *inputs* (``tasks.*`` is only
-   in scope inside the DAG, so templates read ``{{inputs.parameters.*}}``).
+   ``scheduled-time``, and writes the resolved dates and ``has-work`` to ``<outputs-dir>/…``; those
+   files are its output parameters. Every other task gets the dates as template *inputs* (``tasks.*`` is
+   only in scope inside the DAG, so templates read ``{{inputs.parameters.*}}``) and runs only ``when``
+   ``has-work`` is true: a night with nothing to do is Skipped nodes and a Succeeded workflow.
 3. ``market-data`` writes the price cache as a key-only S3 artifact (bucket and credentials come from the
    artifact repository ConfigMap); each step with ``reads_price_cache`` receives it as an input artifact.
 4. The step with ``writes_report`` (last in the DAG) writes the run's HTML report as a key-only S3 output
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import json
 import sys
 from pathlib import Path
 
@@ -79,6 +82,10 @@ PRICE_CACHE_KEY = f"sigmabatch/{{{{inputs.parameters.end-date}}}}/{{{{workflow.n
 REPORT_OUT = f"{OUTPUTS_DIR}/{dag.REPORT_FILE}"
 REPORT_KEY = f"sigmabatch/{{{{inputs.parameters.end-date}}}}/{{{{workflow.name}}}}/{dag.REPORT_FILE}"
 DATE_PARAMETERS = ("start-date", "end-date")
+#: plan's third output parameter: "true" when the run has sessions to process, "false" on a quiet night
+#: (a holiday, or a day a backfill already covered). Every other task runs only ``when`` it is "true":
+#: a quiet night is a short, Succeeded workflow whose other nodes are Skipped.
+HAS_WORK = "has-work"
 
 #: Environment variable -> key in the secret (only ever referenced, never a value).
 SECRET_ENV = {"SIGMABATCH_DATABASE_URL": "database-url"}
@@ -108,16 +115,38 @@ def retry_expression(no_retry_exit_codes: tuple[int, ...]) -> str:
     return f"asInt(lastRetry.exitCode) not in [{codes}]"
 
 
-def retry_strategy(retry: dag.Retry) -> RetryStrategy:
+def retry_strategy(step: dag.Step) -> RetryStrategy:
+    """``Always`` + the exit-code expression: Failed and Error nodes are retried, hopeless codes are not;
+    ``maxDuration`` covers every attempt's deadline (:func:`workflows.dag.retry_window_seconds`)."""
+    retry = step.retry
     return RetryStrategy(
         limit=retry.limit,
         retry_policy=RetryPolicy(retry.policy),
-        backoff=m.Backoff(duration=retry.backoff, factor=m.IntOrString(retry.factor), max_duration=retry.max_duration),
+        backoff=m.Backoff(duration=retry.backoff, factor=m.IntOrString(retry.factor),
+                          max_duration=f"{dag.retry_window_seconds(step)}s"),
         expression=retry_expression(retry.no_retry_exit_codes),
     )
 
 
-def _env() -> list:
+#: The restricted Pod Security Standard for Argo's own init and wait containers (the pod-level
+#: securityContext already sets runAsNonRoot and the RuntimeDefault seccomp profile). Argo applies a
+#: workflow's podSpecPatch after it has added them, so this works without the controller's
+#: ``executor.securityContext`` (docs/argo.md shows that setting too).
+EXECUTOR_SECURITY_CONTEXT = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},
+                             "runAsNonRoot": True}
+EXECUTOR_POD_SPEC_PATCH = json.dumps({
+    "initContainers": [{"name": "init", "securityContext": EXECUTOR_SECURITY_CONTEXT}],
+    "containers": [{"name": "wait", "securityContext": EXECUTOR_SECURITY_CONTEXT}],
+}, separators=(",", ":"))
+#: One thread per BLAS/OpenMP pool in every step, as the local runner does: a pod's CPU request is its
+#: share, and numpy would otherwise start one thread per core of the node.
+BLAS_THREADS = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+#: TMPDIR is its own emptyDir (a directory baked into the image under /scratch is hidden by the
+#: /scratch emptyDir; a mount point always exists).
+TMP = f"{SCRATCH}/tmp"
+
+
+def _env(step: dag.Step) -> list:
     env: list = [
         SecretEnv(name=name, secret_name=SECRET_NAME, secret_key=key) for name, key in SECRET_ENV.items()
     ]
@@ -129,10 +158,12 @@ def _env() -> list:
         Env(name="SIGMABATCH_PROVIDER", value="{{workflow.parameters.provider}}"),
         Env(name="SIGMABATCH_LOG_FORMAT", value="json"),
         Env(name="SIGMABATCH_ARTIFACTS", value=f"{SCRATCH}/artifacts"),
-        Env(name="TMPDIR", value=f"{SCRATCH}/tmp"),
+        Env(name="TMPDIR", value=TMP),
         Env(name="XDG_CACHE_HOME", value=f"{SCRATCH}/cache"),
         Env(name="PYTHONUNBUFFERED", value="1"),
+        Env(name="SIGMABATCH_LOCK_TIMEOUT", value=str(step.lock_timeout_seconds)),
     ]
+    env += [Env(name=k, value=v) for k, v in BLAS_THREADS.items()]
     return env
 
 
@@ -148,7 +179,7 @@ def _metrics(step: dag.Step) -> list:
         ),
         Counter(
             name="sigmabatch_phase_failures_total",
-            help="Failed runs of a sigmabatch phase (after retries)",
+            help="Failed attempts of a sigmabatch phase (each attempt, before any retry)",
             labels=phase,
             when="{{status}} == Failed",
             value="1",
@@ -156,25 +187,30 @@ def _metrics(step: dag.Step) -> list:
     ]
 
 
-def _leaf(step: dag.Step, args: list[str], *, inputs: list | None = None, outputs: list | None = None) -> Container:
-    """The Container template of one step: same image, ``python -m <module>``, hardened, with retries."""
+def _leaf(step: dag.Step, args: list[str], image: str, *, inputs: list | None = None,
+          outputs: list | None = None) -> Container:
+    """The Container template of one step: same image, ``python -m <module>``, hardened, with retries.
+
+    The image is a literal (the chart sets it from its values), not a workflow parameter: a submitter
+    cannot run another image with the database secret.
+    """
     res = step.resources
     return Container(
         name=step.name,
-        image="{{workflow.parameters.image}}",
+        image=image,
         image_pull_policy="IfNotPresent",
         command=["python", "-m", step.module],
         args=args,
-        env=_env(),
-        volumes=[EmptyDirVolume(name="scratch", mount_path=SCRATCH)],
+        env=_env(step),
+        volumes=[EmptyDirVolume(name="scratch", mount_path=SCRATCH), EmptyDirVolume(name="tmp", mount_path=TMP)],
         resources=Resources(cpu_request=res.cpu_request, memory_request=res.memory_request,
-                            memory_limit=res.memory_limit),
+                            memory_limit=res.memory_limit, cpu_limit=res.cpu_limit),
         security_context=m.SecurityContext(
             read_only_root_filesystem=True,
             allow_privilege_escalation=False,
             capabilities=m.Capabilities(drop=["ALL"]),
         ),
-        retry_strategy=retry_strategy(step.retry),
+        retry_strategy=retry_strategy(step),
         active_deadline_seconds=step.deadline_seconds,
         inputs=inputs,
         outputs=outputs,
@@ -182,12 +218,13 @@ def _leaf(step: dag.Step, args: list[str], *, inputs: list | None = None, output
     )
 
 
-def _step_template(step: dag.Step) -> Container:
+def _step_template(step: dag.Step, image: str) -> Container:
     inputs: list = [Parameter(name=p) for p in DATE_PARAMETERS]
     outputs: list = []
     if step.outputs_dates:
         inputs.append(Parameter(name="scheduled-time"))
-        outputs += [Parameter(name=p, value_from=m.ValueFrom(path=f"{OUTPUTS_DIR}/{p}")) for p in DATE_PARAMETERS]
+        outputs += [Parameter(name=p, value_from=m.ValueFrom(path=f"{OUTPUTS_DIR}/{p}"))
+                    for p in (*DATE_PARAMETERS, HAS_WORK)]
     if step.reads_price_cache:
         inputs.append(Artifact(name=dag.PRICE_CACHE, path=PRICE_CACHE_IN))
     if step.writes_price_cache:
@@ -208,8 +245,9 @@ def _step_template(step: dag.Step) -> Container:
         trigger=dag.ARGO_VALUES["trigger"],
         scheduled_time="{{inputs.parameters.scheduled-time}}",
         force=dag.ARGO_VALUES["force"],
+        workflow_name=dag.ARGO_VALUES["workflow_name"],
     )
-    return _leaf(step, args, inputs=inputs or None, outputs=outputs or None)
+    return _leaf(step, args, image, inputs=inputs or None, outputs=outputs or None)
 
 
 def exit_step_args() -> list[str]:
@@ -239,6 +277,7 @@ def _dag(templates: dict[str, Container]) -> None:
     if len(plan) != 1 or len(writers) != 1:
         raise ValueError("the DAG needs exactly one step with outputs_dates and one with writes_price_cache")
     plan_name, writer_name = plan[0].name, writers[0].name
+    has_work = f"{{{{tasks.{plan_name}.outputs.parameters.{HAS_WORK}}}}} == true"
     with DAG(name="main"):
         for step in dag.topological_order():
             if step.outputs_dates:
@@ -260,6 +299,7 @@ def _dag(templates: dict[str, Container]) -> None:
                 template=templates[step.name],
                 arguments=arguments,
                 depends=" && ".join(step.upstream) or None,
+                when=None if step.outputs_dates else has_work,
             )
 
 
@@ -280,8 +320,8 @@ def _template(*, name: str, image: str, namespace: str, portfolio: str | None, t
             Parameter(name="start-date", value="", description="First business date YYYY-MM-DD; empty = detect"),
             Parameter(name="end-date", value="", description="Last business date YYYY-MM-DD; empty = detect"),
             portfolio_param,
-            Parameter(name="image", value=image, description="Container image of every step"),
-            Parameter(name="trigger", value=trigger, description="What started the run (cron, manual, onboarding)"),
+            Parameter(name="trigger", value=trigger, enum=list(dag.TRIGGERS),
+                      description="What started the run (cron, backfill, onboarding, manual)"),
             Parameter(name="force", value="false", enum=["false", "true"],
                       description="Recompute even if results for the dates exist"),
             Parameter(name="provider", value=DEFAULT_PROVIDER, description="Market-data provider (SIGMABATCH_PROVIDER)"),
@@ -289,6 +329,7 @@ def _template(*, name: str, image: str, namespace: str, portfolio: str | None, t
                       description="RFC3339 scheduled time; set by the CronWorkflow, empty for manual runs"),
         ],
         on_exit=dag.EXIT_STEP.name,
+        pod_spec_patch=EXECUTOR_POD_SPEC_PATCH,
         active_deadline_seconds=6 * 3600,
         service_account_name=SERVICE_ACCOUNT,
         security_context=m.PodSecurityContext(
@@ -309,8 +350,8 @@ def _template(*, name: str, image: str, namespace: str, portfolio: str | None, t
         pod_gc=m.PodGC(strategy="OnPodSuccess", delete_delay_duration="10m"),
         ttl_strategy=m.TTLStrategy(seconds_after_success=7 * 86400, seconds_after_failure=14 * 86400),
     ) as wt:
-        templates = {s.name: _step_template(s) for s in dag.STEPS}
-        _leaf(dag.EXIT_STEP, exit_step_args())
+        templates = {s.name: _step_template(s, image) for s in dag.STEPS}
+        _leaf(dag.EXIT_STEP, exit_step_args(), image)
         _dag(templates)
     return wt
 

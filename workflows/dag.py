@@ -28,17 +28,23 @@ REPORT_FILE = "report.html"
 class Retry:
     """Retry policy of one step (Argo ``retryStrategy``; the local runner honours ``limit``).
 
-    Exit codes 2 (bad input) and 5 (fenced out: the run lost the batch lock to another run) are never
-    retried: retrying cannot fix them. Exit code 4 (lock busy) is retried with backoff, so a run that
-    collides with another waits for it.
+    Every failure is retried (Argo ``retryPolicy: Always``: a ``Failed`` main container and an ``Error``
+    node, e.g. an S3 save or load in the init/wait container), except these exit codes, which retrying
+    cannot fix: 2 (bad input or usage), 5 (fenced out: the run lost the batch lock to another) and 137
+    (killed for memory: the same limit would be hit again; raise the step's limit instead). Exit code 4
+    (lock busy) is retried with backoff, so a run that collides with another waits for it.
+
+    ``max_duration`` (Argo ``backoff.maxDuration``, the whole retry window from the first attempt) is
+    derived from the step by :func:`retry_window_seconds` when it is ``None``: every attempt may use its
+    full ``activeDeadlineSeconds`` plus the backoff between attempts, so a slow first failure is retried.
     """
 
     limit: int = 3
-    policy: str = "OnFailure"
+    policy: str = "Always"
     backoff: str = "30s"
     factor: int = 2
-    max_duration: str = "30m"
-    no_retry_exit_codes: tuple[int, ...] = (2, 5)
+    max_duration: str | None = None
+    no_retry_exit_codes: tuple[int, ...] = (2, 5, 137)
 
 
 @dataclass(frozen=True)
@@ -46,6 +52,8 @@ class Resources:
     cpu_request: str = "250m"
     memory_request: str = "512Mi"
     memory_limit: str = "2Gi"
+    #: A CPU limit (None = none). Set where the step sizes a worker pool from its cgroup quota (report).
+    cpu_limit: str | None = None
 
 
 @dataclass(frozen=True)
@@ -83,6 +91,9 @@ class Step:
     retry: Retry = field(default_factory=Retry)
     resources: Resources = field(default_factory=Resources)
     deadline_seconds: int = 3600
+    #: Seconds the step waits for the batch lock before exiting 4 (SIGMABATCH_LOCK_TIMEOUT); only ``plan``
+    #: takes the lock for a run, the other steps find it held by their run.
+    lock_timeout_seconds: int = 0
 
 
 #: Columns of a table that another step writes than the one that writes its rows: ``table.group`` is then
@@ -110,9 +121,12 @@ PRICE_CACHE_DATA = "artifact:price-cache"
 _BOOK = ("portfolios", "positions")
 
 _WORK: tuple[Step, ...] = (
+    # plan waits up to 10 minutes for the batch lock per attempt, and is retried on exit 4 for about an
+    # hour in all (5 attempts, backoff 1, 2, 4, 8 min), longer than a normal nightly run holds the lock.
     Step("plan", "-", "Plan the run: resolve the dates, record the run", "phases.plan",
-         outputs_dates=True, reads=_BOOK, reads_earlier_runs=("portfolio_snapshots",), retry=Retry(limit=2, backoff="10s", max_duration="5m"),
-         resources=Resources("100m", "256Mi", "512Mi"), deadline_seconds=600),
+         outputs_dates=True, reads=_BOOK, reads_earlier_runs=("portfolio_snapshots",),
+         retry=Retry(limit=4, backoff="60s"),
+         resources=Resources("100m", "256Mi", "512Mi"), deadline_seconds=900, lock_timeout_seconds=600),
     Step("company-profiles", "0", "Company profiles", "phases.company_profiles", ("plan",),
          reads=(*_BOOK, "company_profiles", "symbol_universe"),
          writes=("company_profiles", "symbol_universe", "benchmarks_sector_weights", "macro_series")),
@@ -164,19 +178,23 @@ def leaves(steps: tuple[Step, ...]) -> tuple[str, ...]:
 #: The report runs after every other step (upstream = every leaf), so it sees the whole run. If a step
 #: fails, Argo's DAG does not start it; ``sigmabatch report --run ID`` renders that run afterwards.
 REPORT_STEP = Step("report", "7", "Run report (HTML with charts)", "phases.report", leaves(_WORK),
-                   writes_report=True, reads=("*",), retry=Retry(limit=2, backoff="10s", max_duration="10m"),
-                   resources=Resources("250m", "512Mi", "1Gi"), deadline_seconds=900)
+                   writes_report=True, reads=("*",), retry=Retry(limit=2, backoff="10s"),
+                   resources=Resources("250m", "512Mi", "1Gi", cpu_limit="2"), deadline_seconds=900)
 
 STEPS: tuple[Step, ...] = (*_WORK, REPORT_STEP)
 
 #: The step that always runs last, whatever happened (Argo ``onExit``): records the run's outcome.
 EXIT_STEP = Step("record-run", "-", "Record the run's status", "phases.record_run",
-                 retry=Retry(limit=3, backoff="10s", max_duration="10m"),
+                 retry=Retry(limit=3, backoff="10s"),
                  resources=Resources("100m", "256Mi", "512Mi"), deadline_seconds=600)
+
+#: What may start a run (``--trigger``; the same list as :data:`shared.runs.TRIGGERS`).
+TRIGGERS = ("cron", "backfill", "onboarding", "manual")
 
 #: Argo-side placeholders: what each argument is in a WorkflowTemplate.
 ARGO_VALUES = {
     "run_id": "{{workflow.name}}",
+    "workflow_name": "{{workflow.name}}",
     "portfolio": "{{workflow.parameters.portfolio}}",
     "trigger": "{{workflow.parameters.trigger}}",
     # {{workflow.scheduledTime}} exists only in cron-created runs (elsewhere it stays unresolved), so the
@@ -205,6 +223,31 @@ def price_history():
                 raise TypeError(f"{step.module} reads the price cache but declares no HISTORY")
             needs.append(need)
     return History.union(needs)
+
+
+def duration_seconds(text: str) -> int:
+    """Seconds of an Argo duration such as ``30s``, ``10m``, ``2h`` or ``1h30m``."""
+    import re
+
+    parts = re.findall(r"(\d+)([smh])", text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise ValueError(f"not a duration: {text!r}")
+    return sum(int(n) * {"s": 1, "m": 60, "h": 3600}[u] for n, u in parts)
+
+
+def retry_window_seconds(step: Step) -> int:
+    """The retry window of a step: ``limit + 1`` attempts of up to ``deadline_seconds`` each, plus the
+    backoff before each retry (``backoff * factor**i``). ``Retry.max_duration`` overrides it, but may not
+    be shorter than one attempt (Argo would then never retry a slow first failure)."""
+    r = step.retry
+    window = (r.limit + 1) * step.deadline_seconds + sum(
+        duration_seconds(r.backoff) * r.factor ** i for i in range(r.limit))
+    if r.max_duration is None:
+        return window
+    explicit = duration_seconds(r.max_duration)
+    if explicit < step.deadline_seconds:
+        raise ValueError(f"{step.name}: maxDuration {r.max_duration} is shorter than its deadline")
+    return explicit
 
 
 def steps_by_name() -> dict[str, Step]:
@@ -267,6 +310,7 @@ def step_args(
     trigger: str | None = None,
     scheduled_time: str | None = None,
     force: str | None = None,
+    workflow_name: str | None = None,
 ) -> list[str]:
     """The argument list after ``python -m <module>``, identical for the local runner and Argo."""
     args = ["--run-id", run_id, "--start-date", start_date, "--end-date", end_date, "--portfolio", portfolio]
@@ -282,6 +326,8 @@ def step_args(
         args += ["--trigger", trigger]
     if scheduled_time is not None and step.name == "plan":
         args += ["--scheduled-time", scheduled_time]
+    if workflow_name is not None and step.name == "plan":
+        args += ["--workflow-name", workflow_name]
     if force is not None and step.name not in (EXIT_STEP.name,):
         args += ["--force", force]
     return args

@@ -92,20 +92,32 @@ def _portfolio_section_at(i: int) -> tuple[str, list[str]]:
 #: Portfolio sections a chart process must have to pay for its start (a spawned interpreter importing
 #: pandas and matplotlib costs about as much CPU as drawing eight sections).
 SECTIONS_PER_WORKER = 8
+#: Memory one chart worker process may take (an interpreter with matplotlib and one portfolio's data), and
+#: what the parent keeps for itself: the pod's memory limit caps the number of workers with these.
+WORKER_MEMORY = 256 * 2**20
+PARENT_MEMORY = 256 * 2**20
 
 
-def default_workers(portfolios: int | None = None) -> int:
+def default_workers(portfolios: int | None = None, cgroup: Path = Path("/sys/fs/cgroup")) -> int:
     """Processes for the charts: the CPUs this process may use (its affinity, and in a container its
-    cgroup CPU quota), at most 4 (each costs an interpreter), and with ``portfolios`` given no more than
-    one per :data:`SECTIONS_PER_WORKER` sections (a small report is drawn in-process)."""
+    cgroup CPU quota, i.e. the pod's CPU limit), no more than the pod's memory limit holds
+    (:data:`WORKER_MEMORY` each after :data:`PARENT_MEMORY`), at most 4 (each costs an interpreter), and
+    with ``portfolios`` given no more than one per :data:`SECTIONS_PER_WORKER` sections (a small report is
+    drawn in-process)."""
     try:
         cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         cpus = os.cpu_count() or 1
     try:  # cgroup v2: "max 100000" or "<quota> <period>" (a pod's CPU limit)
-        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        quota, period = (cgroup / "cpu.max").read_text().split()[:2]
         if quota != "max":
             cpus = min(cpus, max(1, int(int(quota) // int(period))))
+    except (OSError, ValueError):
+        pass
+    try:  # cgroup v2: "max" or bytes (a pod's memory limit)
+        limit = (cgroup / "memory.max").read_text().strip()
+        if limit != "max":
+            cpus = min(cpus, max(1, (int(limit) - PARENT_MEMORY) // WORKER_MEMORY))
     except (OSError, ValueError):
         pass
     if portfolios is not None:

@@ -33,7 +33,7 @@ NEGATIVE = "#b91c1c"
 #: Width (inches) of charts that span the page; charts in the two-column grid are NARROW wide.
 WIDE = 13.0
 NARROW = 7.2
-STATUS = {"ok": "#15803d", "completed": "#15803d", "partial": "#d97706", "skipped": "#9aa5b1",
+STATUS = {"ok": "#15803d", "completed": "#15803d", "nothing-to-do": "#9aa5b1", "partial": "#d97706", "skipped": "#9aa5b1",
           "failed": "#b91c1c", "running": "#2563eb"}
 
 RC = {

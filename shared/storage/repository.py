@@ -387,6 +387,21 @@ def load_runs(session: Session, limit: int = 20) -> pd.DataFrame:
     return read_frame(session, select(t).order_by(t.c.started_at.desc()).limit(limit))
 
 
+def load_run_coverage(session: Session, since: date) -> tuple[list[dict], set[tuple[str, str]]]:
+    """Runs whose planned range reaches ``since`` or later (run_id, portfolio_id, start_date, end_date), and
+    the (run_id, phase) pairs of their phases that finished (ok, partial or skipped)."""
+    h, p = m.BatchRunHistory.__table__, m.BatchPhaseRun.__table__
+    runs = [dict(r) for r in session.execute(
+        select(h.c.run_id, h.c.portfolio_id, h.c.start_date, h.c.end_date)
+        .where(h.c.start_date.is_not(None), h.c.end_date >= since)).mappings()]
+    ids = [r["run_id"] for r in runs]
+    done = set()
+    if ids:
+        done = {(r.run_id, r.phase) for r in session.execute(
+            select(p.c.run_id, p.c.phase).where(p.c.run_id.in_(ids), p.c.status.in_(["ok", "partial", "skipped"])))}
+    return runs, done
+
+
 def load_phase_runs(session: Session, run_id: str) -> pd.DataFrame:
     t = m.BatchPhaseRun.__table__
     return read_frame(session, select(t).where(t.c.run_id == run_id).order_by(t.c.started_at))

@@ -4,7 +4,9 @@ The Argo JSON schema (argoproj/argo-workflows api/jsonschema/schema.json, v4.1.2
 project: it is read from ``../shared/argo/schema-v4.1.2.json`` next to the repository (see :func:`schema_path`). Two patches make it
 useful: ``IntOrString`` accepts integers (the schema says string only, Kubernetes accepts both), and every
 object definition with ``properties`` gets ``additionalProperties: false`` so that typos are errors.
-With ``CI=true`` a missing schema fails the tests; elsewhere they are skipped with a message.
+With ``CI=true`` a missing schema fails the tests; elsewhere they are skipped with a message. That schema is
+an extra check: the manifests' validity is checked in every clone by ``test_argo_models.py`` (Hera's
+generated Argo API models, unknown fields refused) and by ``test_helm_chart.py`` (kubernetes-validate).
 """
 
 from __future__ import annotations

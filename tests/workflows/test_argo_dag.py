@@ -65,7 +65,8 @@ def test_one_container_template_per_step_running_python_m(template_doc: dict) ->
     for step in (*dag.STEPS, dag.EXIT_STEP):
         c = templates[step.name]["container"]
         assert c["command"] == ["python", "-m", step.module]
-        assert c["image"] == "{{workflow.parameters.image}}"
+        # a literal the chart sets from its values: no submitter-chosen image with the database secret
+        assert c["image"] == argo.DEFAULT_IMAGE
     leaves = {n for n, t in templates.items() if any(k in t for k in LEAF_KEYS)}
     assert leaves == {s.name for s in dag.STEPS} | {dag.EXIT_STEP.name}
 
@@ -80,23 +81,34 @@ def test_every_leaf_template_is_retried_and_hardened(template_doc: dict) -> None
             continue
         step = by_name[name]
         r = t["retryStrategy"]
-        assert r["limit"] == step.retry.limit and r["retryPolicy"] == "OnFailure"
+        # Always: an Error node (S3 save/load in init/wait) is retried too; the expression spares 2, 5, 137
+        assert r["limit"] == step.retry.limit and r["retryPolicy"] == "Always"
         assert r["backoff"] == {"duration": step.retry.backoff, "factor": step.retry.factor,
-                                "maxDuration": step.retry.max_duration}
-        for code in step.retry.no_retry_exit_codes:
+                                "maxDuration": f"{dag.retry_window_seconds(step)}s"}
+        # every attempt may use its whole deadline and still be retried
+        assert dag.duration_seconds(r["backoff"]["maxDuration"]) >= (step.retry.limit + 1) * t["activeDeadlineSeconds"]
+        for code in (2, 5, 137):
             assert re.search(rf"\b{code}\b", r["expression"]), (name, r["expression"])
+        assert not re.search(r"\b4\b", r["expression"]), "lock busy (4) must be retried"
         assert t["activeDeadlineSeconds"] == step.deadline_seconds
         assert isinstance(t["activeDeadlineSeconds"], int)
         c = t["container"]
         assert c["securityContext"] == {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
                                         "capabilities": {"drop": ["ALL"]}}
+        limits = {"memory": step.resources.memory_limit}
+        if step.resources.cpu_limit:
+            limits["cpu"] = step.resources.cpu_limit
         assert c["resources"] == {"requests": {"cpu": step.resources.cpu_request,
-                                               "memory": step.resources.memory_request},
-                                  "limits": {"memory": step.resources.memory_limit}}
+                                               "memory": step.resources.memory_request}, "limits": limits}
         assert {"name": "scratch", "mountPath": "/scratch"} in c["volumeMounts"]
         assert {"name": "scratch", "emptyDir": {}} in t["volumes"]
         env = {e["name"]: e for e in c["env"]}
+        # TMPDIR is a mount point of its own: it exists in the pod whatever the image has under /scratch
         assert env["TMPDIR"]["value"] == "/scratch/tmp"
+        assert {"name": "tmp", "mountPath": "/scratch/tmp"} in c["volumeMounts"]
+        assert {"name": "tmp", "emptyDir": {}} in t["volumes"]
+        assert {k: env[k]["value"] for k in argo.BLAS_THREADS} == argo.BLAS_THREADS
+        assert env["SIGMABATCH_LOCK_TIMEOUT"]["value"] == str(step.lock_timeout_seconds)
         assert env["SIGMABATCH_LOG_FORMAT"]["value"] == "json"
         metrics = t["metrics"]["prometheus"]
         assert {m["name"] for m in metrics} == {"sigmabatch_phase_duration_seconds", "sigmabatch_phase_failures_total"}
@@ -123,7 +135,12 @@ def test_workflow_level_settings(template_doc: dict) -> None:
                                              "key": argo.ARTIFACT_REPOSITORY_KEY}
     assert spec["podGC"]["strategy"] and spec["ttlStrategy"]["secondsAfterSuccess"] > 0
     params = {p["name"]: p for p in spec["arguments"]["parameters"]}
-    assert {"start-date", "end-date", "portfolio", "image", "trigger", "force", "scheduled-time"} <= set(params)
+    assert {"start-date", "end-date", "portfolio", "trigger", "force", "scheduled-time"} <= set(params)
+    assert "image" not in params, "the image comes from the chart, not from whoever submits"
+    assert params["trigger"]["enum"] == list(dag.TRIGGERS)
+    patch = json.loads(spec["podSpecPatch"])
+    assert patch["initContainers"] == [{"name": "init", "securityContext": argo.EXECUTOR_SECURITY_CONTEXT}]
+    assert patch["containers"] == [{"name": "wait", "securityContext": argo.EXECUTOR_SECURITY_CONTEXT}]
     assert params["start-date"]["value"] == params["end-date"]["value"] == "" == params["scheduled-time"]["value"]
 
 
@@ -142,8 +159,11 @@ def test_plan_outputs_feed_every_other_step(nightly: dict) -> None:
     templates, tasks = _templates(nightly), _tasks(nightly)
     plan = templates["plan"]
     outputs = {p["name"]: p["valueFrom"]["path"] for p in plan["outputs"]["parameters"]}
-    assert outputs == {"start-date": "/scratch/out/start-date", "end-date": "/scratch/out/end-date"}
+    assert outputs == {"start-date": "/scratch/out/start-date", "end-date": "/scratch/out/end-date",
+                       "has-work": "/scratch/out/has-work"}
     args = plan["container"]["args"]
+    assert args[args.index("--workflow-name") + 1] == "{{workflow.name}}"
+    assert "when" not in tasks["plan"]
     assert args[args.index("--outputs-dir") + 1] == "/scratch/out"
     assert args[args.index("--scheduled-time") + 1] == "{{inputs.parameters.scheduled-time}}"
     plan_args = {p["name"]: p["value"] for p in tasks["plan"]["arguments"]["parameters"]}
@@ -153,6 +173,8 @@ def test_plan_outputs_feed_every_other_step(nightly: dict) -> None:
     for step in dag.STEPS:
         if step.name == "plan":
             continue
+        # a quiet night: every task but plan is Skipped, and a Skipped upstream satisfies `depends`
+        assert tasks[step.name]["when"] == "{{tasks.plan.outputs.parameters.has-work}} == true"
         values = {p["name"]: p["value"] for p in tasks[step.name]["arguments"]["parameters"]}
         assert values == {"start-date": "{{tasks.plan.outputs.parameters.start-date}}",
                           "end-date": "{{tasks.plan.outputs.parameters.end-date}}"}
@@ -247,3 +269,9 @@ def test_report_runs_last_and_is_an_html_artifact(nightly: dict) -> None:
     args = templates[report.name]["container"]["args"]
     assert args[args.index("--out") + 1] == out["path"]
     assert all("--out" not in templates[s.name]["container"]["args"] for s in dag.STEPS if s is not report)
+
+
+def test_triggers_are_the_run_records_triggers() -> None:
+    from shared import runs
+
+    assert dag.TRIGGERS == runs.TRIGGERS

@@ -70,8 +70,7 @@ def test_cli_help_and_check_on_committed_files(repo_root: Path) -> None:
 def test_builders_take_their_parameters() -> None:
     wt = argo.build_workflow_template(image="example.org/x:1", namespace="ns", name="wt").to_dict()
     assert wt["metadata"] == wt["metadata"] | {"name": "wt", "namespace": "ns"}
-    image = next(p for p in wt["spec"]["arguments"]["parameters"] if p["name"] == "image")
-    assert image["value"] == "example.org/x:1"
+    assert {t["container"]["image"] for t in wt["spec"]["templates"] if "container" in t} == {"example.org/x:1"}
     cron = argo.build_cron_workflow(schedule="0 19 * * 1-5", timezone="UTC", template_name="wt",
                                     suspend=True).to_dict()["spec"]
     assert cron["schedules"] == ["0 19 * * 1-5"] and cron["timezone"] == "UTC"

