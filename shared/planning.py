@@ -29,14 +29,17 @@ class RunRange:
     end: date
     sessions: tuple[date, ...]
     detected: bool
+    #: An explicit start moved back by :func:`chain_start` (the date the user asked for), else None.
+    requested_start: date | None = None
 
     def __str__(self) -> str:
-        return f"{self.start}..{self.end} ({len(self.sessions)} sessions)"
+        moved = f", from {self.requested_start} moved back to close a gap" if self.requested_start else ""
+        return f"{self.start}..{self.end} ({len(self.sessions)} sessions{moved})"
 
     def chunks(self, size: int) -> list[RunRange]:
         """Consecutive sub-ranges of at most ``size`` sessions each, in order (one when it fits)."""
         size = max(int(size), 1)
-        return [RunRange(part[0], part[-1], part, self.detected)
+        return [RunRange(part[0], part[-1], part, self.detected, self.requested_start)
                 for part in (self.sessions[i:i + size] for i in range(0, len(self.sessions), size))]
 
 
@@ -158,5 +161,40 @@ def resolve_range(
             if not force:
                 return None
             start = calendar.session_on_or_before(end)
+    requested = None
+    if not detected:
+        earlier = chain_start(session, _on_or_after(start), portfolio_id)
+        if earlier is not None and earlier < start:
+            requested, start = start, earlier
     days = calendar.validate_range(start, end, latest=latest)
-    return RunRange(days[0], days[-1], tuple(days), detected)
+    return RunRange(days[0], days[-1], tuple(days), detected, requested)
+
+
+def chain_start(session: Session, start: date, portfolio_id: str | None) -> date | None:
+    """The first session some portfolio in scope lacks before ``start``, when its chain of snapshots does not
+    reach the session before ``start`` (None when every chain does, or began at ``start`` or later).
+
+    A session's equity is the previous session's equity rolled forward, so an explicit range that starts
+    after a hole in a portfolio's snapshots must start at the hole: pnl-snapshots never books past a gap."""
+    marks = repo.snapshot_watermarks(session, [portfolio_id] if portfolio_id else None)
+    if marks.empty:
+        return None
+    positions = repo.load_positions(session, marks["portfolio_id"].tolist())
+    if positions.empty:
+        return None
+    if start <= calendar.first_session():
+        return None
+    first = {p: _on_or_after(_as_date(d)) for p, d in positions.groupby("portfolio_id")["entry_date"].min().items()}
+    previous = calendar.previous_session(start)
+    began = [p for p, d in first.items() if d <= previous]
+    if not began:
+        return None
+    last = {r.portfolio_id: _as_date(r.snapshot_date)
+            for r in repo.latest_snapshots_before(session, began, start).itertuples()}
+    firsts = [first[p] if p not in last else calendar.next_session(last[p]) for p in began
+              if last.get(p) != previous]
+    return min(firsts) if firsts else None
+
+
+def _on_or_after(d: date) -> date:
+    return calendar.next_session(d - timedelta(days=1))
