@@ -171,7 +171,7 @@ def parse_portfolios(path: Path, errors: _Errors) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def _date_bounds(d: date | None, file: str, line: int, field: str, errors: _Errors, today: date | None) -> None:
+def _date_bounds(d: date | None, file: str, line: int, field: str, errors: _Errors, today: date) -> None:
     """Refuse a date the calendar does not cover, or one in the future."""
     if d is None:
         return
@@ -180,12 +180,13 @@ def _date_bounds(d: date | None, file: str, line: int, field: str, errors: _Erro
     first = calendar.first_session()
     if d < first:
         errors.add(file, line, field, f"{d} is before {first}, the first session of the trading calendar")
-    elif today is not None and d > today:
+    elif d > today:
         errors.add(file, line, field, f"{d} is in the future (today is {today})")
 
 
 def parse_positions(path: Path, known_portfolios: set[str], errors: _Errors, today: date | None = None) -> pd.DataFrame:
-    """``today``: entry and exit dates after it are refused (``None``: not checked)."""
+    """``today``: entry and exit dates after it are refused (default: the system date)."""
+    today = today or date.today()
     rows, out, seen = _read(path, POSITION_REQUIRED, errors), [], {}
     f = path.name
     for line, r in rows:
@@ -275,7 +276,8 @@ def import_files(session: Session, portfolios: Path | None, positions: Path | No
     """Validate both files completely, then write them in the caller's transaction (see the module doc).
 
     ``flow_date``: the date of the capital flow recorded when ``update`` changes an inception equity.
-    ``today``: entry and exit dates after it are refused (the command passes the New York date).
+    ``today``: entry and exit dates after it are refused (default: the system date; the command passes the
+    New York date).
     """
     errors = _Errors()
     pf = parse_portfolios(Path(portfolios), errors) if portfolios else pd.DataFrame()

@@ -87,8 +87,8 @@ def test_bad_position_rows_import_nothing(engine, tmp_path, bad_row, expected):
     ("portfolio,equity_balance\nalpha,1\nalpha,2\n", "p.csv line 3, field portfolio: 'alpha' already defined on line 2"),
     ("portfolio,equity\nalpha,1\n", "missing required column(s) equity_balance"),
     ("", "the file is empty"),
-    ("portfolio,equity_balance\nalpha,1e15\n", "p.csv line 2, field equity_balance: 1e+15 is above the accepted "
-     "maximum of 1e+12 USD"),
+    ("portfolio,equity_balance\nalpha,1e15\n", "p.csv line 2, field equity_balance: 1e+15 is above the limit of "
+     "1e+12"),
 ])
 def test_bad_portfolio_files(engine, tmp_path, text, expected):
     pf = write(tmp_path, "p.csv", text)
