@@ -36,6 +36,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from shared import calendar
+from shared.clihelp import HelpFormatter
 from shared.errors import EXIT_OK, BadInputError, ConfigError, FencedOutError, SigmabatchError
 from shared.logs import setup_logging
 from shared.planning import RunRange, parse_date, resolve_range
@@ -47,9 +48,11 @@ log = logging.getLogger("sigmabatch")
 
 @dataclass
 class PhaseResult:
-    """What a phase reports: rows written per table, free-form details, and its status."""
+    """What a phase reports: rows written per table (inserted, or replaced whole), rows updated in place
+    (columns a later step adds to rows an earlier step wrote), free-form details, and its status."""
 
     rows: dict[str, int] = field(default_factory=dict)
+    updated: dict[str, int] = field(default_factory=dict)
     details: dict[str, Any] = field(default_factory=dict)
     status: str = "ok"  # ok | partial | skipped
     message: str = ""
@@ -130,7 +133,7 @@ def build_parser(step: str, description: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=f"python -m phases.{step.replace('-', '_')}",
         description=description,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
         epilog=(
             "Dates: with no --start-date the phase detects the first session some active portfolio lacks;\n"
             "with no --end-date it runs to the last completed NYSE session (16:30 New York time).\n"
@@ -192,6 +195,9 @@ def entrypoint(
         started = datetime.now().astimezone()
         try:
             settings = Settings.from_env().with_overrides(provider=args.provider)
+            from shared import preflight
+
+            preflight.provider_source(settings, "--provider" if args.provider else "SIGMABATCH_PROVIDER")
         except ConfigError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return exc.exit_code
@@ -243,6 +249,7 @@ def entrypoint(
         from shared.storage.bulk import stats_summary
 
         summary = {"step": step, "status": result.status, "seconds": round(duration, 3), "rows": result.rows,
+                   "updated": result.updated,
                    "details": result.details, "message": result.message, "error": error, "exit_code": code,
                    "db_write": stats_summary()}
         with contextlib.suppress(BrokenPipeError):  # the runner reading it is gone (an orphaned step)
@@ -303,19 +310,22 @@ def _run_chunks(run: Callable[[PhaseContext], PhaseResult], ctx: PhaseContext) -
         return run(ctx)
     ctx.log.info("running %d sessions in %d chunks of up to %d", len(ctx.range.sessions), len(chunks), size)
     rows: dict[str, int] = {}
+    updated: dict[str, int] = {}
     results = []
     for i, chunk in enumerate(chunks, start=1):
         t0 = time.monotonic()
         res = run(ctx.narrowed(chunk))
         for table, n in res.rows.items():
             rows[table] = rows.get(table, 0) + int(n)
+        for table, n in res.updated.items():
+            updated[table] = updated.get(table, 0) + int(n)
         results.append(res)
         ctx.log.info("chunk %d/%d done: %s in %.1f s", i, len(chunks), chunk, time.monotonic() - t0,
                      extra={"chunk": i, "chunks": len(chunks), "rows": sum(res.rows.values())})
     worst = max(results, key=lambda r: _STATUS_RANK.get(r.status, 1))
     message = next((r.message for r in reversed(results) if r.message), "")
     return PhaseResult(rows=rows, details={**results[-1].details, "chunks": len(chunks), "chunk_sessions": size},
-                       status=worst.status, message=message)
+                       status=worst.status, message=message, updated=updated)
 
 
 def _record(engine, run_id, step, result, started, error, plog, fence=None) -> None:
@@ -327,7 +337,8 @@ def _record(engine, run_id, step, result, started, error, plog, fence=None) -> N
             runs.ensure_run(session, run_id)
             runs.record_phase(session, run_id, step, status=result.status, started_at=started,
                               finished_at=datetime.now().astimezone(), rows=result.rows,
-                              details=result.details, error=error)
+                              details={**result.details, "rows_updated": result.updated} if result.updated
+                              else result.details, error=error)
     except FencedOutError:
         raise
     except Exception as exc:  # the database may be the thing that failed

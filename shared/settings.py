@@ -18,7 +18,10 @@ NEW_YORK = ZoneInfo("America/New_York")
 
 DEFAULT_DATABASE_URL = "sqlite:///var/sigmabatch.db"
 DEFAULT_ARTIFACTS = "var/artifacts"
-PROVIDER_KINDS = ("synthetic", "file", "yfinance", "polygon", "fmp", "failing")
+#: The provider kinds users choose from (and error messages list).
+PUBLIC_PROVIDER_KINDS = ("synthetic", "file", "yfinance", "polygon", "fmp")
+#: Also accepted: ``failing`` (every call fails; for outage tests and drills, not listed anywhere a user reads).
+PROVIDER_KINDS = (*PUBLIC_PROVIDER_KINDS, "failing")
 
 #: Every variable this module reads, with a one-line meaning (shown by ``sigmabatch --help``).
 VARIABLES: dict[str, str] = {
@@ -29,7 +32,8 @@ VARIABLES: dict[str, str] = {
     "SIGMABATCH_SYNTHETIC_SYMBOLS": "number of synthetic stocks besides the factor ETFs (default 40)",
     "SIGMABATCH_SYNTHETIC_SEED": "seed of the synthetic market (default 7)",
     "SIGMABATCH_PROFILE_MAX_AGE_DAYS": "refresh company profiles older than this many days (default 3)",
-    "SIGMABATCH_DEFAULT_SESSIONS": "sessions of snapshots to build on an empty database (default 30)",
+    "SIGMABATCH_DEFAULT_SESSIONS": "the demo portfolios' lots are entered this many sessions before the last "
+                                   "completed session; the first run builds this + 1 sessions (default 30: 31)",
     "SIGMABATCH_NOW": "override the clock (ISO datetime, New York time if naive) for tests and replays",
     "SIGMABATCH_LOG_FORMAT": "log line format: text (default) or json",
     "SIGMABATCH_LOG_LEVEL": "log level (default INFO)",
@@ -262,6 +266,8 @@ def validate_provider(value: str, source: str) -> None:
     """Check a provider spec such as ``synthetic``, ``file:/path/prices.csv`` or ``yfinance``."""
     kind, _, arg = value.partition(":")
     if kind not in PROVIDER_KINDS:
-        raise ConfigError(f"{source}={value!r}: unknown provider {kind!r} (choose from {', '.join(PROVIDER_KINDS)})")
+        raise ConfigError(f"{source}={value!r}: unknown provider {kind!r} "
+                          f"(choose from {', '.join(PUBLIC_PROVIDER_KINDS[:-1])} or {PUBLIC_PROVIDER_KINDS[-1]}; "
+                          "file needs a path: file:PATH)")
     if kind == "file" and not arg:
         raise ConfigError(f"{source}={value!r}: the file provider needs a path, e.g. file:data/prices.csv")

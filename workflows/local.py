@@ -66,7 +66,8 @@ class StepOutcome:
     exit_code: int | None = None
     seconds: float = 0.0
     attempts: int = 0
-    rows: dict[str, int] = field(default_factory=dict)
+    rows: dict[str, int] = field(default_factory=dict)  # inserted (or replaced whole)
+    updated: dict[str, int] = field(default_factory=dict)  # updated in place (columns added to existing rows)
     details: dict = field(default_factory=dict)
     message: str = ""
     error: str | None = None
@@ -93,11 +94,21 @@ class RunOutcome:
 
     @property
     def rows(self) -> dict[str, int]:
-        total: dict[str, int] = {}
-        for s in self.steps.values():
-            for k, v in s.rows.items():
-                total[k] = total.get(k, 0) + int(v)
-        return total
+        """Rows inserted (or replaced whole) per table, over all steps."""
+        return _total(s.rows for s in self.steps.values())
+
+    @property
+    def updated(self) -> dict[str, int]:
+        """Row updates per table, over all steps (a row updated by two steps counts twice)."""
+        return _total(s.updated for s in self.steps.values())
+
+
+def _total(counts) -> dict[str, int]:
+    total: dict[str, int] = {}
+    for c in counts:
+        for k, v in c.items():
+            total[k] = total.get(k, 0) + int(v)
+    return total
 
 
 @dataclass
@@ -337,6 +348,7 @@ class LocalRunner:
                 result = json.loads(line[len(RESULT_PREFIX):])
         if result:
             out.rows, out.details = result.get("rows") or {}, result.get("details") or {}
+            out.updated = result.get("updated") or {}
             out.message, out.error = result.get("message") or "", result.get("error")
         if proc.returncode == 0:
             out.status = result["status"] if result and result.get("status") in ("ok", "partial", "skipped") else "ok"
