@@ -6,8 +6,8 @@ portfolio's previous snapshot (or its inception equity). All sessions of the run
 
 A snapshot is only booked on prices of that session. From the first session on which a symbol a portfolio
 holds has no close (a stale price would be carried forward as a zero P&L), that portfolio gets no snapshot
-for the rest of the range; nor does a portfolio whose chain of snapshots has a gap before the range (its
-equity would be rolled over the missing sessions). The step is then ``partial`` and names the portfolios,
+for the rest of the range; nor does a portfolio whose existing snapshots stop before the session preceding
+the range (its equity would be rolled over the missing sessions). The step is then ``partial`` and names the portfolios,
 symbols and sessions; a later run, once prices are there, books them (the run detects them as missing).
 """
 
@@ -88,14 +88,14 @@ def run(ctx: PhaseContext) -> PhaseResult:
 
 
 def _without_gaps(state: pd.DataFrame, previous: pd.DataFrame, start) -> tuple[pd.DataFrame, dict[str, str]]:
-    """Portfolios whose last snapshot before ``start`` is on the session before it (or that began after
-    it); the others, with their last snapshot date ("none"), are not rolled forward over the gap."""
+    """Portfolios whose chain of snapshots reaches the session before ``start`` (or has not begun: a first
+    run, or a backfill starting the chain there); the others, with their last snapshot date, are not rolled
+    forward over the hole (an earlier run left sessions unbooked)."""
     prev_session = calendar.previous_session(start)
     last = {} if previous.empty else dict(zip(previous["portfolio_id"], pd.to_datetime(previous["snapshot_date"]).dt.date,
                                               strict=True))
-    began_before = pd.to_datetime(state["inception"]).dt.date <= prev_session
-    gap = began_before & state["portfolio_id"].map(lambda p: last.get(p) != prev_session)
-    gaps = {p: str(last.get(p, "none")) for p in state.loc[gap, "portfolio_id"]}
+    gap = state["portfolio_id"].map(lambda p: p in last and last[p] != prev_session).astype(bool)
+    gaps = {p: str(last[p]) for p in state.loc[gap, "portfolio_id"]}
     return state[~gap].reset_index(drop=True), gaps
 
 

@@ -48,3 +48,15 @@ def test_no_snapshot_is_booked_on_sessions_without_fresh_prices(stale_run):
     _, snaps, _ = stale_run
     booked = [pd.Timestamp(d).date() for d in snaps["snapshot_date"]]
     assert booked == calendar.sessions(date(2026, 11, 2), date.fromisoformat(LAST_PRICE))
+
+
+def test_a_portfolio_is_not_rolled_forward_over_a_hole_in_its_snapshots():
+    from phases.pnl_snapshots import _without_gaps
+
+    state = pd.DataFrame({"portfolio_id": ["kept", "hole", "new"], "equity": [1.0, 1.0, 1.0],
+                          "inception": [date(2026, 11, 2)] * 3})
+    previous = pd.DataFrame({"portfolio_id": ["kept", "hole"],
+                             "snapshot_date": [date(2026, 11, 20), date(2026, 11, 13)]})
+    kept, gaps = _without_gaps(state, previous, date(2026, 11, 23))  # the session before: 2026-11-20
+    assert kept["portfolio_id"].tolist() == ["kept", "new"]  # "new": no snapshot yet, its chain starts here
+    assert gaps == {"hole": "2026-11-13"}
