@@ -42,7 +42,9 @@ def render(data: ReportData, workers: int = 1) -> tuple[str, list[str]]:
 
     charts = Charts()
     run = data.run
-    status = run.status if run.status != "running" else run.phase_outcome
+    # A run still under way shows "running" here and the outcome so far in the run section; a run whose
+    # report step renders it (only the recording is left) shows the outcome of its phases, which is final.
+    status = run.status if run.status != "running" else ("running" if run.steps_to_come else run.phase_outcome)
     dates = f"{run.start} .. {run.end}" if run.start else "no sessions"
     header = (f"<h1>sigmabatch run report</h1><div class=\"meta\">Run <strong>{fmt.esc(run.run_id)}</strong> · "
               f"{fmt.esc(dates)} · {page.badge(status)} · generated {fmt.esc(fmt.when(data.generated_at))}</div>")
