@@ -162,6 +162,7 @@ def _env(step: dag.Step) -> list:
         Env(name="XDG_CACHE_HOME", value=f"{SCRATCH}/cache"),
         Env(name="PYTHONUNBUFFERED", value="1"),
         Env(name="SIGMABATCH_LOCK_TIMEOUT", value=str(step.lock_timeout_seconds)),
+        Env(name="SIGMABATCH_LOCK_LEASE", value=str(dag.LOCK_LEASE_SECONDS)),
     ]
     env += [Env(name=k, value=v) for k, v in BLAS_THREADS.items()]
     return env

@@ -121,12 +121,13 @@ PRICE_CACHE_DATA = "artifact:price-cache"
 _BOOK = ("portfolios", "positions")
 
 _WORK: tuple[Step, ...] = (
-    # plan waits up to 10 minutes for the batch lock per attempt, and is retried on exit 4 for about an
-    # hour in all (5 attempts, backoff 1, 2, 4, 8 min), longer than a normal nightly run holds the lock.
+    # plan waits up to 20 minutes for the batch lock per attempt (longer than the lease of a run whose
+    # workflow is gone, LOCK_LEASE_SECONDS), and is retried on exit 4 for about two hours in all (5 attempts,
+    # backoff 1, 2, 4, 8 min), longer than a normal nightly run holds the lock.
     Step("plan", "-", "Plan the run: resolve the dates, record the run", "phases.plan",
          outputs_dates=True, reads=_BOOK, reads_earlier_runs=("portfolio_snapshots",),
          retry=Retry(limit=4, backoff="60s"),
-         resources=Resources("100m", "256Mi", "512Mi"), deadline_seconds=900, lock_timeout_seconds=600),
+         resources=Resources("100m", "256Mi", "512Mi"), deadline_seconds=1800, lock_timeout_seconds=1200),
     Step("company-profiles", "0", "Company profiles", "phases.company_profiles", ("plan",),
          reads=(*_BOOK, "company_profiles", "symbol_universe"),
          writes=("company_profiles", "symbol_universe", "benchmarks_sector_weights", "macro_series")),
@@ -187,6 +188,11 @@ STEPS: tuple[Step, ...] = (*_WORK, REPORT_STEP)
 EXIT_STEP = Step("record-run", "-", "Record the run's status", "phases.record_run",
                  retry=Retry(limit=3, backoff="10s"),
                  resources=Resources("100m", "256Mi", "512Mi"), deadline_seconds=600)
+
+#: The batch lock's lease on Argo (SIGMABATCH_LOCK_LEASE of every step): no process holds the lock between
+#: two steps, so the lease covers the longest wait for the next pod (scheduling, image pull, autoscaling);
+#: a terminated workflow's lock is taken over this long after its last step stopped renewing it.
+LOCK_LEASE_SECONDS = 900
 
 #: What may start a run (``--trigger``; the same list as :data:`shared.runs.TRIGGERS`).
 TRIGGERS = ("cron", "backfill", "onboarding", "manual")

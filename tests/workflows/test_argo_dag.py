@@ -109,11 +109,18 @@ def test_every_leaf_template_is_retried_and_hardened(template_doc: dict) -> None
         assert {"name": "tmp", "emptyDir": {}} in t["volumes"]
         assert {k: env[k]["value"] for k in argo.BLAS_THREADS} == argo.BLAS_THREADS
         assert env["SIGMABATCH_LOCK_TIMEOUT"]["value"] == str(step.lock_timeout_seconds)
+        assert env["SIGMABATCH_LOCK_LEASE"]["value"] == str(dag.LOCK_LEASE_SECONDS)
         assert env["SIGMABATCH_LOG_FORMAT"]["value"] == "json"
         metrics = t["metrics"]["prometheus"]
         assert {m["name"] for m in metrics} == {"sigmabatch_phase_duration_seconds", "sigmabatch_phase_failures_total"}
         assert all(m["labels"] == [{"key": "phase", "value": name}] for m in metrics)
         assert all(re.fullmatch(r"[a-zA-Z0-9_]+", m["name"]) for m in metrics)
+
+
+def test_plan_outlasts_the_lease_of_a_gone_workflow() -> None:
+    plan = dag.steps_by_name()["plan"]
+    assert plan.lock_timeout_seconds > dag.LOCK_LEASE_SECONDS
+    assert plan.deadline_seconds > plan.lock_timeout_seconds
 
 
 def test_retry_expression() -> None:
