@@ -15,8 +15,10 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 .PHONY: help install run test lint format workflows check-generated bench clean report-screenshot
-help: ## show this help
-	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*?## "}{printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
+help: ## show this help (coloured on a terminal only)
+	@if [ -t 1 ] && [ -z "$${NO_COLOR:-}" ]; then on=$$'\033[36m'; off=$$'\033[0m'; else on=; off=; fi; \
+	grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
+	awk -v on="$$on" -v off="$$off" 'BEGIN{FS=":.*?## "}{printf "  %s%-16s%s %s\n", on, $$1, off, $$2}'
 
 install: $(STAMP) ## create .venv and install sigmabatch with its dev/deploy extras
 

@@ -9,7 +9,7 @@ Examples::
     python -m bench --phase15-only                # only the phase-1.5 regression timings (about 1 minute)
 
 Results: ``<out>/raw/<timestamp>.json`` (every measurement; gitignored) and ``<out>/latest.json`` (the
-summary the README table is made from), and the table on stdout.
+summary the tables of docs/performance.md are made from), and the table on stdout.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ for _k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_k, "1")
 
 #: What `make bench` runs (about 20 minutes here). M's one-year backfill is not in it: measured alone it
-#: does not fit the 30-minute budget (see README, "Performance"); run `python -m bench M --case backfill`.
+#: does not fit the 30-minute budget (see docs/performance.md); run `python -m bench M --case backfill`.
 DEFAULT_PLAN = [("S", "nightly", 3), ("S", "backfill", 1), ("M", "nightly", 3), ("L", "nightly", 3)]
 TARGETS = {"L_nightly_wall_s": 120.0, "L_nightly_peak_rss_mb": 4096.0, "M_backfill_wall_s": 600.0,
            "kernel_speedup": 100.0, "kernel_max_abs_diff": 1e-8, "db_write_over_copy_floor": 3.0,

@@ -104,7 +104,8 @@ def run_step(step: dag.Step, args: list[str], env: dict[str, str], log: Path) ->
         tail = log.with_suffix(".err").read_text().strip().splitlines()[-5:]
         raise RuntimeError(f"{step.name} exited {proc.returncode}: {' | '.join(tail)}")
     io = (result.get("db_write") or {}).get("total", {})
-    rows = int(sum(int(v) for v in (result.get("rows") or {}).values()))
+    # rows the database wrote: inserted (``rows``) and updated in place (``updated``), as before the split
+    rows = int(sum(int(v) for part in ("rows", "updated") for v in (result.get(part) or {}).values()))
     floor = float(io.get("floor_seconds", 0.0))
     return {"step": step.name, "status": result.get("status"), "wall_raw_s": wall, "wall_s": wall - floor,
             "phase_s": result.get("seconds"), "peak_rss_mb": int(rss_file.read_text()) / 1024.0 if rss_file.exists() else None, "rows": rows,

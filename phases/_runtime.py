@@ -6,8 +6,11 @@ builds settings and the database, resolves the sessions (explicit dates, or dete
 sessions), calls ``run``, records the outcome in ``batch_phase_runs`` and exits with a documented code:
 
 0 success, nothing to do, or partial (recorded as such; the DAG goes on) · 1 failed · 2 bad input
-(not retried) · 4 lock busy. The run as a whole (``sigmabatch run``, ``record-run``) exits 3 when some
-phase was partial.
+(not retried) · 4 lock busy · 5 fenced out (the run lost the batch lock: nothing written, not even the
+phase record). The run as a whole (``sigmabatch run``, ``record-run``) exits 3 when some phase was partial.
+
+Every write goes through :meth:`PhaseContext.transaction`, a :func:`shared.locking.fenced_transaction`:
+it commits only while the run still holds the batch lock at the generation the phase started under.
 
 The last stdout line is ``sigmabatch-result: {json}`` with the row counts, for the local runner.
 """
@@ -15,6 +18,7 @@ The last stdout line is ``sigmabatch-result: {json}`` with the row counts, for t
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import logging
@@ -32,7 +36,8 @@ from typing import Any
 from sqlalchemy import Engine
 
 from shared import calendar
-from shared.errors import EXIT_OK, BadInputError, ConfigError, SigmabatchError
+from shared.clihelp import HelpFormatter
+from shared.errors import EXIT_OK, BadInputError, ConfigError, FencedOutError, SigmabatchError
 from shared.logs import setup_logging
 from shared.planning import RunRange, parse_date, resolve_range
 from shared.settings import VARIABLES, Settings
@@ -43,9 +48,11 @@ log = logging.getLogger("sigmabatch")
 
 @dataclass
 class PhaseResult:
-    """What a phase reports: rows written per table, free-form details, and its status."""
+    """What a phase reports: rows written per table (inserted, or replaced whole), rows updated in place
+    (columns a later step adds to rows an earlier step wrote), free-form details, and its status."""
 
     rows: dict[str, int] = field(default_factory=dict)
+    updated: dict[str, int] = field(default_factory=dict)
     details: dict[str, Any] = field(default_factory=dict)
     status: str = "ok"  # ok | partial | skipped
     message: str = ""
@@ -64,6 +71,7 @@ class PhaseContext:
     log: logging.Logger
     run_range: RunRange | None = None  # the whole run when ``range`` is one chunk of it (else the same)
     latest: date | None = None  # the last completed session at the run's reference time (clock or schedule)
+    fence: Any = None  # shared.locking.Fence: the lock generation this phase writes under
 
     def __post_init__(self) -> None:
         if self.run_range is None:
@@ -99,9 +107,10 @@ class PhaseContext:
         return read_price_cache(self.price_cache_path)
 
     def transaction(self):
-        from shared.storage.db import transaction
+        """A write transaction, committed only while the run still holds the batch lock (fenced)."""
+        from shared.locking import fenced_transaction
 
-        return transaction(self.engine)
+        return fenced_transaction(self.engine, self.fence)
 
 
 def default_price_cache(settings: Settings) -> Path:
@@ -124,11 +133,12 @@ def build_parser(step: str, description: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=f"python -m phases.{step.replace('-', '_')}",
         description=description,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
         epilog=(
             "Dates: with no --start-date the phase detects the first session some active portfolio lacks;\n"
             "with no --end-date it runs to the last completed NYSE session (16:30 New York time).\n"
-            "Exit codes: 0 ok, nothing to do or partial (recorded), 1 failed, 2 bad input, 4 lock busy.\n\n"
+            "Exit codes: 0 ok, nothing to do or partial (recorded), 1 failed, 2 bad input, 4 lock busy,\n"
+            "5 fenced out (the run lost the batch lock; nothing written).\n\n"
             "Environment:\n" + env_help
         ),
     )
@@ -185,6 +195,9 @@ def entrypoint(
         started = datetime.now().astimezone()
         try:
             settings = Settings.from_env().with_overrides(provider=args.provider)
+            from shared import preflight
+
+            preflight.provider_source(settings, "--provider" if args.provider else "SIGMABATCH_PROVIDER")
         except ConfigError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return exc.exit_code
@@ -192,59 +205,83 @@ def entrypoint(
         plog = logging.getLogger(f"sigmabatch.{step}")
         run_id = args.run_id or f"manual-{started:%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
         engine = None
-        result = PhaseResult()
-        error: str | None = None
-        code = EXIT_OK
+        outcome = {"result": PhaseResult(), "error": None, "code": EXIT_OK, "recorded": False}
+
+        def failed(exc: BaseException) -> None:
+            if isinstance(exc, SigmabatchError):
+                outcome["error"], outcome["code"] = str(exc), exc.exit_code
+                plog.error(str(exc))
+            else:  # unexpected: keep the traceback in the log and the run record
+                outcome["error"], outcome["code"] = f"{type(exc).__name__}: {exc}", 1
+                plog.error("unexpected failure\n%s", traceback.format_exc())
+            outcome["result"].status = "failed"
+
+        def record_outcome(fence) -> None:
+            # A fenced-out phase records nothing: the run it belongs to no longer owns the batch.
+            outcome["recorded"] = True
+            if record and engine is not None and outcome["code"] != FencedOutError.exit_code:
+                try:
+                    _record(engine, run_id, step, outcome["result"], started, outcome["error"], plog, fence)
+                except FencedOutError as exc:  # lost the lock after the work: its writes are in, its record not
+                    failed(exc)
+
         try:
             from shared.storage.db import get_engine, migrate
 
             engine = get_engine(settings.database_url)
             migrate(engine)
             from shared import locking
-            from shared.storage.db import transaction
 
-            with locking.held(engine, run_id, timeout=settings.lock_timeout, keep=keep_lock):
-                latest = calendar.last_completed_session(reference_time(settings, args.scheduled_time))
-                with transaction(engine) as session:
-                    rng = resolve_range(
-                        session,
-                        start=parse_date(args.start_date, "--start-date"),
-                        end=parse_date(args.end_date, "--end-date"),
-                        latest=latest,
-                        portfolio_id=args.portfolio or None,
-                        force=bool(args.force),
-                    )
-                if rng is None and not allow_empty:
-                    result = PhaseResult(status="skipped", message="up to date: no missing session")
-                    plog.info("nothing to do: every portfolio is up to date")
-                else:
-                    ctx = PhaseContext(step, settings, engine, run_id, rng, args.portfolio or None,
-                                       bool(args.force), args, plog, latest=latest)
-                    plog.info("start", extra={"run_id": run_id, "range": str(rng or "up to date"),
-                                              "portfolio": args.portfolio or "all"})
-                    result = _run_chunks(run, ctx) if chunked else run(ctx)
-        except SigmabatchError as exc:
-            error, code = str(exc), exc.exit_code
-            result.status = "failed"
-            plog.error(error)
-        except Exception as exc:  # unexpected: keep the traceback in the log and the run record
-            error, code = f"{type(exc).__name__}: {exc}", 1
-            result.status = "failed"
-            plog.error("unexpected failure\n%s", traceback.format_exc())
+            with locking.held(engine, run_id, timeout=settings.lock_timeout, keep=keep_lock,
+                              lease=settings.lock_lease) as fence:
+                try:
+                    outcome["result"] = _work(step, run, settings, engine, run_id, args, plog, fence,
+                                              allow_empty=allow_empty, chunked=chunked)
+                except Exception as exc:
+                    failed(exc)
+                record_outcome(fence)  # while the lock is held: the record is fenced like the writes
+        except Exception as exc:  # the lock or the database (busy, fenced out before starting, unreachable)
+            failed(exc)
+        if not outcome["recorded"]:
+            record_outcome(None)
+        result, error, code = outcome["result"], outcome["error"], outcome["code"]
         duration = time.monotonic() - t0
-        if record and engine is not None:
-            _record(engine, run_id, step, result, started, error, plog)
         from shared.storage.bulk import stats_summary
 
         summary = {"step": step, "status": result.status, "seconds": round(duration, 3), "rows": result.rows,
+                   "updated": result.updated,
                    "details": result.details, "message": result.message, "error": error, "exit_code": code,
                    "db_write": stats_summary()}
-        print(RESULT_PREFIX + json.dumps(summary, default=str), flush=True)
+        with contextlib.suppress(BrokenPipeError):  # the runner reading it is gone (an orphaned step)
+            print(RESULT_PREFIX + json.dumps(summary, default=str), flush=True)
         if error:
             print(f"error: {error}", file=sys.stderr)
         return code
 
     return main
+
+
+def _work(step, run, settings, engine, run_id, args, plog, fence, *, allow_empty, chunked) -> PhaseResult:
+    """Resolve the sessions and run the phase (the lock is held under ``fence``)."""
+    from shared.storage.db import transaction
+
+    latest = calendar.last_completed_session(reference_time(settings, args.scheduled_time))
+    with transaction(engine) as session:
+        rng = resolve_range(
+            session,
+            start=parse_date(args.start_date, "--start-date"),
+            end=parse_date(args.end_date, "--end-date"),
+            latest=latest,
+            portfolio_id=args.portfolio or None,
+            force=bool(args.force),
+        )
+    if rng is None and not allow_empty:
+        plog.info("nothing to do: every portfolio is up to date")
+        return PhaseResult(status="skipped", message="up to date: no missing session")
+    ctx = PhaseContext(step, settings, engine, run_id, rng, args.portfolio or None, bool(args.force), args, plog,
+                       latest=latest, fence=fence)
+    plog.info("start", extra={"run_id": run_id, "range": str(rng or "up to date"), "portfolio": args.portfolio or "all"})
+    return _run_chunks(run, ctx) if chunked else run(ctx)
 
 
 def chunk_sessions(ctx: PhaseContext) -> int:
@@ -273,31 +310,37 @@ def _run_chunks(run: Callable[[PhaseContext], PhaseResult], ctx: PhaseContext) -
         return run(ctx)
     ctx.log.info("running %d sessions in %d chunks of up to %d", len(ctx.range.sessions), len(chunks), size)
     rows: dict[str, int] = {}
+    updated: dict[str, int] = {}
     results = []
     for i, chunk in enumerate(chunks, start=1):
         t0 = time.monotonic()
         res = run(ctx.narrowed(chunk))
         for table, n in res.rows.items():
             rows[table] = rows.get(table, 0) + int(n)
+        for table, n in res.updated.items():
+            updated[table] = updated.get(table, 0) + int(n)
         results.append(res)
         ctx.log.info("chunk %d/%d done: %s in %.1f s", i, len(chunks), chunk, time.monotonic() - t0,
                      extra={"chunk": i, "chunks": len(chunks), "rows": sum(res.rows.values())})
     worst = max(results, key=lambda r: _STATUS_RANK.get(r.status, 1))
     message = next((r.message for r in reversed(results) if r.message), "")
     return PhaseResult(rows=rows, details={**results[-1].details, "chunks": len(chunks), "chunk_sessions": size},
-                       status=worst.status, message=message)
+                       status=worst.status, message=message, updated=updated)
 
 
-def _record(engine, run_id, step, result, started, error, plog) -> None:
+def _record(engine, run_id, step, result, started, error, plog, fence=None) -> None:
     from shared import runs
-    from shared.storage.db import transaction
+    from shared.locking import fenced_transaction
 
     try:
-        with transaction(engine) as session:
+        with fenced_transaction(engine, fence) as session:
             runs.ensure_run(session, run_id)
             runs.record_phase(session, run_id, step, status=result.status, started_at=started,
                               finished_at=datetime.now().astimezone(), rows=result.rows,
-                              details=result.details, error=error)
+                              details={**result.details, "rows_updated": result.updated} if result.updated
+                              else result.details, error=error)
+    except FencedOutError:
+        raise
     except Exception as exc:  # the database may be the thing that failed
         plog.warning("could not record the phase outcome: %s", exc)
 

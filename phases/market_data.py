@@ -17,12 +17,14 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import date, timedelta
 
+import numpy as np
 import pandas as pd
 
 from phases._runtime import PhaseContext, PhaseResult, entrypoint
 from phases._universe import position_symbols
 from shared import calendar
 from shared.analytics.factors import FACTOR_ETFS
+from shared.analytics.pnl import stale_closes
 from shared.corporate_actions import symbols_to_refetch
 from shared.data_quality import assess
 from shared.errors import BadInputError
@@ -128,6 +130,43 @@ def _reject_bad_input(provider, positions, coverage, new_rows, fetch_errors) -> 
                             f"{', '.join(unknown[:20])}: unknown symbols? fix the positions (nothing was written)")
 
 
+def thin_sessions(prices: pd.DataFrame, symbols: list[str], sessions, min_coverage: float, *,
+                  start: date, listed: int = 50) -> dict:
+    """Sessions of the run on which less than ``min_coverage`` % of ``symbols`` have a usable close: one on
+    the session, or one carried over a short hole of the series (:func:`shared.analytics.pnl.stale_closes`).
+    ``{"count", "sessions", "symbols", "symbols_count", "coverage_pct"}`` (lists capped at ``listed``), or
+    ``{}`` when every session is covered."""
+    if not symbols or not sessions:
+        return {}
+    p = prices[prices["symbol"].isin(set(symbols))] if not prices.empty else prices
+    wide = (p.pivot(index="date", columns="symbol", values="close") if not p.empty else pd.DataFrame())
+    idx = pd.DatetimeIndex(calendar.session_index(start, sessions[-1]))
+    wide.index = pd.DatetimeIndex(pd.to_datetime(wide.index)) if not wide.empty else wide.index
+    wide = wide.reindex(index=idx, columns=list(symbols))
+    usable = ~stale_closes(wide).to_numpy()  # a close, or a short hole inside the series
+    usable &= wide.notna().to_numpy().any(axis=0)[None, :]  # a symbol with no close at all is missing
+    run = pd.DatetimeIndex(pd.to_datetime(list(sessions)))
+    rows = idx.get_indexer(run)
+    ok = usable[rows]
+    pct = 100.0 * ok.sum(axis=1) / len(symbols)
+    low = np.flatnonzero(pct < min_coverage)
+    if not len(low):
+        return {}
+    lacking = np.flatnonzero(~ok[low].all(axis=0))
+    names = [symbols[i] for i in lacking]
+    return {"count": int(len(low)), "sessions": [str(sessions[i]) for i in low[:listed]],
+            "symbols": names[:listed], "symbols_count": len(names),
+            "coverage_pct": {str(sessions[i]): round(float(pct[i]), 2) for i in low[:listed]}}
+
+
+def thin_message(thin: dict, min_coverage: float) -> str:
+    days = thin["sessions"]
+    span = days[0] if len(days) == 1 else f"{days[0]} .. {days[-1]}"
+    more = f" (+{thin['symbols_count'] - 10} more)" if thin["symbols_count"] > 10 else ""
+    return (f"stale or missing prices on {thin['count']} session(s) {span} (coverage below "
+            f"SIGMABATCH_MIN_COVERAGE={min_coverage:g}%): no close for {', '.join(thin['symbols'][:10])}{more}")
+
+
 def window_start(first_session: date) -> date:
     """First day of the fetch window for a run starting at ``first_session``: the history every step
     reading the snapshot declares (:func:`workflows.dag.price_history`), less the head tolerance."""
@@ -212,6 +251,16 @@ def run(ctx: PhaseContext) -> PhaseResult:
         status = "partial"
         message = f"no price data for {len(missing)} symbol(s): {', '.join(missing[:10])}"
         ctx.log.warning(message)
+    # coverage per session over what the run values: the held symbols and the factor ETFs (a cached symbol
+    # nobody holds any more, e.g. a delisted one, does not make every later run partial)
+    needed = sorted((set(position_symbols(positions)) | set(FACTOR_ETFS)) & set(symbols))
+    thin = thin_sessions(prices, needed, list(rng.sessions), ctx.settings.min_coverage, start=load_start)
+    if thin:
+        details["sessions_below_min_coverage"] = thin
+        status = "partial"
+        note = thin_message(thin, ctx.settings.min_coverage)
+        message = f"{message}; {note}" if message else note
+        ctx.log.warning(note)
     if events or fetch_errors:
         failed = sorted({e["provider"] for e in events}) or ["provider"]
         note = f"provider failures reported ({', '.join(failed)}): see details.provider_errors"

@@ -51,7 +51,7 @@ def run(ctx: PhaseContext) -> PhaseResult:
     values = market_values(positions, closes.loc[: pd.Timestamp(end)], end)
     with ctx.transaction() as s:
         written = repo.bulk_update(s, m.Position, values, as_of="market_value_date")
-    return PhaseResult(rows={"positions": written}, details={"as_of": end.isoformat(),
+    return PhaseResult(updated={"positions": written}, details={"as_of": end.isoformat(),
                        "open_positions": int((values["market_value"] != 0).sum())})
 
 

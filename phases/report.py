@@ -14,14 +14,14 @@ import argparse
 from pathlib import Path
 
 from phases._runtime import PhaseContext, PhaseResult, entrypoint
-from shared.report import default_report_path, default_workers, write_report
+from shared.report import default_report_path, write_report
 
 
 def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="", metavar="PATH",
                    help="where to write the HTML (default: <SIGMABATCH_ARTIFACTS>/reports/<run-id>.html)")
     p.add_argument("--workers", type=int, default=0, metavar="N",
-                   help="processes drawing the portfolio charts (default 0: the usable CPUs, at most 4; 1: none)")
+                   help="processes drawing the portfolio charts (default 0: the usable CPUs, at most 4, one per 8 portfolios; 1: none)")
 
 
 def report_path(ctx: PhaseContext) -> Path:
@@ -34,7 +34,7 @@ def report_path(ctx: PhaseContext) -> Path:
 def run(ctx: PhaseContext) -> PhaseResult:
     out = report_path(ctx)
     with ctx.transaction() as session:
-        written = write_report(session, ctx.run_id, out, workers=ctx.args.workers or default_workers())
+        written = write_report(session, ctx.run_id, out, workers=ctx.args.workers or None)
     ctx.log.info("report written", extra={"path": str(out), "portfolios": written.portfolios,
                                           "figures": written.figures, "bytes": written.bytes})
     details = {"report": str(out), "portfolios": written.portfolios, "figures": written.figures,

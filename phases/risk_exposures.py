@@ -100,8 +100,8 @@ def run(ctx: PhaseContext) -> PhaseResult:
         n_pirb = repo.replace(s, m.PositionInterestRateBeta, pirb, {**held, "calculation_date": list(rng.sessions)})
     coverage = exp.loc[exp["factor"] == MARKET, "coverage"]
     return PhaseResult(
-        rows={"factor_exposures": n_exp, "portfolio_snapshots": n_snap, "position_market_betas": n_pmb,
-              "position_interest_rate_betas": n_pirb},
+        rows={"factor_exposures": n_exp, "position_market_betas": n_pmb, "position_interest_rate_betas": n_pirb},
+        updated={"portfolio_snapshots": n_snap},
         details={"portfolio_dates": len(snap), "holdings": len(h), "benchmark_sectors": len(bench),
                  "min_market_beta_coverage": float(coverage.min()) if len(coverage) else None},
     )

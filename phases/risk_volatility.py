@@ -65,7 +65,7 @@ def run(ctx: PhaseContext) -> PhaseResult:
                                                             "calculation_date": list(ctx.range.sessions)})
         n_snap = repo.bulk_update(s, m.PortfolioSnapshot, snap)
     nulls = int(snap["expected_volatility_21d"].isna().sum()) if not snap.empty else 0
-    return PhaseResult(rows={"position_volatility": n_pos, "portfolio_snapshots": n_snap},
+    return PhaseResult(rows={"position_volatility": n_pos}, updated={"portfolio_snapshots": n_snap},
                        details={"portfolio_dates": len(snap), "portfolio_dates_without_forecast": nulls,
                                 "history_sessions": WINDOW,
                                 "median_expected_vol_21d": float(np.nanmedian(snap["expected_volatility_21d"]))

@@ -173,11 +173,26 @@ def last_completed_session(now: datetime) -> date:
     return previous_session(today)
 
 
+def last_session() -> date:
+    """The last session the calendar knows."""
+    return _to_date(_session_array()[-1])
+
+
+def check_coverage(d: date, what: str = "date") -> None:
+    """:class:`BadInputError` for a day outside the calendar's coverage (it is never clamped silently)."""
+    first, last = first_session(), last_session()
+    if d < first or d > last:
+        raise BadInputError(f"{what} {d} is outside the NYSE calendar's coverage ({first} .. {last})")
+
+
 def validate_range(start: date, end: date, *, latest: date | None = None) -> list[date]:
-    """Sessions of ``[start, end]``; :class:`BadInputError` for an impossible or empty range.
+    """Sessions of ``[start, end]``; :class:`BadInputError` for an impossible or empty range, or one
+    reaching outside the calendar's coverage.
 
     ``latest`` (the last completed session) rejects ranges that reach into the future.
     """
+    check_coverage(start, "start date")
+    check_coverage(end, "end date")
     if end < start:
         raise BadInputError(f"end date {end} is before start date {start}")
     if latest is not None and end > latest:

@@ -33,4 +33,11 @@ class LockBusyError(SigmabatchError):
     exit_code = 4
 
 
+class FencedOutError(SigmabatchError):
+    """The run lost the batch lock (taken over after its lease ran out, or its runner was stopped): the
+    phase aborts its transaction and writes nothing."""
+
+    exit_code = 5
+
+
 EXIT_OK = 0

@@ -4,7 +4,9 @@ Portfolios: ``portfolio,equity_balance[,currency,name]``. Positions:
 ``portfolio,symbol,quantity,entry_price,entry_date[,exit_date,exit_price,position_type,investment_class]``.
 Quantities are signed (short < 0); the type defaults from the sign (LONG/SHORT) and, when given, must
 agree with it (LC/LP long, SC/SP short options, multiplier 100). Every bad row is reported with its
-file, line and field, and a file with any bad row imports nothing.
+file, line and field, and a file with any bad row imports nothing. Amounts are bounded by
+:data:`MAX_AMOUNT` (1e12): a portfolio's ``equity_balance`` and a lot's notional |quantity x entry_price x
+multiplier|; entry and exit dates lie between the calendar's first session (1990-01-02) and today.
 
 Re-import is safe: a portfolio or lot (keyed by portfolio, symbol, type and entry date) that exists with
 identical values is left alone; one that differs is refused (nothing written, the message names the
@@ -36,6 +38,11 @@ PORTFOLIO_REQUIRED = ("portfolio", "equity_balance")
 POSITION_REQUIRED = ("portfolio", "symbol", "quantity", "entry_price", "entry_date")
 INVESTMENT_CLASSES = ("PUBLIC", "OPTIONS", "PRIVATE")
 MAX_REPORTED = 25
+#: The largest amount an import accepts, in the portfolio's currency: a portfolio's equity_balance, and a
+#: lot's notional |quantity x entry_price x multiplier| (100 for options). One trillion: far above any
+#: real book, far below the point where sums of such lots lose meaning (documented in the README).
+MAX_AMOUNT = 1e12
+OPTION_MULTIPLIER = 100
 
 
 @dataclass
@@ -58,10 +65,30 @@ class _Errors(list):
             raise BadInputError("import rejected, nothing was written:\n  " + "\n  ".join(self[:MAX_REPORTED]) + more)
 
 
-def _read(path: Path, required: tuple[str, ...], errors: _Errors) -> list[tuple[int, dict[str, str]]]:
+def read_text_file(path: Path) -> str:
+    """The file's text (UTF-8, an optional BOM), or a one-line :class:`BadInputError` saying why not."""
     if not path.exists():
         raise BadInputError(f"{path}: no such file")
-    text = path.read_text(encoding="utf-8-sig")
+    if path.is_dir():
+        raise BadInputError(f"{path}: is a folder, not a CSV file")
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise BadInputError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise BadInputError(f"{path}: is UTF-16 text; save the file as UTF-8 CSV")
+    if b"\x00" in raw[:8192]:
+        raise BadInputError(f"{path}: is a binary file, not a CSV text file")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise BadInputError(f"{path} line {line}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset "
+                            f"{exc.start}); save the file as UTF-8 CSV") from None
+
+
+def _read(path: Path, required: tuple[str, ...], errors: _Errors) -> list[tuple[int, dict[str, str]]]:
+    text = read_text_file(path)
     if not text.strip():
         raise BadInputError(f"{path}: the file is empty")
     reader = csv.reader(io.StringIO(text))
@@ -133,6 +160,9 @@ def parse_portfolios(path: Path, errors: _Errors) -> pd.DataFrame:
             continue
         seen[pid] = line
         eq = _num(r["equity_balance"], path.name, line, "equity_balance", errors, positive=True)
+        if eq is not None and eq > MAX_AMOUNT:
+            errors.add(path.name, line, "equity_balance", f"{eq:g} is above the limit of {MAX_AMOUNT:g}")
+            eq = None
         cur = (r.get("currency") or "USD").upper()
         if len(cur) != 3 or not cur.isalpha():
             errors.add(path.name, line, "currency", f"{cur!r} is not a 3-letter currency code")
@@ -141,7 +171,21 @@ def parse_portfolios(path: Path, errors: _Errors) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def parse_positions(path: Path, known_portfolios: set[str], errors: _Errors) -> pd.DataFrame:
+def _date_bounds(d: date | None, file: str, line: int, field: str, errors: _Errors, today: date | None) -> None:
+    """Refuse a date the calendar does not cover, or one in the future."""
+    if d is None:
+        return
+    from shared import calendar
+
+    first = calendar.first_session()
+    if d < first:
+        errors.add(file, line, field, f"{d} is before {first}, the first session of the trading calendar")
+    elif today is not None and d > today:
+        errors.add(file, line, field, f"{d} is in the future (today is {today})")
+
+
+def parse_positions(path: Path, known_portfolios: set[str], errors: _Errors, today: date | None = None) -> pd.DataFrame:
+    """``today``: entry and exit dates after it are refused (``None``: not checked)."""
     rows, out, seen = _read(path, POSITION_REQUIRED, errors), [], {}
     f = path.name
     for line, r in rows:
@@ -158,6 +202,8 @@ def parse_positions(path: Path, known_portfolios: set[str], errors: _Errors) -> 
         exit_px = _num(r["exit_price"], f, line, "exit_price", errors, positive=True) if r.get("exit_price") else None
         if exit_px is not None and exit_d is None:
             errors.add(f, line, "exit_date", "exit_price is given but exit_date is missing")
+        _date_bounds(entry, f, line, "entry_date", errors, today)
+        _date_bounds(exit_d, f, line, "exit_date", errors, today)
         if entry and exit_d and exit_d < entry:
             errors.add(f, line, "exit_date", f"{exit_d} is before entry_date {entry}")
         ptype = (r.get("position_type") or "").upper()
@@ -168,6 +214,11 @@ def parse_positions(path: Path, known_portfolios: set[str], errors: _Errors) -> 
                 errors.add(f, line, "position_type", f"{ptype!r} is not one of {', '.join(sorted(POSITION_TYPES))}")
             elif (ptype in ("LONG", "LC", "LP")) != (qty > 0):
                 errors.add(f, line, "quantity", f"{qty:g} has the wrong sign for a {ptype} position")
+        if qty is not None and px is not None:
+            notional = abs(qty) * px * (OPTION_MULTIPLIER if ptype in OPTION_TYPES else 1)
+            if notional > MAX_AMOUNT:
+                errors.add(f, line, "quantity", f"{qty:g} x {px:g} is a notional of {notional:.3g}, above the "
+                           f"limit of {MAX_AMOUNT:g}")
         iclass = (r.get("investment_class") or ("OPTIONS" if ptype in OPTION_TYPES else "PUBLIC")).upper()
         if iclass not in INVESTMENT_CLASSES:
             errors.add(f, line, "investment_class", f"{iclass!r} is not one of {', '.join(INVESTMENT_CLASSES)}")
@@ -220,16 +271,17 @@ def _changes(new: pd.DataFrame, stored: pd.DataFrame, keys: tuple[str, ...], fie
 
 
 def import_files(session: Session, portfolios: Path | None, positions: Path | None, *, update: bool = False,
-                 flow_date: date | None = None) -> ImportSummary:
+                 flow_date: date | None = None, today: date | None = None) -> ImportSummary:
     """Validate both files completely, then write them in the caller's transaction (see the module doc).
 
     ``flow_date``: the date of the capital flow recorded when ``update`` changes an inception equity.
+    ``today``: entry and exit dates after it are refused (the command passes the New York date).
     """
     errors = _Errors()
     pf = parse_portfolios(Path(portfolios), errors) if portfolios else pd.DataFrame()
     stored_pf = repo.load_portfolios(session, active_only=False)
     known = set(stored_pf["id"]) | set(pf.get("id", []))
-    pos = parse_positions(Path(positions), known, errors) if positions else pd.DataFrame()
+    pos = parse_positions(Path(positions), known, errors, today) if positions else pd.DataFrame()
     errors.raise_if_any()
     same_pf, diff_pf = _changes(pf, stored_pf, ("id",), PORTFOLIO_FIELDS) if not pf.empty else ([], {})
     stored_pos = repo.load_positions(session, sorted(set(pos["portfolio_id"]))) if not pos.empty else pd.DataFrame()

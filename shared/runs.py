@@ -64,9 +64,24 @@ def record_phase(
     repo.upsert(session, m.BatchPhaseRun, frame)
 
 
+def mark_abandoned(session: Session, run_id: str, *, by: str, at: datetime | None = None,
+                   reason: str | None = None) -> bool:
+    """Mark a run that was still ``running`` as ``abandoned`` (when, and by what: the run that took its lock
+    over, a signal, ``sigmabatch unlock``). Returns whether a row changed."""
+    at = at or utcnow()
+    values: dict[str, Any] = {"status": "abandoned", "abandoned_at": at, "abandoned_by": by[:128], "completed_at": at}
+    if reason:
+        values["error_summary"] = [{"phase": None, "status": "abandoned", "error": reason}]
+    res = session.execute(update(m.BatchRunHistory)
+                          .where(m.BatchRunHistory.run_id == run_id, m.BatchRunHistory.status == "running")
+                          .values(**values))
+    return (res.rowcount or 0) > 0
+
+
 def finish_run(session: Session, run_id: str, *, status: str | None = None,
                errors: list[dict[str, Any]] | None = None) -> str:
-    """Close the run. Without an explicit status: :func:`run_status` of the phase rows."""
+    """Close the run. Without an explicit status: :func:`run_status` of the phase rows. A run already
+    marked ``abandoned`` stays so (its late exit handler changes nothing)."""
     phases = repo.load_phase_runs(session, run_id)
     if status is None:
         statuses = dict(zip(phases["phase"], phases["status"], strict=True)) if not phases.empty else {}
@@ -80,6 +95,9 @@ def finish_run(session: Session, run_id: str, *, status: str | None = None,
         details = phases.loc[phases["phase"] == "market-data", "details"].iloc[0] or {}
         coverage = {k: details[k] for k in ("data_coverage_pct", "symbols_requested", "symbols_with_data",
                                             "symbols_on_end_date", "missing_symbols", "data_quality") if k in details}
+    current = session.get(m.BatchRunHistory, run_id)
+    if current is not None and current.status == "abandoned":
+        return "abandoned"
     session.execute(
         update(m.BatchRunHistory).where(m.BatchRunHistory.run_id == run_id)
         .values(status=status, completed_at=utcnow(), error_summary=summary or None, data_coverage=coverage)

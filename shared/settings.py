@@ -18,7 +18,10 @@ NEW_YORK = ZoneInfo("America/New_York")
 
 DEFAULT_DATABASE_URL = "sqlite:///var/sigmabatch.db"
 DEFAULT_ARTIFACTS = "var/artifacts"
-PROVIDER_KINDS = ("synthetic", "file", "yfinance", "polygon", "fmp", "failing")
+#: The provider kinds users choose from (and error messages list).
+PUBLIC_PROVIDER_KINDS = ("synthetic", "file", "yfinance", "polygon", "fmp")
+#: Also accepted: ``failing`` (every call fails; for outage tests and drills, not listed anywhere a user reads).
+PROVIDER_KINDS = (*PUBLIC_PROVIDER_KINDS, "failing")
 
 #: Every variable this module reads, with a one-line meaning (shown by ``sigmabatch --help``).
 VARIABLES: dict[str, str] = {
@@ -29,11 +32,16 @@ VARIABLES: dict[str, str] = {
     "SIGMABATCH_SYNTHETIC_SYMBOLS": "number of synthetic stocks besides the factor ETFs (default 40)",
     "SIGMABATCH_SYNTHETIC_SEED": "seed of the synthetic market (default 7)",
     "SIGMABATCH_PROFILE_MAX_AGE_DAYS": "refresh company profiles older than this many days (default 3)",
-    "SIGMABATCH_DEFAULT_SESSIONS": "sessions of snapshots to build on an empty database (default 30)",
+    "SIGMABATCH_DEFAULT_SESSIONS": "the demo portfolios' lots are entered this many sessions before the last "
+                                   "completed session; the first run builds this + 1 sessions (default 30: 31)",
     "SIGMABATCH_NOW": "override the clock (ISO datetime, New York time if naive) for tests and replays",
     "SIGMABATCH_LOG_FORMAT": "log line format: text (default) or json",
     "SIGMABATCH_LOG_LEVEL": "log level (default INFO)",
     "SIGMABATCH_LOCK_TIMEOUT": "seconds to wait for the batch lock before exiting with code 4 (default 0)",
+    "SIGMABATCH_LOCK_LEASE": "seconds without a heartbeat after which a run's batch lock may be taken over and "
+                             "the run marked abandoned (default 300; holders renew it every quarter of that)",
+    "SIGMABATCH_MIN_COVERAGE": "percent of held symbols and factor ETFs that need a usable (not stale) close on "
+                               "every session; below it the run is partial, exit 3 (default 100)",
     "SIGMABATCH_CHUNK_PORTFOLIO_DATES": "portfolio x session pairs a risk step (6a-6d) computes and writes at once; "
                                         "longer backfills go in chunks of sessions (default 20000)",
     "SIGMABATCH_PAIRWISE_SESSIONS": "pairwise correlation matrices are kept for the latest this many sessions "
@@ -66,6 +74,13 @@ def _float(env: Mapping[str, str], name: str, default: float, minimum: float = 0
         raise ConfigError(f"{name}={raw!r} is not a number") from None
     if not value >= minimum or value != value or value == float("inf"):
         raise ConfigError(f"{name}={raw} must be a finite number >= {minimum}")
+    return value
+
+
+def _percent(env: Mapping[str, str], name: str, default: float) -> float:
+    value = _float(env, name, default)
+    if value > 100:
+        raise ConfigError(f"{name}={value:g} must be a percentage between 0 and 100")
     return value
 
 
@@ -141,6 +156,8 @@ class Settings:
     log_format: str = "text"
     log_level: str = "INFO"
     lock_timeout: int = 0
+    lock_lease: float = 300.0
+    min_coverage: float = 100.0
     chunk_portfolio_dates: int = 20_000
     pairwise_sessions: int = 1
     provider_chain: tuple[str, ...] = DEFAULT_PROVIDER_CHAIN
@@ -201,6 +218,8 @@ class Settings:
             log_format=log_format,
             log_level=log_level,
             lock_timeout=_int(env, "SIGMABATCH_LOCK_TIMEOUT", 0),
+            lock_lease=_float(env, "SIGMABATCH_LOCK_LEASE", 300.0, minimum=1.0),
+            min_coverage=_percent(env, "SIGMABATCH_MIN_COVERAGE", 100.0),
             chunk_portfolio_dates=_int(env, "SIGMABATCH_CHUNK_PORTFOLIO_DATES", 20_000, minimum=1),
             pairwise_sessions=_int(env, "SIGMABATCH_PAIRWISE_SESSIONS", 1, minimum=1),
             provider_chain=parse_provider_chain(env.get("SIGMABATCH_PROVIDER_CHAIN", "").strip()
@@ -247,6 +266,8 @@ def validate_provider(value: str, source: str) -> None:
     """Check a provider spec such as ``synthetic``, ``file:/path/prices.csv`` or ``yfinance``."""
     kind, _, arg = value.partition(":")
     if kind not in PROVIDER_KINDS:
-        raise ConfigError(f"{source}={value!r}: unknown provider {kind!r} (choose from {', '.join(PROVIDER_KINDS)})")
+        raise ConfigError(f"{source}={value!r}: unknown provider {kind!r} "
+                          f"(choose from {', '.join(PUBLIC_PROVIDER_KINDS[:-1])} or {PUBLIC_PROVIDER_KINDS[-1]}; "
+                          "file needs a path: file:PATH)")
     if kind == "file" and not arg:
         raise ConfigError(f"{source}={value!r}: the file provider needs a path, e.g. file:data/prices.csv")

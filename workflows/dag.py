@@ -28,8 +28,9 @@ REPORT_FILE = "report.html"
 class Retry:
     """Retry policy of one step (Argo ``retryStrategy``; the local runner honours ``limit``).
 
-    Exit code 2 (bad input) is never retried: retrying cannot fix it. Exit code 4 (lock busy) is
-    retried with backoff, so a run that collides with another waits for it.
+    Exit codes 2 (bad input) and 5 (fenced out: the run lost the batch lock to another run) are never
+    retried: retrying cannot fix them. Exit code 4 (lock busy) is retried with backoff, so a run that
+    collides with another waits for it.
     """
 
     limit: int = 3
@@ -37,7 +38,7 @@ class Retry:
     backoff: str = "30s"
     factor: int = 2
     max_duration: str = "30m"
-    no_retry_exit_codes: tuple[int, ...] = (2,)
+    no_retry_exit_codes: tuple[int, ...] = (2, 5)
 
 
 @dataclass(frozen=True)

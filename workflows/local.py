@@ -15,6 +15,12 @@ The algorithm:
 6. The report step writes the run's HTML report to ``var/runs/<run-id>/report.html``
    (:attr:`RunOutcome.report`); it runs like any other step, so it is not run after a failure.
 7. ``record-run`` always runs last (Argo's onExit) and closes the run's history row.
+8. The runner holds the batch lock for the whole run and renews its lease (a heartbeat thread). SIGTERM or
+   SIGINT (Ctrl-C) is forwarded to the process group of every running step (each step runs in its own
+   group), no new step starts, the runner waits for them (``stop_grace`` seconds, then SIGKILL), marks the
+   run ``abandoned`` in ``batch_run_history``, releases the lock and exits 128 + the signal number (143,
+   130). A step it could not stop (a runner killed with SIGKILL leaves its steps orphaned) is fenced: its
+   next commit finds the lock gone or taken over and writes nothing (:mod:`shared.locking`).
 
 Progress: a live table on a terminal; plain structured lines otherwise. The outcome carries per-step
 status, duration and rows written, for the closing summary.
@@ -22,12 +28,15 @@ status, duration and rows written, for the closing summary.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -36,15 +45,17 @@ from datetime import datetime
 from pathlib import Path
 
 from shared import locking, runs
-from shared.errors import LockBusyError
+from shared.errors import BadInputError, LockBusyError
 from shared.settings import Settings
 from shared.storage.artifacts import artifact_store, price_cache_key
-from shared.storage.db import get_engine, migrate
+from shared.storage.db import get_engine, migrate, transaction
 from workflows import dag
 
 log = logging.getLogger("sigmabatch.runner")
 RESULT_PREFIX = "sigmabatch-result: "
 EXIT_CODES = {"completed": 0, "partial": 3, "failed": 1}
+#: Signals the runner forwards to its steps before giving the run up.
+FORWARDED = (signal.SIGTERM, signal.SIGINT)
 BLAS_SINGLE_THREAD = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
@@ -55,7 +66,8 @@ class StepOutcome:
     exit_code: int | None = None
     seconds: float = 0.0
     attempts: int = 0
-    rows: dict[str, int] = field(default_factory=dict)
+    rows: dict[str, int] = field(default_factory=dict)  # inserted (or replaced whole)
+    updated: dict[str, int] = field(default_factory=dict)  # updated in place (columns added to existing rows)
     details: dict = field(default_factory=dict)
     message: str = ""
     error: str | None = None
@@ -82,11 +94,21 @@ class RunOutcome:
 
     @property
     def rows(self) -> dict[str, int]:
-        total: dict[str, int] = {}
-        for s in self.steps.values():
-            for k, v in s.rows.items():
-                total[k] = total.get(k, 0) + int(v)
-        return total
+        """Rows inserted (or replaced whole) per table, over all steps."""
+        return _total(s.rows for s in self.steps.values())
+
+    @property
+    def updated(self) -> dict[str, int]:
+        """Row updates per table, over all steps (a row updated by two steps counts twice)."""
+        return _total(s.updated for s in self.steps.values())
+
+
+def _total(counts) -> dict[str, int]:
+    total: dict[str, int] = {}
+    for c in counts:
+        for k, v in c.items():
+            total[k] = total.get(k, 0) + int(v)
+    return total
 
 
 @dataclass
@@ -102,19 +124,26 @@ class LocalRunner:
     retry_delay_cap: float = 2.0
     #: Cap on each step's retries (None: the step's own policy, as in Argo).
     max_retries: int | None = None
+    #: Seconds the steps get to exit after a forwarded SIGTERM/SIGINT before they are killed.
+    stop_grace: float = 30.0
+    _signal: int | None = field(default=None, init=False, repr=False)
+    _children: dict[int, subprocess.Popen] = field(default_factory=dict, init=False, repr=False)
 
     def run(self, *, start_date: str = "", end_date: str = "", portfolio: str = "", trigger: str = "manual",
             force: bool = False, run_id: str | None = None) -> RunOutcome:
+        if self.max_parallel < 1:  # it would wait forever for a free slot
+            raise BadInputError(f"--max-parallel must be at least 1 (got {self.max_parallel})")
         t0 = time.monotonic()
+        self._signal = None
         run_id = run_id or f"local-{datetime.now():%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
         run_dir = Path(self.workdir) / "var" / "runs" / run_id
-        run_dir.mkdir(parents=True, exist_ok=True)
         steps = {s.name: StepOutcome(s.name) for s in (*dag.STEPS, dag.EXIT_STEP)}
         common = {"portfolio": portfolio, "run_id": run_id, "force": "true" if force else "false"}
         engine = get_engine(self.settings.database_url)
         migrate(engine)
         try:  # the runner holds the batch lock for the whole run; its steps find it held by their run id
-            locking.acquire(engine, run_id, timeout=self.settings.lock_timeout, holder_pid=os.getpid())
+            fence = locking.acquire(engine, run_id, timeout=self.settings.lock_timeout, holder_pid=os.getpid(),
+                                    lease=self.settings.lock_lease)
         except LockBusyError as exc:
             log.error("%s", exc)
             steps["plan"].status, steps["plan"].exit_code, steps["plan"].error = "failed", exc.exit_code, str(exc)
@@ -122,10 +151,63 @@ class LocalRunner:
                 steps[s.name].status = "not-run"
             return RunOutcome(run_id, "failed", exc.exit_code, start_date, end_date, steps, time.monotonic() - t0,
                               run_dir=run_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        previous = self._forward_signals()
         try:
-            return self._run_locked(steps, run_dir, common, start_date, end_date, trigger, t0)
+            with locking.Heartbeat(engine, fence, self.settings.lock_lease / 4):
+                outcome = self._run_locked(steps, run_dir, common, start_date, end_date, trigger, t0)
+            if self._signal is not None:
+                outcome = self._abandon(engine, outcome)
+            return outcome
         finally:
+            self._restore_signals(previous)
             locking.release(engine, run_id)
+
+    # -- signals ---------------------------------------------------------------------------------
+
+    def _forward_signals(self) -> dict:
+        """Install the SIGTERM/SIGINT handlers (main thread only; elsewhere signals are not ours to take)."""
+        if threading.current_thread() is not threading.main_thread():
+            return {}
+        return {sig: signal.signal(sig, self._on_signal) for sig in FORWARDED}
+
+    @staticmethod
+    def _restore_signals(previous: dict) -> None:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+    def _on_signal(self, signum, _frame) -> None:
+        first = self._signal is None
+        self._signal = signum
+        log.warning("received %s: stopping the running steps", signal.Signals(signum).name)
+        for proc in list(self._children.values()):
+            self._kill_group(proc, signum)
+        if first and self.stop_grace >= 0:
+            timer = threading.Timer(self.stop_grace, self._kill_children)
+            timer.daemon = True
+            timer.start()
+
+    def _kill_children(self) -> None:
+        for proc in list(self._children.values()):
+            self._kill_group(proc, signal.SIGKILL)
+
+    @staticmethod
+    def _kill_group(proc: subprocess.Popen, signum: int) -> None:
+        if proc.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signum)  # the step's own process group: the step and anything it started
+
+    def _abandon(self, engine, outcome: RunOutcome) -> RunOutcome:
+        """After a forwarded signal: every step has stopped; record the run as abandoned."""
+        name = signal.Signals(self._signal).name
+        with transaction(engine) as s:
+            runs.ensure_run(s, outcome.run_id)
+            runs.mark_abandoned(s, outcome.run_id, by=f"signal {name}",
+                                reason=f"the runner received {name}; running steps were stopped")
+        log.error("run %s abandoned after %s", outcome.run_id, name)
+        outcome.status, outcome.exit_code = "abandoned", 128 + int(self._signal)
+        return outcome
 
     def _run_locked(self, steps, run_dir, common, start_date, end_date, trigger, t0) -> RunOutcome:
         run_id = common["run_id"]
@@ -137,17 +219,20 @@ class LocalRunner:
         has_work = (outputs / "has-work").exists() and (outputs / "has-work").read_text().strip() == "true"
         start = (outputs / "start-date").read_text().strip() if has_work else ""
         end = (outputs / "end-date").read_text().strip() if has_work else ""
-        if steps["plan"].status != "ok" or not has_work:
+        if steps["plan"].status != "ok" or not has_work or self._signal is not None:
             for s in dag.STEPS[1:]:
                 steps[s.name].status = "not-run"
         else:
             self._run_dag(steps, run_dir, start, end, common)
-        self._run_step(dag.EXIT_STEP, steps, run_dir, dag.step_args(
-            dag.EXIT_STEP, start_date=start, end_date=end, trigger=trigger, **common))
+        if self._signal is None:
+            self._run_step(dag.EXIT_STEP, steps, run_dir, dag.step_args(
+                dag.EXIT_STEP, start_date=start, end_date=end, trigger=trigger, **common))
+        else:
+            steps[dag.EXIT_STEP.name].status = "not-run"
         status = self._status(steps)
         code = EXIT_CODES[status]
         failed_codes = {o.exit_code for o in steps.values() if o.status == "failed"}
-        for special in (4, 2):  # lock busy, bad input: say so rather than a generic failure
+        for special in (4, 2, 5):  # lock busy, bad input, fenced out: say so rather than a generic failure
             if special in failed_codes:
                 code = special
         return RunOutcome(run_id, status, code, start, end, steps, time.monotonic() - t0,
@@ -163,6 +248,8 @@ class LocalRunner:
         running: dict[str, tuple[dag.Step, subprocess.Popen, float, object]] = {}
         failed = False
         while pending or running:
+            if self._signal is not None:
+                failed = True  # stop: start nothing more, wait for the running steps
             if not failed:
                 for s in list(pending):
                     if len(running) >= self.max_parallel:
@@ -209,6 +296,8 @@ class LocalRunner:
         self._notify(steps)
 
     def _should_retry(self, step: dag.Step, out: StepOutcome) -> bool:
+        if self._signal is not None:
+            return False
         limit = step.retry.limit if self.max_retries is None else min(step.retry.limit, self.max_retries)
         return out.attempts <= limit and out.exit_code not in step.retry.no_retry_exit_codes
 
@@ -234,12 +323,18 @@ class LocalRunner:
         fh.flush()
         # Steps run side by side on few cores and their kernels are memory-bound: one BLAS thread each.
         env = {**BLAS_SINGLE_THREAD, **os.environ, **(self.env or {})}
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=fh, text=True, cwd=self.workdir, env=env)
+        # Its own process group: a Ctrl-C on the terminal reaches the runner only, which forwards it.
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=fh, text=True, cwd=self.workdir, env=env,
+                                start_new_session=True)
         proc._sigmabatch_log = fh  # type: ignore[attr-defined]
+        self._children[proc.pid] = proc
+        if self._signal is not None:  # a signal came while this step was being started
+            self._kill_group(proc, self._signal)
         self._notify(steps)
         return proc, time.monotonic()
 
     def _finish(self, step: dag.Step, proc: subprocess.Popen, steps: dict[str, StepOutcome], t_start: float) -> None:
+        self._children.pop(proc.pid, None)
         stdout = proc.stdout.read() if proc.stdout else ""
         fh = proc._sigmabatch_log  # type: ignore[attr-defined]
         fh.write(stdout)
@@ -253,6 +348,7 @@ class LocalRunner:
                 result = json.loads(line[len(RESULT_PREFIX):])
         if result:
             out.rows, out.details = result.get("rows") or {}, result.get("details") or {}
+            out.updated = result.get("updated") or {}
             out.message, out.error = result.get("message") or "", result.get("error")
         if proc.returncode == 0:
             out.status = result["status"] if result and result.get("status") in ("ok", "partial", "skipped") else "ok"

@@ -125,6 +125,46 @@ def position_pnl(
     return {"pnl": pnl, "realized": realized, "held": held_t, "value": value, "priced": priced_need[at]}
 
 
+#: A close may be missing for at most this many consecutive sessions inside a symbol's series (a halt, a
+#: provider hole): the mark is then the last close (forward fill). Longer, or with no later close at all
+#: (the series stopped), the carried-forward price is stale.
+MAX_GAP_SESSIONS = 3
+
+
+def stale_closes(closes: pd.DataFrame, max_gap: int = MAX_GAP_SESSIONS) -> pd.DataFrame:
+    """Sessions × symbols, True where a close is missing and forward-filling it would be a stale price:
+    no later close in ``closes`` (the series stopped), or a hole of more than ``max_gap`` sessions. Before
+    a symbol's first close, and for symbols without any, nothing is stale (they are marked at entry price).
+
+    ``closes``: wide closes (sessions × symbols, NaN where missing), ascending; the last row is the end
+    of the range being judged.
+    """
+    present = closes.notna().to_numpy()
+    T = present.shape[0]
+    idx = np.arange(T)[:, None]
+    last = np.maximum.accumulate(np.where(present, idx, -1), axis=0)  # last close at or before t
+    nxt = np.minimum.accumulate(np.where(present, idx, T)[::-1], axis=0)[::-1]  # next close at or after t
+    hole = nxt - last - 1
+    stale = ~present & (last >= 0) & ((nxt >= T) | (hole > max_gap))
+    return pd.DataFrame(stale, index=closes.index, columns=closes.columns)
+
+
+def stale_marks(positions: pd.DataFrame, closes: pd.DataFrame, dates: Sequence[date],
+                max_gap: int = MAX_GAP_SESSIONS) -> np.ndarray:
+    """(T, N) bool: position ``n`` is held at the close of ``dates[t]`` and its mark there would be a stale
+    price (:func:`stale_closes` of its symbol on that date)."""
+    n = len(positions)
+    d64 = np.array(pd.to_datetime(list(dates)), dtype="datetime64[D]")
+    if n == 0 or len(d64) == 0:
+        return np.zeros((len(d64), n), dtype=bool)
+    flags = stale_closes(closes, max_gap)
+    cells = flags.reindex(index=pd.DatetimeIndex(d64), columns=pd.Index(positions["symbol"].tolist()))
+    stale = cells.fillna(False).to_numpy(dtype=bool)
+    entry = pd.to_datetime(positions["entry_date"]).to_numpy(dtype="datetime64[D]")
+    exit_ = pd.to_datetime(positions["exit_date"]).to_numpy(dtype="datetime64[D]")
+    return _held(entry, exit_, d64) & stale
+
+
 def roll_forward(
     positions: pd.DataFrame,
     closes: pd.DataFrame,

@@ -42,7 +42,9 @@ def render(data: ReportData, workers: int = 1) -> tuple[str, list[str]]:
 
     charts = Charts()
     run = data.run
-    status = run.status if run.status != "running" else run.phase_outcome
+    # A run still under way shows "running" here and the outcome so far in the run section; a run whose
+    # report step renders it (only the recording is left) shows the outcome of its phases, which is final.
+    status = run.status if run.status != "running" else ("running" if run.steps_to_come else run.phase_outcome)
     dates = f"{run.start} .. {run.end}" if run.start else "no sessions"
     header = (f"<h1>sigmabatch run report</h1><div class=\"meta\">Run <strong>{fmt.esc(run.run_id)}</strong> · "
               f"{fmt.esc(dates)} · {page.badge(status)} · generated {fmt.esc(fmt.when(data.generated_at))}</div>")
@@ -87,9 +89,15 @@ def _portfolio_section_at(i: int) -> tuple[str, list[str]]:
     return portfolio_section(_DATA, _DATA.portfolios[i], charts), charts.problems
 
 
-def default_workers() -> int:
+#: Portfolio sections a chart process must have to pay for its start (a spawned interpreter importing
+#: pandas and matplotlib costs about as much CPU as drawing eight sections).
+SECTIONS_PER_WORKER = 8
+
+
+def default_workers(portfolios: int | None = None) -> int:
     """Processes for the charts: the CPUs this process may use (its affinity, and in a container its
-    cgroup CPU quota), at most 4 (each costs an interpreter)."""
+    cgroup CPU quota), at most 4 (each costs an interpreter), and with ``portfolios`` given no more than
+    one per :data:`SECTIONS_PER_WORKER` sections (a small report is drawn in-process)."""
     try:
         cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
@@ -100,6 +108,8 @@ def default_workers() -> int:
             cpus = min(cpus, max(1, int(int(quota) // int(period))))
     except (OSError, ValueError):
         pass
+    if portfolios is not None:
+        cpus = min(cpus, portfolios // SECTIONS_PER_WORKER)
     return max(1, min(cpus, 4))
 
 
@@ -109,10 +119,12 @@ def default_report_path(artifacts: Path, run_id: str) -> Path:
 
 
 def write_report(session, run_id: str, out: Path, *, generated_at: datetime | None = None,
-                 workers: int = 1) -> Written:
-    """Load the run, render its report (charts in ``workers`` processes) and write it to ``out`` (parent
-    folders are created)."""
+                 workers: int | None = 1) -> Written:
+    """Load the run, render its report (charts in ``workers`` processes; ``None``: :func:`default_workers`
+    for its number of portfolios) and write it to ``out`` (parent folders are created)."""
     data = load_report_data(session, run_id, generated_at=generated_at or datetime.now().astimezone())
+    if workers is None:
+        workers = default_workers(len(data.portfolios))
     html, problems = render(data, workers=workers)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -76,6 +76,18 @@ class RunData:
     def phase(self, name: str) -> PhaseRow | None:
         return next((p for p in self.phases if p.name == name), None)
 
+    @property
+    def steps_to_come(self) -> list[str]:
+        """DAG steps of a running run with no record yet, other than the report itself and record-run
+        (both finish after the page is written). Empty when the report step renders its own run: the
+        outcome of the phases is then final, only its recording in the run history is still to come."""
+        if self.status != "running":
+            return []
+        from workflows import dag
+
+        have = {p.name for p in self.phases}
+        return [s.name for s in dag.STEPS if s.name not in have and s.name != "report"]
+
 
 @dataclass
 class PortfolioData:

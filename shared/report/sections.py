@@ -37,7 +37,7 @@ def run_section(data: ReportData, charts: Charts) -> str:
     run = data.run
     status = run.status if run.status != "running" else run.phase_outcome
     facts = kpis([
-        ("status", status + (" (so far)" if run.status == "running" else "")),
+        ("status", status + (" (so far)" if run.steps_to_come else "")),
         ("sessions", f"{run.sessions}" if run.sessions else "–"),
         ("first session", fmt.when(run.start)), ("last session", fmt.when(run.end)),
         ("phases", str(len(run.phases))), ("retries", str(sum(p.retries for p in run.phases))),
@@ -45,11 +45,20 @@ def run_section(data: ReportData, charts: Charts) -> str:
     ])
     rows = []
     for p in run.phases:
-        written = ", ".join(f"{k} {v:,}" for k, v in p.rows.items() if v) or "–"
+        updated = (p.details or {}).get("rows_updated") or {}
+        written = ", ".join([*(f"{k} {v:,}" for k, v in p.rows.items() if v),
+                             *(f"{k} {v:,} updated" for k, v in updated.items() if v)]) or "–"
         rows.append([p.number, p.name, Raw(badge(p.status)), p.started_at.strftime("%H:%M:%S") if p.started_at else "–", Num(fmt.seconds(p.seconds)),
                      Num(str(p.attempt)), written, p.error or ""])
-    phase_table = table(["phase", "step", "status", "started", "duration", "attempts", "rows written", "error"],
+    phase_table = table(["phase", "step", "status", "started", "duration", "attempts", "rows inserted / updated",
+                         "error"],
                         rows, numeric=(4, 5))
+    timing = ('<p class="muted">Durations are measured by each phase, from its start (once Python and its '
+              "libraries are loaded) to the recording of its outcome. The live table and summary of "
+              "<code>sigmabatch run</code> time each step from outside, as a subprocess: from its launch to its "
+              "exit, interpreter start and imports included, so they read one to a few seconds longer per step."
+              + (" This report was written by the run's own report step: the run is recorded as finished right "
+                 "after it." if run.status == "running" and not run.steps_to_come else "") + "</p>")
     return (
         '<section id="run"><h2>The run</h2>'
         f'<p class="muted">Run <code>{fmt.esc(run.run_id)}</code>, triggered by {fmt.esc(run.trigger)}, '
@@ -59,7 +68,7 @@ def run_section(data: ReportData, charts: Charts) -> str:
         + facts
         + chart(charts("timeline", rc.timeline, run.phases), "Bars from each phase's start to its end; colour = "
                 "status. Phases that ran in parallel overlap.", ident="timeline")
-        + phase_table
+        + phase_table + timing
         + chart(charts("rows written", rc.rows_written, run.rows_total), ident="rows-written")
         + "</section>"
     )

@@ -2,7 +2,9 @@
 
 Text stays text in the SVG (``svg.fonttype = none``): the page is smaller, searchable, and the numbers
 in titles and labels can be checked in tests. Each figure gets its own ``svg.hashsalt`` so the ids of
-clip paths are unique across the many SVGs inlined into one page (and stable from run to run).
+clip paths and markers are unique across the many SVGs inlined into one page (and stable from run to run);
+matplotlib's per-figure group ids (``figure_1``, ``axes_1``, ``text_3`` …), the same in every SVG and never
+referenced, are dropped, so every id in the page is unique.
 """
 
 from __future__ import annotations
@@ -77,13 +79,15 @@ def figure(key: str, width: float = 7.0, height: float = 3.0, **subplots):
 
 
 _HEADER = re.compile(r"^.*?(?=<svg)", re.S)
+#: matplotlib's numbered group ids (figure_1, axes_1, matplotlib.axis_2, line2d_7 …): not referenced.
+_GROUP_ID = re.compile(r' id="[A-Za-z][\w.]*_\d+"')
 
 
 def to_svg(fig, label: str) -> str:
     """The figure as an inline ``<svg>`` element (no XML prolog), scalable, labelled for screen readers."""
     buf = io.StringIO()
     fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None, "Creator": None})
-    svg = _HEADER.sub("", buf.getvalue(), count=1)
+    svg = _GROUP_ID.sub("", _HEADER.sub("", buf.getvalue(), count=1))
     return svg.replace("<svg ", f'<svg class="chart" role="img" aria-label="{fmt.esc(label)}" ', 1)
 
 

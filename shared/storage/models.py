@@ -440,6 +440,8 @@ class BatchRunHistory(Base):
     completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     error_summary: Mapped[dict | list | None] = mapped_column(JSON)
     data_coverage: Mapped[dict | None] = mapped_column(JSON)
+    abandoned_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    abandoned_by: Mapped[str | None] = mapped_column(String(128))
     __table_args__ = (Index("ix_batch_run_history_started", "started_at"), Index("ix_batch_run_history_status", "status"))
 
 
@@ -458,7 +460,8 @@ class BatchPhaseRun(Base):
 
 
 class BatchLock(Base):
-    """The batch lock: one row per lock name, owned by a run until released or stale."""
+    """The batch lock: one row per lock name, owned by a run (``run_id``; empty = free) until released or
+    its lease expires. ``generation`` counts the times it changed hands (the fencing token)."""
 
     __tablename__ = "batch_locks"
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -466,3 +469,4 @@ class BatchLock(Base):
     acquired_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     heartbeat: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     holder: Mapped[str | None] = mapped_column(String(255))
+    generation: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")

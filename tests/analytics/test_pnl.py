@@ -145,3 +145,20 @@ def test_total_pnl_telescopes_to_value_change(random_book):
     expected = end_val - start_val
     alive = ~(closed & (exit_ <= prices.index[0]).to_numpy())
     np.testing.assert_allclose(res["pnl"].sum(axis=0)[alive], expected[alive], atol=1e-7)
+
+
+def test_stale_closes_tolerate_short_holes_but_not_a_stopped_series_or_a_long_hole():
+    from shared.analytics.pnl import stale_closes
+
+    nan = np.nan
+    closes = pd.DataFrame({
+        "HOLE1": [1, nan, 1, 1, 1, 1, 1, 1],  # one missing close inside the series: forward fill is fine
+        "HOLE3": [1, nan, nan, nan, 1, 1, 1, 1],  # three: still fine
+        "HOLE4": [1, nan, nan, nan, nan, 1, 1, 1],  # four: stale
+        "STOPS": [1, 1, 1, 1, 1, nan, nan, nan],  # no later close: stale from the first missing one
+        "LATE": [nan, nan, 1, 1, 1, 1, 1, 1],  # before its first close: not stale (marked at entry)
+        "NEVER": [nan] * 8,  # never priced (an option): not stale
+    }, index=pd.date_range("2026-11-02", periods=8, freq="B"))
+    got = stale_closes(closes, max_gap=3)
+    assert got.sum().to_dict() == {"HOLE1": 0, "HOLE3": 0, "HOLE4": 4, "STOPS": 3, "LATE": 0, "NEVER": 0}
+    assert got["HOLE4"].tolist() == [False, True, True, True, True, False, False, False]

@@ -15,6 +15,7 @@ from shared.providers.synthetic import SyntheticMarket
 from shared.storage import models as m
 from shared.storage import repository as repo
 from shared.storage.db import get_engine, migrate, transaction
+from tests.conftest import REPO
 
 BOOKKEEPING = {"batch_run_history", "batch_phase_runs", "batch_locks", "alembic_version"}
 #: Written by phases 0, 2 and 5, which run beside phase 1 and need no prices: valid reference data from
@@ -32,7 +33,7 @@ def prices_csv(tmp_path_factory) -> str:
     return frame[["date", "symbol", "close", "volume"]].to_csv(index=False)
 
 
-def make_db(tmp_path, prices_csv, *, equity=1e6, positions=True, extra_symbol=None):
+def make_db(tmp_path, prices_csv, *, equity=1e6, positions=True, extra_symbol=None, entry=date(2026, 11, 20)):
     url = f"sqlite:///{tmp_path / 'db.sqlite'}"
     engine = get_engine(url)
     migrate(engine)
@@ -43,7 +44,7 @@ def make_db(tmp_path, prices_csv, *, equity=1e6, positions=True, extra_symbol=No
             {"id": "empty", "name": "empty", "equity_balance": 1e5, "currency": "USD", "is_active": False}]))
         if positions:
             lots = [{"portfolio_id": "alpha", "symbol": sym, "position_type": "LONG", "quantity": 100.0,
-                     "entry_price": 50.0, "entry_date": date(2026, 11, 20), "investment_class": "PUBLIC"}
+                     "entry_price": 50.0, "entry_date": entry, "investment_class": "PUBLIC"}
                     for sym in [stocks[0], stocks[4], *([extra_symbol] if extra_symbol else [])]]
             repo.upsert(s, m.Position, pd.DataFrame(lots),
                         conflict=("portfolio_id", "symbol", "position_type", "entry_date"))
@@ -62,7 +63,8 @@ def data_counts(engine) -> dict[str, int]:
 def run_cli(tmp_path, url, data, *args, env_extra=None):
     env = {k: v for k, v in os.environ.items() if not k.startswith("SIGMABATCH_")}
     env.update({"SIGMABATCH_DATABASE_URL": url, "SIGMABATCH_ARTIFACTS": str(tmp_path / "art"),
-                "SIGMABATCH_PROVIDER": f"file:{data}", "SIGMABATCH_NOW": NOW, **(env_extra or {})})
+                "SIGMABATCH_PROVIDER": f"file:{data}", "SIGMABATCH_NOW": NOW, "PYTHONPATH": str(REPO),
+                **(env_extra or {})})
     return subprocess.run([sys.executable, "-m", "shared.cli", "run", "--no-progress", "--no-demo", *args],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 
 import pandas as pd
@@ -62,3 +63,38 @@ def test_a_chart_that_fails_becomes_a_placeholder(monkeypatch):
     html, problems = render(ReportData(run=_run(), as_of=None, portfolios=[]))
     assert problems == ["timeline: ValueError: bad data"]
     assert "could not be drawn" in parse(html).by_id("timeline").text()
+
+
+def _all_steps(status: str = "ok") -> list[PhaseRow]:
+    from workflows import dag
+
+    t0 = datetime(2026, 11, 27, 18)
+    return [PhaseRow(s.name, s.phase, s.title, status, 1, t0 + pd.Timedelta(seconds=i),
+                     t0 + pd.Timedelta(seconds=i + 1), 1.0, {"portfolio_snapshots": 5} if s.name == "pnl-snapshots" else {},
+                     {"rows_updated": {"portfolio_snapshots": 5}} if s.name == "risk-volatility" else {}, None)
+            for i, s in enumerate(dag.STEPS) if s.name != "report"]
+
+
+def test_every_id_in_the_page_is_unique_and_every_reference_resolves():
+    html, problems = render(ReportData(run=_run(phases=_all_steps()), as_of=None, portfolios=[]))
+    assert problems == [] and html.count("<svg ") >= 2  # the timeline and the rows chart, one SVG each
+    ids = re.findall(r'\sid="([^"]+)"', html)
+    assert len(ids) == len(set(ids)), sorted({i for i in ids if ids.count(i) > 1})[:10]
+    refs = set(re.findall(r'url\(#([^)]+)\)', html)) | set(re.findall(r'href="#([^"]+)"', html))
+    assert refs <= set(ids), sorted(refs - set(ids))[:10]
+
+
+def test_status_is_said_once():
+    """Rendered by the run's own report step (every other step recorded): the outcome is final and shown
+    without "(so far)"; rendered while steps are still to come: the badge says running."""
+    dom = parse(render(ReportData(run=_run(phases=_all_steps()), as_of=None, portfolios=[]))[0])
+    header, run = dom.find_all("header")[0].text() if dom.find_all("header") else "", dom.by_id("run").text()
+    assert "so far" not in header + run
+    assert "completed" in run and "recorded as finished right after it" in run
+    assert "sigmabatch run" in run and "interpreter start" in run  # why durations differ from the CLI's
+    assert "portfolio_snapshots 5 updated" in run and "portfolio_snapshots 5" in run
+    html = render(ReportData(run=_run(), as_of=None, portfolios=[]))[0]
+    badges = re.findall(r'class="badge b-([a-z-]+)"', html)
+    assert badges[0] == "running"
+    assert "partial (so far)" in parse(html).by_id("run").text()
+
