@@ -8,7 +8,9 @@ Everything here is data (numpy/pandas only): the pipeline reads it through ``--p
 * the other 15 factor ETFs: returns planted on SPY's (loading + seeded noise);
 * S01..S12: planted stocks (alpha, market beta, rate beta, noise);
 * LATE: listed 2018-10-15 (no close before); GAPPY: no close on the 10 sessions 2018-11-29 .. 2018-12-13
-  (a close carried 9 sessions is still usable, 10 is stale).
+  (a close carried 9 sessions is still usable in symbol metrics, 10 is stale; the book buys it after the
+  gap, since phase 3 books no snapshot on a carried close older than 3 sessions); HOLEY: no close on the
+  3 sessions 2018-12-17 .. 2018-12-19 (a hole: marked at its last close).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ ETF_LOADINGS = {  # ETF -> (loading on SPY, noise sd)
 STOCKS = [f"S{i:02d}" for i in range(1, 13)]
 SECTORS = ["Technology", "Healthcare", "Financial Services", "Energy", "Industrials", "Consumer Cyclical"]
 GAP = (date(2018, 11, 29), date(2018, 12, 13))
+HOLE = (date(2018, 12, 17), date(2018, 12, 19))
 LISTED = date(2018, 10, 15)
 OPTION = "S05190118C00100000"
 
@@ -53,6 +56,7 @@ def market() -> pd.DataFrame:
         rets[s] = 0.0002 * (k - 5) + beta * r_spy + gamma * r_tlt + rng.normal(0.0, 0.006 + 0.001 * k, len(idx))
     rets["LATE"] = 1.3 * r_spy + rng.normal(0.0, 0.01, len(idx))
     rets["GAPPY"] = 0.8 * r_spy + rng.normal(0.0, 0.008, len(idx))
+    rets["HOLEY"] = 0.9 * r_spy + rng.normal(0.0, 0.009, len(idx))
     for s, r in rets.items():
         r = r.copy()
         r[0] = 0.0
@@ -60,6 +64,7 @@ def market() -> pd.DataFrame:
     wide = pd.DataFrame(cols, index=idx).round(2)
     wide.loc[wide.index < pd.Timestamp(LISTED), "LATE"] = np.nan
     wide.loc[(wide.index >= pd.Timestamp(GAP[0])) & (wide.index <= pd.Timestamp(GAP[1])), "GAPPY"] = np.nan
+    wide.loc[(wide.index >= pd.Timestamp(HOLE[0])) & (wide.index <= pd.Timestamp(HOLE[1])), "HOLEY"] = np.nan
     wide.index.name = "date"
     return wide
 
@@ -72,7 +77,7 @@ def write_provider(folder, wide: pd.DataFrame) -> None:
     long["date"] = pd.to_datetime(long["date"]).dt.strftime("%Y-%m-%d")
     long[["date", "symbol", "close"]].to_csv(folder / "prices.csv", index=False)
     rows = []
-    for k, s in enumerate(STOCKS + ["LATE", "GAPPY"]):
+    for k, s in enumerate(STOCKS + ["LATE", "GAPPY", "HOLEY"]):
         rows.append({"symbol": s, "company_name": f"Company {s}", "sector": SECTORS[k % len(SECTORS)],
                      "industry": f"Industry {k % 4}", "beta": round(0.6 + 0.07 * k, 2), "is_etf": "false"})
     for etf in ["SPY", "QQQ", *ETF_LOADINGS]:
@@ -90,7 +95,7 @@ def book(wide: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     portfolios = pd.DataFrame([
         {"id": "or-long", "name": "Long, 14 names, a contribution", "equity_balance": 1_000_000.0},
         {"id": "or-ls", "name": "Long/short, a lot closed in the window", "equity_balance": 500_000.0},
-        {"id": "or-opt", "name": "Options, a late listing, a gap", "equity_balance": 300_000.0},
+        {"id": "or-opt", "name": "Options, a late listing, gaps", "equity_balance": 300_000.0},
     ]).assign(currency="USD", is_active=True)
     first = START
 
@@ -120,7 +125,8 @@ def book(wide: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     add("or-ls", "QQQ", -100_000)
     add("or-ls", "S04", 90_000, exit_date=date(2018, 12, 14), exit_price=round(px("S04", date(2018, 12, 14)) + 0.37, 2))
     add("or-opt", "SPY", 150_000)
-    add("or-opt", "GAPPY", 50_000)
+    add("or-opt", "GAPPY", 50_000, entry=date(2018, 12, 14))
+    add("or-opt", "HOLEY", 45_000)
     add("or-opt", "LATE", 30_000, entry=date(2018, 11, 28))
     add("or-opt", OPTION, 1_500, ptype="LC", iclass="OPTIONS", underlying="S05", entry_price=3.2)
     lots[-1]["quantity"] = 5.0
