@@ -274,6 +274,7 @@ def _work(step, run, settings, engine, run_id, args, plog, fence, *, allow_empty
             latest=latest,
             portfolio_id=args.portfolio or None,
             force=bool(args.force),
+            close_gaps=step == "plan",
         )
     if rng is None and not allow_empty:
         plog.info("nothing to do: every portfolio is up to date")

@@ -113,7 +113,7 @@ def _check_run_size(session, args: argparse.Namespace, dates) -> None:
     from shared.storage import repository as repo
 
     rng = resolve_range(session, start=dates.start, end=dates.end, latest=dates.latest,
-                        portfolio_id=args.portfolio or None, force=bool(args.force))
+                        portfolio_id=args.portfolio or None, force=bool(args.force), close_gaps=True)
     if rng is not None:
         portfolios = 1 if args.portfolio else len(repo.load_portfolios(session))
         check_size(rng, portfolios, bool(getattr(args, "yes", False)))

@@ -141,11 +141,14 @@ def resolve_range(
     latest: date,
     portfolio_id: str | None = None,
     force: bool = False,
+    close_gaps: bool = False,
 ) -> RunRange | None:
     """The run's sessions, or ``None`` when everything is up to date.
 
     ``latest`` is the last completed session (from the clock or the scheduled time); explicit dates may
-    not go beyond it. With ``force`` and nothing missing, the last session is recomputed.
+    not go beyond it. With ``force`` and nothing missing, the last session is recomputed. With
+    ``close_gaps`` (the run's plan), an explicit start after a hole in some portfolio's snapshot chain
+    moves back to the hole (:func:`chain_start`); the steps then take the planned range as it is.
     """
     check_portfolio(session, portfolio_id)
     check_equity(session, portfolio_id)
@@ -162,7 +165,7 @@ def resolve_range(
                 return None
             start = calendar.session_on_or_before(end)
     requested = None
-    if not detected:
+    if close_gaps and not detected:
         earlier = chain_start(session, _on_or_after(start), portfolio_id)
         if earlier is not None and earlier < start:
             requested, start = start, earlier

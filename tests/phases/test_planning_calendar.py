@@ -115,3 +115,22 @@ def test_up_to_date_means_nothing_to_do(book_db):
         assert resolve_range(s, start=None, end=None, latest=date(2026, 11, 24)) is None
         rng = resolve_range(s, start=None, end=None, latest=date(2026, 11, 24) + timedelta(days=1))
     assert rng.sessions == (date(2026, 11, 25),)
+
+
+def test_an_explicit_start_after_a_hole_in_a_chain_moves_back_to_the_hole(book_db):
+    """'behind' has snapshots to 11-18 and 'new' none since its entry on 11-20: a backfill asked from 11-23
+    starts at 11-19 (P&L rolls the previous session's equity forward; it never books past a gap)."""
+    with transaction(book_db) as s:
+        rng = resolve_range(s, start=date(2026, 11, 23), end=date(2026, 11, 24), latest=date(2026, 11, 25),
+                            close_gaps=True)
+        assert (rng.start, rng.requested_start) == (date(2026, 11, 19), date(2026, 11, 23))
+        assert "moved back" in str(rng)
+        # a start every chain reaches stays; a step given the planned range takes it as it is
+        assert resolve_range(s, start=date(2026, 11, 19), end=date(2026, 11, 24), latest=date(2026, 11, 25),
+                             close_gaps=True).start == date(2026, 11, 19)
+        assert resolve_range(s, start=date(2026, 11, 23), end=date(2026, 11, 24),
+                             latest=date(2026, 11, 25)).start == date(2026, 11, 23)
+        s.execute(m.Portfolio.__table__.update().where(m.Portfolio.id == "behind").values(is_active=False))
+        rng = resolve_range(s, start=date(2026, 11, 23), end=date(2026, 11, 24), latest=date(2026, 11, 25),
+                            close_gaps=True)
+    assert rng.start == date(2026, 11, 20)  # 'new' entered on 11-20 and has no snapshot yet
