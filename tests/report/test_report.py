@@ -150,6 +150,7 @@ def test_charts_drawn_in_worker_processes_give_the_same_page(synthetic_run):
     with transaction(get_engine(synthetic_run.url)) as s:
         data = load_report_data(s, synthetic_run.run_id, generated_at=datetime(2026, 1, 2, tzinfo=UTC))
     assert len(data.portfolios) >= 2
+    data.portfolios = data.portfolios[:2]  # two sections are enough to go through the pool
     one, problems_one = render(data, workers=1)
     two, problems_two = render(data, workers=2)
     assert one == two and problems_one == problems_two == []
