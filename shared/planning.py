@@ -72,15 +72,24 @@ def check_equity(session: Session, portfolio_id: str | None) -> None:
         raise BadInputError(f"portfolio(s) with zero, negative or missing equity_balance: {', '.join(bad)}")
 
 
-def detect_start(session: Session, portfolio_id: str | None) -> date | None:
-    """First session not yet covered by every active portfolio (None when no portfolio has positions)."""
+def _watermarks_and_first_entries(session: Session, portfolio_id: str | None):
+    """Active portfolios in scope: their latest snapshot dates, and their first entry dates (a Series by
+    portfolio id); ``None`` when no portfolio in scope has positions."""
     marks = repo.snapshot_watermarks(session, [portfolio_id] if portfolio_id else None)
     if marks.empty:
         return None
     positions = repo.load_positions(session, marks["portfolio_id"].tolist())
     if positions.empty:
         return None
-    first_entry = positions.groupby("portfolio_id")["entry_date"].min()
+    return marks, positions.groupby("portfolio_id")["entry_date"].min()
+
+
+def detect_start(session: Session, portfolio_id: str | None) -> date | None:
+    """First session not yet covered by every active portfolio (None when no portfolio has positions)."""
+    found = _watermarks_and_first_entries(session, portfolio_id)
+    if found is None:
+        return None
+    marks, first_entry = found
     marks = marks[marks["portfolio_id"].isin(first_entry.index)]
     lasts = []
     for pid, last in zip(marks["portfolio_id"], marks["last_snapshot"], strict=True):
@@ -180,15 +189,10 @@ def chain_start(session: Session, start: date, portfolio_id: str | None) -> date
 
     A session's equity is the previous session's equity rolled forward, so an explicit range that starts
     after a hole in a portfolio's snapshots must start at the hole: pnl-snapshots never books past a gap."""
-    marks = repo.snapshot_watermarks(session, [portfolio_id] if portfolio_id else None)
-    if marks.empty:
+    found = _watermarks_and_first_entries(session, portfolio_id)
+    if found is None or start <= calendar.first_session():
         return None
-    positions = repo.load_positions(session, marks["portfolio_id"].tolist())
-    if positions.empty:
-        return None
-    if start <= calendar.first_session():
-        return None
-    first = {p: _on_or_after(_as_date(d)) for p, d in positions.groupby("portfolio_id")["entry_date"].min().items()}
+    first = {p: _on_or_after(_as_date(d)) for p, d in found[1].items()}
     previous = calendar.previous_session(start)
     began = [p for p, d in first.items() if d <= previous]
     if not began:

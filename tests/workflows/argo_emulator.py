@@ -38,17 +38,17 @@ from __future__ import annotations
 
 import importlib
 import json
-import os
 import re
 import shutil
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager, redirect_stdout
+from collections.abc import Callable, Mapping
+from contextlib import redirect_stdout
 from dataclasses import dataclass, field
 from io import StringIO
 from pathlib import Path
 
 import yaml
 
+from tests.dagrun import environment
 from tests.workflows.argo_encoding import go_quote, json_marshal
 
 SCRATCH = "/scratch"
@@ -182,16 +182,7 @@ def _depends_names(logic: str) -> list[str]:
     return re.findall(r"([a-z][a-z0-9-]*)(?:\.[A-Z][a-z]+)?", logic or "")
 
 
-@contextmanager
-def _environ(env: Mapping[str, str]) -> Iterator[None]:
-    saved = dict(os.environ)
-    os.environ.clear()
-    os.environ.update(env)
-    try:
-        yield
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
+_environ = environment  # os.environ replaced for an in-process step (tests/dagrun.py)
 
 
 def run_module(module: str, args: list[str]) -> int:
