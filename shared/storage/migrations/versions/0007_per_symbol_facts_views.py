@@ -64,10 +64,16 @@ def _volatility_columns() -> list[sa.Column]:
 
 
 def _old_tables() -> dict[str, list[sa.Column]]:
-    key = [sa.Column("position_id", sa.Integer(), nullable=False)]
-    pf = sa.Column("portfolio_id", sa.String(64), nullable=False)
+    """The tables as 0006 left them (0001 without the foreign keys 0004 dropped)."""
+
+    def key() -> list[sa.Column]:
+        return [sa.Column("position_id", sa.Integer(), nullable=False)]
+
+    def pf() -> sa.Column:
+        return sa.Column("portfolio_id", sa.String(64), nullable=False)
+
     return {
-        "position_market_betas": [*key, sa.Column("calc_date", sa.Date(), nullable=False), pf,
+        "position_market_betas": [*key(), sa.Column("calc_date", sa.Date(), nullable=False), pf(),
                                   sa.Column("beta", sa.Float(), nullable=False),
                                   *(sa.Column(c, sa.Float()) for c in ("alpha", "r_squared", "std_error", "p_value")),
                                   sa.Column("observations", sa.Integer()),
@@ -75,12 +81,11 @@ def _old_tables() -> dict[str, list[sa.Column]]:
                                   sa.Column("method", sa.String(20), nullable=False),
                                   sa.Column("market_index", sa.String(10), nullable=False),
                                   sa.PrimaryKeyConstraint("position_id", "calc_date")],
-        "position_interest_rate_betas": [*key, sa.Column("calculation_date", sa.Date(), nullable=False), pf.copy(),
+        "position_interest_rate_betas": [*key(), sa.Column("calculation_date", sa.Date(), nullable=False), pf(),
                                          sa.Column("ir_beta", sa.Float(), nullable=False),
                                          sa.Column("r_squared", sa.Float()), sa.Column("observations", sa.Integer()),
                                          sa.PrimaryKeyConstraint("position_id", "calculation_date")],
-        "position_volatility": [sa.Column("position_id", sa.Integer(), nullable=False),
-                                sa.Column("calculation_date", sa.Date(), nullable=False), pf.copy(),
+        "position_volatility": [*key(), sa.Column("calculation_date", sa.Date(), nullable=False), pf(),
                                 *_volatility_columns(), sa.PrimaryKeyConstraint("position_id", "calculation_date")],
     }
 
