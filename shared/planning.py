@@ -166,6 +166,7 @@ def resolve_range(
             start = calendar.session_on_or_before(end)
     requested = None
     if close_gaps and not detected:
+        calendar.validate_range(start, end, latest=latest)  # the range asked for is refused as it is
         earlier = chain_start(session, _on_or_after(start), portfolio_id)
         if earlier is not None and earlier < start:
             requested, start = start, earlier

@@ -623,3 +623,20 @@ def test_sector_exposure(run, expected_snapshots):
                     assert abs(v[name] - e) <= 5e-7 + 1e-12, (pid, d, sector, name, v[name], e)
             checked += 1
     assert checked == len(stored)
+
+
+def test_the_oracle_imports_nothing_from_the_code_under_test():
+    """reference.py, book.py and this file import no module of shared.analytics or phases (nor shared.*
+    outside storage models, which only name the tables)."""
+    import ast
+    from pathlib import Path
+
+    here = Path(__file__).parent
+    for name in ("reference.py", "book.py", "test_oracle.py", "coverage.py"):
+        tree = ast.parse((here / name).read_text())
+        for node in ast.walk(tree):
+            mods = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            for mod in mods:
+                assert not mod.startswith(("shared.analytics", "phases")), (name, mod)
+                assert not mod.startswith("shared.") or mod == "shared.storage", (name, mod)

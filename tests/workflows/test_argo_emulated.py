@@ -6,7 +6,8 @@ under Argo's substitution, ``depends``/``when`` and retry rules, in production s
 * a backfill range and an onboarding: every node Succeeded, the tables filled, the workflow name recorded;
 * a step that fails (4 attempts) then ``argo retry``: the failed node and what it blocked run again, the
   succeeded ones are kept, the run's failure details reach ``batch_run_history`` and the retry completes it;
-* a step that fails and is not retried: the next night's run completes the session it missed.
+* a step that fails and is not retried: the next night's run completes the session it missed;
+* terminate and stop; and the rendered DAG writes bit-identical tables to the local DAG (tests/dagrun.py).
 
 One SQLite database goes through the scenarios in order (module fixture); the report step is replaced by a
 stub that writes its HTML output (it writes no table; tests/report cover it).
@@ -333,3 +334,64 @@ def test_10_a_stopped_run_is_recorded_and_frees_the_lock(world) -> None:
     assert _q(engine, "select run_id from batch_locks where run_id <> ''") == []
     nxt = emu.cron_tick(CRON, "2026-12-01T23:50:00Z")
     assert nxt.phase == "Succeeded" and len(nxt.nodes["plan"].attempts) == 1
+
+
+# ---- the rendered DAG computes what the local runner computes -----------------------------------------
+
+
+def _seed_db(url: str) -> None:
+    from shared.demo import seed_demo
+    from shared.settings import Settings
+
+    engine = get_engine(url)
+    migrate(engine)
+    with transaction(engine) as s:
+        seed_demo(s, Settings.from_env({"SIGMABATCH_NOW": "2026-11-13T18:00:00-05:00",
+                                        "SIGMABATCH_SYNTHETIC_SYMBOLS": "20",
+                                        "SIGMABATCH_DEFAULT_SESSIONS": str(BOOK_SESSIONS)}))
+    engine.dispose()
+
+
+def _tables(url: str) -> dict:
+    import pandas as pd
+    from sqlalchemy import inspect
+
+    skip = {"batch_run_history", "batch_phase_runs", "batch_locks", "alembic_version"}
+    volatile = {"id", "run_id", "created_at", "updated_at", "acquired_at", "heartbeat"}
+    engine = get_engine(url)
+    out = {}
+    with engine.connect() as c:
+        for name in sorted(set(inspect(engine).get_table_names()) - skip):
+            frame = pd.read_sql(text(f"select * from {name}"), c)
+            frame = frame.drop(columns=[col for col in frame.columns if col in volatile])
+            out[name] = frame.sort_values(list(frame.columns)).reset_index(drop=True)
+    engine.dispose()
+    return out
+
+
+def test_the_rendered_dag_writes_the_same_tables_as_the_local_runner(tmp_path) -> None:
+    import pandas as pd
+
+    from tests.dagrun import run_dag
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SIGMABATCH_")}
+    env.update({"SIGMABATCH_NOW": "2026-11-25T20:00:00-05:00", "SIGMABATCH_SYNTHETIC_SYMBOLS": "20",
+                "SIGMABATCH_DEFAULT_SESSIONS": str(BOOK_SESSIONS), "SIGMABATCH_PROVIDER": "synthetic"})
+    urls = {way: f"sqlite:///{tmp_path / f'{way}.db'}" for way in ("argo", "local")}
+    for url in urls.values():
+        _seed_db(url)
+    emu = Emulator(FILES, tmp_path / "argo", base_env=env, secrets={"database-url": urls["argo"]},
+                   modules={"phases.report": _stub_report})
+    emu.set_default("provider", "synthetic")
+    wf = emu.cron_tick(CRON, WEDNESDAY)
+    assert wf.phase == "Succeeded", "\n".join(emu.logs[-3:])
+    start, end = (wf.nodes["plan"].parameters[p] for p in ("start-date", "end-date"))
+    assert end == "2026-11-25" and start < end
+    local_env = {**env, "SIGMABATCH_DATABASE_URL": urls["local"],
+                 "SIGMABATCH_ARTIFACTS": str(tmp_path / "local-artifacts")}
+    assert run_dag(local_env, tmp_path / "local") == (start, end)
+    argo_tables, local_tables = _tables(urls["argo"]), _tables(urls["local"])
+    assert argo_tables.keys() == local_tables.keys()
+    assert len(argo_tables["portfolio_snapshots"]) > 0 and len(argo_tables["stress_test_results"]) > 0
+    for name in argo_tables:
+        pd.testing.assert_frame_equal(argo_tables[name], local_tables[name], check_exact=True, obj=name)
