@@ -453,11 +453,17 @@ class ViewBase(DeclarativeBase):
     Alembic's autogenerate) never makes tables of them; migration 0007 defines them in SQL. The primary keys are the views' logical keys (the ORM needs one)."""
 
 
+#: What a view reads: table -> columns (the positions held on a date, in a portfolio with a snapshot on it)
+_HELD_ON = {"positions": ("id", "portfolio_id", "symbol", "underlying_symbol", "investment_class", "entry_date",
+                         "exit_date", "deleted_at"), "portfolio_snapshots": ("portfolio_id", "snapshot_date")}
+
+
 class PositionMarketBeta(ViewBase):
     """The 90-session market beta of each PUBLIC position held on ``calc_date`` (the symbol's row of
     ``symbol_factor_exposures``)."""
 
     __tablename__ = "position_market_betas"
+    __table_args__ = {"info": {"view_of": {**_HELD_ON, "symbol_factor_exposures": (), "factor_definitions": ()}}}
     position_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     calc_date: Mapped[date] = mapped_column(Date, primary_key=True)
     portfolio_id: Mapped[str] = mapped_column(String(64), nullable=False)
@@ -476,6 +482,7 @@ class PositionInterestRateBeta(ViewBase):
     """The interest-rate beta of each PUBLIC position held on ``calculation_date`` (its symbol's)."""
 
     __tablename__ = "position_interest_rate_betas"
+    __table_args__ = {"info": {"view_of": {**_HELD_ON, "symbol_factor_exposures": (), "factor_definitions": ()}}}
     position_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     calculation_date: Mapped[date] = mapped_column(Date, primary_key=True)
     portfolio_id: Mapped[str] = mapped_column(String(64), nullable=False)
@@ -489,6 +496,7 @@ class PositionVolatility(ViewBase):
     underlying's) row of ``symbol_volatility``."""
 
     __tablename__ = "position_volatility"
+    __table_args__ = {"info": {"view_of": {**_HELD_ON, "symbol_volatility": ()}}}
     position_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     calculation_date: Mapped[date] = mapped_column(Date, primary_key=True)
     portfolio_id: Mapped[str] = mapped_column(String(64), nullable=False)
