@@ -3,7 +3,9 @@
 Per session d: each held symbol's (an option's underlying's) daily returns over the last 252 sessions
 ending at d give realized 21/63-session volatility, the HAR-RV expected volatility over the next 21
 sessions, trend and percentile (:func:`shared.analytics.volatility.volatility_metrics`), stored once per
-symbol and session in ``symbol_volatility`` (a position's row is the view ``position_volatility``). A portfolio's
+symbol and session in ``symbol_volatility`` (a position's row is the view ``position_volatility``), all
+(session, symbol) pairs of the run in one vectorised pass
+(:func:`~shared.analytics.volatility.volatility_metrics_at`). A portfolio's
 return series uses d's holdings as static weights, lots merged per symbol, signed MV / equity — the
 same denominator as its beta (domain spec decision 8), so it is the volatility of the NAV (cash earns
 0: half SPY and half cash has half SPY's volatility) — and gets the same metrics. All portfolios are
@@ -17,7 +19,7 @@ import pandas as pd
 
 from phases._holdings import load_book, nothing_held
 from phases._runtime import PhaseContext, PhaseResult, entrypoint
-from shared.analytics.volatility import holding_returns, volatility_metrics
+from shared.analytics.volatility import holding_returns, volatility_metrics, volatility_metrics_at
 from shared.history import History
 from shared.storage import models as m
 from shared.storage import repository as repo
@@ -41,17 +43,18 @@ def run(ctx: PhaseContext) -> PhaseResult:
     h["series"] = h["underlying_symbol"].where(h["investment_class"] == "OPTIONS").fillna(h["symbol"])
     closes = book.closes
     returns = closes / closes.shift(1) - 1.0
-    sym_rows, snap_rows = [], []
+    # once per symbol held on a session (by any position in scope), not once per position: every
+    # (session, symbol) of the run in one vectorised pass over the same 252-row windows (row 0 is NaN)
+    pairs = h[["calculation_date", "series"]].drop_duplicates()
+    pairs = pairs[pairs["series"].isin(returns.columns)].sort_values(["calculation_date", "series"])
+    sm = volatility_metrics_at(returns, pairs["calculation_date"].tolist(), pairs["series"].tolist(),
+                               window=WINDOW)
+    sym = pd.DataFrame({"symbol": pairs["series"].to_numpy(), "calculation_date": pairs["calculation_date"].to_numpy(),
+                        **{col: sm[src].to_numpy() for col, src in SYMBOL_COLUMNS.items()}})
+    snap_rows = []
     for d, hd in h.groupby("calculation_date", sort=True):
         end = returns.index.get_indexer([pd.Timestamp(d)])[0]
         window = returns.iloc[max(1, end - WINDOW + 1): end + 1]
-        # once per symbol held on d (by any position in scope), not once per position
-        syms = sorted(set(hd["series"]) & set(window.columns))
-        sym_metrics = volatility_metrics(window[syms]) if syms else pd.DataFrame()
-        if not sym_metrics.empty:
-            sym_rows.append(pd.DataFrame({
-                "symbol": sym_metrics.index, "calculation_date": d,
-                **{col: sym_metrics[src].to_numpy() for col, src in SYMBOL_COLUMNS.items()}}))
         port = holding_returns(window, hd[["portfolio_id", "series", "market_value"]].rename(
             columns={"series": "symbol"}), book.equity.xs(d, level="calculation_date"))
         pm = volatility_metrics(port)
@@ -60,7 +63,6 @@ def run(ctx: PhaseContext) -> PhaseResult:
             "realized_volatility_63d": pm["realized_vol_63d"].to_numpy(),
             "expected_volatility_21d": pm["expected_vol_21d"].to_numpy(), "volatility_trend": pm["vol_trend"].to_numpy(),
             "volatility_percentile": pm["vol_percentile"].to_numpy()}))
-    sym = pd.concat(sym_rows, ignore_index=True) if sym_rows else pd.DataFrame()
     snap = pd.concat(snap_rows, ignore_index=True) if snap_rows else pd.DataFrame()
     with ctx.transaction() as s:
         # an upsert, not a replace: a run over some portfolios must not drop the rows of symbols that other
