@@ -173,8 +173,7 @@ def load(plan: Plan, case: str, db_url: str, conninfo: str | None, now: str = NO
 
 
 #: Phase 6's result tables and their date column.
-PHASE6_RESULTS = {"factor_exposures": "calculation_date", "position_market_betas": "calc_date",
-                  "position_interest_rate_betas": "calculation_date", "position_volatility": "calculation_date",
+PHASE6_RESULTS = {"factor_exposures": "calculation_date", "symbol_volatility": "calculation_date",
                   "stress_test_results": "calculation_date", "stress_test_summaries": "calculation_date",
                   "correlation_calculations": "calculation_date", "pairwise_correlations": "calculation_date",
                   "correlation_clusters": "calculation_date"}

@@ -6,7 +6,8 @@ betas phase 1.5 stored for that date:
 * factor exposures (13 factors: market, provider and rate betas, six ridge styles, four spreads),
   ``exposure_value = Σ w_i β_i`` with ``w_i`` = signed market value / equity (options and private
   positions excluded), ``exposure_dollar = exposure_value × equity``; the snapshot's beta fields;
-* position-level market and interest-rate betas (the symbol's OLS statistics on that date);
+* (a position's market and interest-rate beta is its symbol's, read through the views
+  ``position_market_betas`` / ``position_interest_rate_betas``: nothing stored per position);
 * sector weights (|MV| / equity, GICS names) against the benchmark's, and concentration (HHI,
   effective number of positions, top-3/top-10 over |MV| merged per symbol).
 """
@@ -83,24 +84,13 @@ def run(ctx: PhaseContext) -> PhaseResult:
         snap[c] = conc[c]
     snap = snap.reset_index().rename(columns={"calculation_date": "snapshot_date"})
 
-    # --- position betas -------------------------------------------------------------------------
-    stats = betas[betas["factor"].isin([MARKET, IR])].pivot_table(
-        index=["calculation_date", "symbol"], columns="factor",
-        values=["beta_value", "alpha", "r_squared", "std_error", "p_value", "observations"])
-    keyed = public.set_index(["calculation_date", "symbol"])
-    pmb, pirb = _position_betas(keyed, stats)
-
     with ctx.transaction() as s:
         n_exp = repo.replace(s, m.FactorExposure, exp, {"portfolio_id": snap["portfolio_id"].unique(),
                                                         "calculation_date": list(rng.sessions)})
         n_snap = repo.bulk_update(s, m.PortfolioSnapshot, snap)
-        # a held position whose symbol has no beta on a date loses its old row, as it would on a first run
-        held = {"position_id": public["position_id"].unique().tolist()}
-        n_pmb = repo.replace(s, m.PositionMarketBeta, pmb, {**held, "calc_date": list(rng.sessions)})
-        n_pirb = repo.replace(s, m.PositionInterestRateBeta, pirb, {**held, "calculation_date": list(rng.sessions)})
     coverage = exp.loc[exp["factor"] == MARKET, "coverage"]
     return PhaseResult(
-        rows={"factor_exposures": n_exp, "position_market_betas": n_pmb, "position_interest_rate_betas": n_pirb},
+        rows={"factor_exposures": n_exp},
         updated={"portfolio_snapshots": n_snap},
         details={"portfolio_dates": len(snap), "holdings": len(h), "benchmark_sectors": len(bench),
                  "min_market_beta_coverage": float(coverage.min()) if len(coverage) else None},
@@ -118,30 +108,6 @@ def _sector_json(vs: pd.DataFrame, index: pd.MultiIndex) -> pd.Series:
         out.setdefault((d, p), {})[sector] = {c: (None if v[i] != v[i] else round(v[i], 6))
                                               for c, v in zip(cols, values, strict=True)}
     return pd.Series([out.get(k) for k in index], index=index, dtype=object)
-
-
-def _position_betas(keyed: pd.DataFrame, stats: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    if stats.empty or keyed.empty:
-        return pd.DataFrame(), pd.DataFrame()
-    stats = stats.copy()
-    stats.columns = [f"{stat}|{factor}" for stat, factor in stats.columns]
-    joined = keyed.join(stats, how="inner")
-    base = pd.DataFrame({"position_id": joined["position_id"].to_numpy(),
-                         "portfolio_id": joined["portfolio_id"].to_numpy(),
-                         "calc_date": joined.index.get_level_values(0)})
-
-    def col(stat, factor):
-        key = f"{stat}|{factor}"
-        return joined[key].to_numpy() if key in joined.columns else np.full(len(joined), np.nan)
-
-    pmb = base.assign(beta=col("beta_value", MARKET), alpha=col("alpha", MARKET), r_squared=col("r_squared", MARKET),
-                      std_error=col("std_error", MARKET), p_value=col("p_value", MARKET),
-                      observations=col("observations", MARKET), window_days=90, method="OLS_SIMPLE",
-                      market_index="SPY").dropna(subset=["beta"])
-    pirb = base.rename(columns={"calc_date": "calculation_date"}).assign(
-        ir_beta=col("beta_value", IR), r_squared=col("r_squared", IR), observations=col("observations", IR)
-    ).dropna(subset=["ir_beta"])
-    return pmb, pirb
 
 
 main = entrypoint("risk-exposures", "Phase 6a: portfolio betas, factor exposures, sectors and concentration.", run,

@@ -16,6 +16,7 @@ Annualisation: √252 for volatilities, 252 for variances.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -33,6 +34,7 @@ __all__ = [
     "right_align",
     "rolling_realized_vol",
     "volatility_metrics",
+    "volatility_metrics_at",
 ]
 
 ANNUALIZATION = 252
@@ -391,6 +393,51 @@ def volatility_metrics(returns: pd.DataFrame, *, min_obs: int = 63, horizon: int
         "trend_strength": r2,
         "vol_percentile": pct,
     }, index=cols)
+
+
+def volatility_metrics_at(returns: pd.DataFrame, dates: Sequence, symbols: Sequence[str], *, window: int = 252,
+                          block: int = 4096, **kwargs) -> pd.DataFrame:
+    """:func:`volatility_metrics` of many (date, symbol) pairs at once, each over its own window.
+
+    Pair k's series is ``symbols[k]``'s returns over the ``window`` rows of ``returns`` ending at the row of
+    ``dates[k]`` (fewer when the index starts later). Every pair becomes one column of a ``(window, pairs)``
+    matrix — a short window padded with NaN rows on top, which the module's per-series NaN rule drops, so
+    the padding changes nothing — and the kernel runs on blocks of ``block`` columns: vectorised over
+    dates × symbols, memory ``O(window × block)``.
+
+    Parameters
+    ----------
+    returns : DataFrame, shape (T, S)
+        Daily simple returns, index = sessions (Timestamps, ascending), columns = symbols.
+    dates, symbols : sequences of length K
+        The pairs; every symbol must be a column of ``returns``. A date that is not in its index gets an
+        all-missing series (``n_obs`` 0, NaN metrics).
+    window : int
+        Rows per series (default 252).
+    kwargs
+        Passed to :func:`volatility_metrics`.
+
+    Returns
+    -------
+    DataFrame, K rows in the pairs' order, the columns of :func:`volatility_metrics` (default RangeIndex).
+    """
+    ends = returns.index.get_indexer(pd.DatetimeIndex(pd.to_datetime(list(dates))))
+    cols = returns.columns.get_indexer(list(symbols))
+    if (cols < 0).any():
+        raise ValueError("every symbol must be a column of returns")
+    ends = np.where(ends < 0, -1, ends)  # not a row: every window row is before the first, i.e. missing
+    R = returns.to_numpy(dtype=np.float64)
+    offsets = np.arange(-window + 1, 1)
+    parts = []
+    for a in range(0, len(ends), block):
+        rows = ends[a:a + block, None] + offsets[None, :]                # (k, window)
+        vals = np.where(rows >= 0, R[np.maximum(rows, 0), cols[a:a + block, None]], np.nan)
+        parts.append(volatility_metrics(pd.DataFrame(vals.T), **kwargs))
+    if not parts:
+        return volatility_metrics(pd.DataFrame(np.empty((window, 0))), **kwargs).reset_index(drop=True)
+    out = pd.concat(parts, ignore_index=True)
+    out["vol_trend"] = out["vol_trend"].astype(object).where(out["vol_trend"].notna(), None)  # None, as one call
+    return out
 
 
 def _nav_weights(positions: pd.DataFrame, equity: pd.Series) -> tuple[pd.Series, np.ndarray, np.ndarray]:

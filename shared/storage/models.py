@@ -233,6 +233,27 @@ class SymbolDailyMetrics(Base):
     __table_args__ = (Index("ix_symbol_daily_metrics_date", "metrics_date"),)
 
 
+class SymbolVolatility(Base):
+    """Volatility of a symbol on a session (phase 6b), computed once per held symbol (an option's underlying)
+    and session; a position's row is the view ``position_volatility`` (migration 0007)."""
+
+    __tablename__ = "symbol_volatility"
+    symbol: Mapped[str] = mapped_column(String(32), primary_key=True)
+    calculation_date: Mapped[date] = mapped_column(Date, primary_key=True)
+    realized_vol_21d: Mapped[float | None] = mapped_column(Float)
+    realized_vol_63d: Mapped[float | None] = mapped_column(Float)
+    vol_daily: Mapped[float | None] = mapped_column(Float)
+    vol_weekly: Mapped[float | None] = mapped_column(Float)
+    vol_monthly: Mapped[float | None] = mapped_column(Float)
+    expected_vol_21d: Mapped[float | None] = mapped_column(Float)
+    vol_trend: Mapped[str | None] = mapped_column(String(20))
+    vol_trend_strength: Mapped[float | None] = mapped_column(Float)
+    vol_percentile: Mapped[float | None] = mapped_column(Float)
+    observations: Mapped[int | None] = mapped_column(Integer)
+    model_r_squared: Mapped[float | None] = mapped_column(Float)
+    __table_args__ = (Index("ix_symbol_volatility_date", "calculation_date"),)
+
+
 # --- portfolio analytics ------------------------------------------------------------------------
 
 class PortfolioSnapshot(Base):
@@ -287,53 +308,6 @@ class FactorExposure(Base):
     exposure_value: Mapped[float] = mapped_column(Float, nullable=False)
     exposure_dollar: Mapped[float] = mapped_column(Float, nullable=False)
     coverage: Mapped[float | None] = mapped_column(Float)
-
-
-class PositionMarketBeta(Base):
-    __tablename__ = "position_market_betas"
-    # no foreign key (migration 0004, as pairwise_correlations): a trigger on positions cascades deletes
-    position_id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    calc_date: Mapped[date] = mapped_column(Date, primary_key=True)
-    portfolio_id: Mapped[str] = mapped_column(String(64), nullable=False)
-    beta: Mapped[float] = mapped_column(Float, nullable=False)
-    alpha: Mapped[float | None] = mapped_column(Float)
-    r_squared: Mapped[float | None] = mapped_column(Float)
-    std_error: Mapped[float | None] = mapped_column(Float)
-    p_value: Mapped[float | None] = mapped_column(Float)
-    observations: Mapped[int | None] = mapped_column(Integer)
-    window_days: Mapped[int] = mapped_column(Integer, nullable=False, default=90)
-    method: Mapped[str] = mapped_column(String(20), nullable=False, default="OLS_SIMPLE")
-    market_index: Mapped[str] = mapped_column(String(10), nullable=False, default="SPY")
-
-
-class PositionInterestRateBeta(Base):
-    __tablename__ = "position_interest_rate_betas"
-    # no foreign key (migration 0004, as pairwise_correlations): a trigger on positions cascades deletes
-    position_id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    calculation_date: Mapped[date] = mapped_column(Date, primary_key=True)
-    portfolio_id: Mapped[str] = mapped_column(String(64), nullable=False)
-    ir_beta: Mapped[float] = mapped_column(Float, nullable=False)
-    r_squared: Mapped[float | None] = mapped_column(Float)
-    observations: Mapped[int | None] = mapped_column(Integer)
-
-
-class PositionVolatility(Base):
-    __tablename__ = "position_volatility"
-    # no foreign key (migration 0004, as pairwise_correlations): a trigger on positions cascades deletes
-    position_id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    calculation_date: Mapped[date] = mapped_column(Date, primary_key=True)
-    portfolio_id: Mapped[str] = mapped_column(String(64), nullable=False)
-    realized_vol_21d: Mapped[float | None] = mapped_column(Float)
-    realized_vol_63d: Mapped[float | None] = mapped_column(Float)
-    vol_daily: Mapped[float | None] = mapped_column(Float)
-    vol_weekly: Mapped[float | None] = mapped_column(Float)
-    vol_monthly: Mapped[float | None] = mapped_column(Float)
-    expected_vol_21d: Mapped[float | None] = mapped_column(Float)
-    vol_trend: Mapped[str | None] = mapped_column(String(20))
-    vol_trend_strength: Mapped[float | None] = mapped_column(Float)
-    vol_percentile: Mapped[float | None] = mapped_column(Float)
-    observations: Mapped[int | None] = mapped_column(Integer)
-    model_r_squared: Mapped[float | None] = mapped_column(Float)
 
 
 class PositionSectorTag(Base):
@@ -470,3 +444,75 @@ class BatchLock(Base):
     heartbeat: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     holder: Mapped[str | None] = mapped_column(String(255))
     generation: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")
+
+
+# --- views: per-position rows of per-symbol facts (migration 0007) --------------------------------
+
+class ViewBase(DeclarativeBase):
+    """Database views, mapped for reading. Their own metadata, so ``Base.metadata.create_all`` (and
+    Alembic's autogenerate) never makes tables of them; migration 0007 defines them in SQL. The primary keys are the views' logical keys (the ORM needs one)."""
+
+
+#: What a view reads: table -> columns (the positions held on a date, in a portfolio with a snapshot on it)
+_HELD_ON = {"positions": ("id", "portfolio_id", "symbol", "underlying_symbol", "investment_class", "entry_date",
+                         "exit_date", "deleted_at"), "portfolio_snapshots": ("portfolio_id", "snapshot_date")}
+
+
+class PositionMarketBeta(ViewBase):
+    """The 90-session market beta of each PUBLIC position held on ``calc_date`` (the symbol's row of
+    ``symbol_factor_exposures``)."""
+
+    __tablename__ = "position_market_betas"
+    __table_args__ = {"info": {"view_of": {**_HELD_ON, "symbol_factor_exposures": (), "factor_definitions": ()}}}
+    position_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    calc_date: Mapped[date] = mapped_column(Date, primary_key=True)
+    portfolio_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    beta: Mapped[float] = mapped_column(Float, nullable=False)
+    alpha: Mapped[float | None] = mapped_column(Float)
+    r_squared: Mapped[float | None] = mapped_column(Float)
+    std_error: Mapped[float | None] = mapped_column(Float)
+    p_value: Mapped[float | None] = mapped_column(Float)
+    observations: Mapped[int | None] = mapped_column(Integer)
+    window_days: Mapped[int] = mapped_column(Integer, nullable=False)
+    method: Mapped[str] = mapped_column(String(20), nullable=False)
+    market_index: Mapped[str] = mapped_column(String(10), nullable=False)
+
+
+class PositionInterestRateBeta(ViewBase):
+    """The interest-rate beta of each PUBLIC position held on ``calculation_date`` (its symbol's)."""
+
+    __tablename__ = "position_interest_rate_betas"
+    __table_args__ = {"info": {"view_of": {**_HELD_ON, "symbol_factor_exposures": (), "factor_definitions": ()}}}
+    position_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    calculation_date: Mapped[date] = mapped_column(Date, primary_key=True)
+    portfolio_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    ir_beta: Mapped[float] = mapped_column(Float, nullable=False)
+    r_squared: Mapped[float | None] = mapped_column(Float)
+    observations: Mapped[int | None] = mapped_column(Integer)
+
+
+class PositionVolatility(ViewBase):
+    """The volatility of each position held on ``calculation_date``: its symbol's (an option's
+    underlying's) row of ``symbol_volatility``."""
+
+    __tablename__ = "position_volatility"
+    __table_args__ = {"info": {"view_of": {**_HELD_ON, "symbol_volatility": ()}}}
+    position_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    calculation_date: Mapped[date] = mapped_column(Date, primary_key=True)
+    portfolio_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    realized_vol_21d: Mapped[float | None] = mapped_column(Float)
+    realized_vol_63d: Mapped[float | None] = mapped_column(Float)
+    vol_daily: Mapped[float | None] = mapped_column(Float)
+    vol_weekly: Mapped[float | None] = mapped_column(Float)
+    vol_monthly: Mapped[float | None] = mapped_column(Float)
+    expected_vol_21d: Mapped[float | None] = mapped_column(Float)
+    vol_trend: Mapped[str | None] = mapped_column(String(20))
+    vol_trend_strength: Mapped[float | None] = mapped_column(Float)
+    vol_percentile: Mapped[float | None] = mapped_column(Float)
+    observations: Mapped[int | None] = mapped_column(Integer)
+    model_r_squared: Mapped[float | None] = mapped_column(Float)
+
+
+def relations() -> dict:
+    """Every table and view by name (tables first): what a reader can select from."""
+    return {**Base.metadata.tables, **ViewBase.metadata.tables}

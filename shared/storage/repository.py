@@ -75,6 +75,13 @@ def frame_records(model: type[m.Base], frame: pd.DataFrame) -> list[dict[str, An
     return records
 
 
+def _writable(model: type) -> None:
+    """A view (:class:`shared.storage.models.ViewBase`: per-position rows of per-symbol facts) is read, never
+    written: its rows come from the tables it joins."""
+    if issubclass(model, m.ViewBase):
+        raise TypeError(f"{model.__tablename__} is a view: write its symbol-level table instead")
+
+
 def _insert(session: Session, model: type[m.Base]):
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
@@ -92,6 +99,7 @@ def upsert(
 
     The key is the primary key, or the columns of a unique constraint given as ``conflict``.
     """
+    _writable(model)
     if frame is None or frame.empty:
         return 0
     table = model.__table__
@@ -123,6 +131,7 @@ def bulk_update(session: Session, model: type[m.Base], frame: pd.DataFrame, *, a
     ``as_of`` names a date column of "current state" (e.g. ``market_value_date``): a row is then only
     updated when its stored date is null or not later than the new one, so current state only moves
     forward in time (a backfill of older dates never rolls it back; domain spec decision 13)."""
+    _writable(model)
     if frame is None or frame.empty:
         return 0
     from sqlalchemy import bindparam
@@ -171,6 +180,7 @@ def replace(session: Session, model: type[m.Base], frame: pd.DataFrame, scope: d
 
 def insert(session: Session, model: type[m.Base], frame: pd.DataFrame) -> int:
     """Insert the rows of ``frame`` (new rows: a key that exists is an error). Returns rows written."""
+    _writable(model)
     if frame is None or frame.empty:
         return 0
     if bulk.is_postgres(session):
@@ -185,6 +195,7 @@ def delete_where(session: Session, model: type[m.Base], scope: dict[str, Iterabl
 
     On PostgreSQL each list is one array parameter (``col = ANY(:array)``), not one bind parameter per
     value: with 10,000 portfolios that saves ~0.1-0.2 s of statement building per call."""
+    _writable(model)
     table = model.__table__
     scope = {col: list(values) for col, values in scope.items()}
     if not scope or any(not values for values in scope.values()):
@@ -408,9 +419,10 @@ def load_phase_runs(session: Session, run_id: str) -> pd.DataFrame:
 
 
 def table_counts(session: Session) -> dict[str, int]:
+    """Rows of every table and view (:func:`shared.storage.models.relations`)."""
     return {
         name: session.execute(select(func.count()).select_from(table)).scalar_one()
-        for name, table in m.Base.metadata.tables.items()
+        for name, table in m.relations().items()
     }
 
 

@@ -18,6 +18,7 @@ from shared.analytics.volatility import (
     right_align,
     rolling_realized_vol,
     volatility_metrics,
+    volatility_metrics_at,
 )
 
 SQ = np.sqrt(252)
@@ -209,3 +210,31 @@ def test_portfolio_beta_identity(rng):
     pr = portfolio_returns(pd.DataFrame(R, columns=syms), pd.DataFrame([w], index=[7], columns=syms))[7]
     port_beta = sm.OLS(pr.to_numpy(), X).fit().params[1]
     assert agg == pytest.approx(port_beta, abs=1e-10)
+
+
+def test_metrics_at_many_dates_equal_one_window_per_date(returns_with_gaps):
+    """volatility_metrics_at (all (date, symbol) pairs in one pass, in blocks) = volatility_metrics of each
+    date's window (the last 252 rows ending at it, fewer near the start), column by column — short windows,
+    gaps, a series below min_obs, a date before the index and duplicated pairs included."""
+    idx = pd.bdate_range("2025-01-01", periods=len(returns_with_gaps))
+    r = pd.DataFrame(returns_with_gaps, index=idx, columns=[f"S{i}" for i in range(7)])
+    r.iloc[0] = np.nan
+    picks = [5, 30, 64, 120, 252, 299]
+    dates = [idx[i] for i in picks for _ in r.columns] + [idx[299], pd.Timestamp("2024-06-03")]
+    symbols = [c for _ in picks for c in r.columns] + ["S0", "S1"]
+    got = volatility_metrics_at(r, dates, symbols, window=252, block=5)
+    assert len(got) == len(dates)
+    for k, (d, sym) in enumerate(zip(dates, symbols, strict=True)):
+        if d not in idx:
+            assert got.loc[k, "n_obs"] == 0 and np.isnan(got.loc[k, "realized_vol_21d"])
+            continue
+        end = idx.get_loc(d)
+        want = volatility_metrics(r.iloc[max(0, end - 251): end + 1]).loc[sym]
+        for col, v in want.items():
+            g = got.loc[k, col]
+            if pd.isna(v) and pd.isna(g):  # a missing trend: None or NaN
+                continue
+            if isinstance(v, str):
+                assert g == v, (d, sym, col)
+            else:
+                np.testing.assert_allclose(g, v, rtol=1e-12, atol=1e-15, err_msg=f"{d} {sym} {col}")

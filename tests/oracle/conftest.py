@@ -30,7 +30,7 @@ def _read_tables(url: str) -> dict[str, pd.DataFrame]:
 
     eng = get_engine(url)
     with eng.connect() as c:
-        out = {name: pd.read_sql_table(name, c) for name in m.Base.metadata.tables}
+        out = {name: pd.read_sql_table(name, c) for name in m.relations()}  # the views too
     eng.dispose()
     return out
 

@@ -2,7 +2,7 @@
 
 ``python -m tests.oracle.coverage`` prints the table as Markdown (kept in ``docs/testing.md``);
 ``pytest -v tests/oracle`` prints it at the end of the run; ``test_coverage_lists_every_column`` fails when a
-table the DAG writes gains a column that is not listed here.
+table the DAG writes (or a view over them) gains a column that is not listed here.
 """
 
 from __future__ import annotations
@@ -48,6 +48,12 @@ COVERAGE: dict[str, dict[str, str]] = {
     "factor_exposures": {"portfolio_id": KEYS, "factor_id": KEYS, "calculation_date": KEYS,
                          **{c: T + "test_factor_exposures_and_snapshot_betas + test_identities_between_stored_tables"
                             for c in ("exposure_value", "exposure_dollar", "coverage")}},
+    "symbol_volatility": {"symbol": KEYS, "calculation_date": KEYS,
+                          **{c: T + "test_volatility" for c in (
+                              "realized_vol_21d", "realized_vol_63d", "vol_daily", "vol_weekly", "vol_monthly",
+                              "expected_vol_21d", "vol_trend", "vol_trend_strength", "vol_percentile",
+                              "observations", "model_r_squared")}},
+    # views (migration 0007): a position's row is its symbol's, joined with the positions held on the date
     "position_market_betas": {"position_id": KEYS, "calc_date": KEYS,
                               **{c: T + "test_position_betas + test_identities_between_stored_tables" for c in (
                                   "portfolio_id", "beta", "alpha", "r_squared", "std_error", "p_value", "observations",

@@ -267,20 +267,31 @@ def test_concentration(run):
 
 # --- phase 6b ----------------------------------------------------------------------------------------
 
+#: stored volatility column -> reference metric
+VOL_COLUMNS = {"realized_vol_21d": "realized_vol_21d", "realized_vol_63d": "realized_vol_63d",
+               "vol_daily": "vol_daily", "vol_weekly": "vol_weekly", "vol_monthly": "vol_monthly",
+               "expected_vol_21d": "expected_vol_21d", "vol_trend": "vol_trend", "vol_trend_strength": "trend_strength",
+               "vol_percentile": "vol_percentile", "observations": "n_obs", "model_r_squared": "har_r_squared"}
+
+
 def _series(lot) -> str:
     return lot["underlying_symbol"] if lot["investment_class"] == "OPTIONS" else lot["symbol"]
 
 
 def test_volatility(run, expected_snapshots):
-    """Positions: their symbol's (an option's underlying's) series; portfolios: d's holdings as static weights
-    (signed MV / equity, lots merged, a missing return counts 0) over the 252 return rows ending at d."""
-    pos, snap = [], []
+    """Positions: their symbol's (an option's underlying's) series, stored once per held series in
+    symbol_volatility and read per position through the view position_volatility; portfolios: d's holdings as
+    static weights (signed MV / equity, lots merged, a missing return counts 0) over the 252 return rows
+    ending at d."""
+    pos, sym, snap = [], [], []
     eq = expected_snapshots.set_index(["portfolio_id", "snapshot_date"])["equity_balance"]
     for d in CHECKED:
         window = ref.window_returns(run.wide, d)
         h = ref.holdings(run.wide, run.positions, d)
         h["series"] = [_series(lot) for _, lot in h.iterrows()]
         cache = {s: ref.vol_metrics(window[s]) for s in set(h["series"]) if s in window.columns}
+        sym += [{"symbol": s, "calculation_date": d, **{c: v[k] for c, k in VOL_COLUMNS.items()}}
+                for s, v in cache.items()]
         for _, lot in h.iterrows():
             if lot["series"] in cache:
                 v = cache[lot["series"]]
@@ -302,6 +313,9 @@ def test_volatility(run, expected_snapshots):
                  ["portfolio_id", "realized_vol_21d", "realized_vol_63d", "vol_daily", "vol_weekly", "vol_monthly",
                   "expected_vol_21d", "vol_trend", "vol_trend_strength", "vol_percentile", "observations",
                   "model_r_squared"], "position_volatility")
+    stored = _dates(run.tables["symbol_volatility"], "calculation_date")
+    assert_close(stored[stored["calculation_date"].isin(CHECKED)], pd.DataFrame(sym), ["symbol", "calculation_date"],
+                 list(VOL_COLUMNS), "symbol_volatility")
     stored = _dates(run.tables["portfolio_snapshots"], "snapshot_date")
     assert_close(stored[stored["snapshot_date"].isin(CHECKED)], pd.DataFrame(snap), ["portfolio_id", "snapshot_date"],
                  ["realized_volatility_21d", "realized_volatility_63d", "expected_volatility_21d", "volatility_trend",
@@ -567,11 +581,12 @@ def test_coverage_lists_every_column():
     from tests.oracle.coverage import COVERAGE, T
     from workflows import dag
 
-    written = {w.split(".")[0] for s in dag.STEPS for w in s.writes}
+    written = {w.split(".")[0] for s in dag.STEPS for w in s.writes} | set(m.ViewBase.metadata.tables)
     assert set(COVERAGE) == written
+    relations = m.relations()
     for table in written:
-        assert list(COVERAGE[table]) == [c.name for c in m.Base.metadata.tables[table].columns] or \
-            set(COVERAGE[table]) == {c.name for c in m.Base.metadata.tables[table].columns}, table
+        assert list(COVERAGE[table]) == [c.name for c in relations[table].columns] or \
+            set(COVERAGE[table]) == {c.name for c in relations[table].columns}, table
     names = {n for n in globals() if n.startswith("test_")}
     for how in (h for t in COVERAGE.values() for h in t.values() if h.startswith(T)):
         for part in how.removeprefix(T).split(" + "):

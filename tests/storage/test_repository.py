@@ -17,6 +17,9 @@ def test_migration_creates_every_table_and_is_idempotent(engine):
     migrate(engine)  # second time: nothing to do
     tables = set(inspect(engine).get_table_names())
     assert set(m.Base.metadata.tables) <= tables
+    # the per-position facts are views (0007), never tables
+    assert set(m.ViewBase.metadata.tables) <= set(inspect(engine).get_view_names())
+    assert not set(m.ViewBase.metadata.tables) & tables
     idx = {i["name"] for i in inspect(engine).get_indexes("positions")}
     assert "ix_positions_portfolio_asof" in idx
 
@@ -103,7 +106,8 @@ def test_deleting_a_portfolio_deletes_its_pairwise_correlations(engine):
 
 
 def test_deleting_a_position_or_portfolio_deletes_its_phase6_results(engine):
-    """Phase-6 result tables have no foreign key to positions/portfolios (0004); triggers keep the cascade."""
+    """Phase-6 result tables have no foreign key to portfolios (0004); triggers keep the cascade. The
+    per-position tables are views (0007): a deleted position's rows go with it."""
     from sqlalchemy import text
 
     day = date(2026, 3, 2)
@@ -115,11 +119,13 @@ def test_deleting_a_position_or_portfolio_deletes_its_phase6_results(engine):
                              for sym in ("AAA", "BBB")])
         repo.upsert(s, m.Position, lots, conflict=("portfolio_id", "symbol", "position_type", "entry_date"))
         ids = repo.load_positions(s, ["p1"])["id"].tolist()
-        base = pd.DataFrame({"position_id": ids, "portfolio_id": "p1"})
-        repo.upsert(s, m.PositionMarketBeta, base.assign(calc_date=day, beta=1.0))
-        repo.upsert(s, m.PositionInterestRateBeta, base.assign(calculation_date=day, ir_beta=0.1))
-        repo.upsert(s, m.PositionVolatility, base.assign(calculation_date=day, realized_vol_21d=0.2))
         fids = repo.seed_factor_definitions(s)
+        repo.upsert(s, m.PortfolioSnapshot, pd.DataFrame([_snapshot("p1", day)]))
+        repo.upsert(s, m.SymbolFactorExposure, pd.DataFrame(
+            {"symbol": sym, "factor_id": fids[f], "calculation_date": day, "beta_value": 1.0,
+             "calculation_method": "ols"} for sym in ("AAA", "BBB") for f in ("Market Beta (90D)", "IR Beta")))
+        repo.upsert(s, m.SymbolVolatility, pd.DataFrame({"symbol": ["AAA", "BBB"], "calculation_date": day,
+                                                         "realized_vol_21d": 0.2}))
         repo.replace(s, m.FactorExposure, pd.DataFrame({
             "portfolio_id": ["p1"], "factor_id": [fids["Value"]], "calculation_date": [day],
             "exposure_value": [0.1], "exposure_dollar": [1e4]}), {"portfolio_id": ["p1"], "calculation_date": [day]})
@@ -134,6 +140,7 @@ def test_deleting_a_position_or_portfolio_deletes_its_phase6_results(engine):
         with transaction(engine) as s:
             return s.execute(text(f"SELECT count(*) FROM {table}")).scalar_one()
 
+    assert [count(t) for t in position_tables] == [2, 2, 2]
     with transaction(engine) as s:
         s.execute(text("DELETE FROM positions WHERE id = :i"), {"i": ids[0]})
     assert [count(t) for t in position_tables] == [1, 1, 1]
@@ -141,26 +148,41 @@ def test_deleting_a_position_or_portfolio_deletes_its_phase6_results(engine):
         s.execute(text("DELETE FROM positions"))
         s.execute(text("DELETE FROM portfolios"))
     assert [count(t) for t in (*position_tables, "factor_exposures", "stress_test_results")] == [0] * 5
-    for t in (*position_tables, "stress_test_results"):
-        assert not [fk for fk in inspect(engine).get_foreign_keys(t) if fk["referred_table"] in ("portfolios",
-                                                                                                  "positions")]
+    assert count("symbol_volatility") == 2  # per-symbol facts outlive the positions
+    assert not [fk for fk in inspect(engine).get_foreign_keys("stress_test_results")
+                if fk["referred_table"] == "portfolios"]
     assert inspect(engine).get_foreign_keys("stress_test_results")  # the scenario one stays
 
 
+def _snapshot(pid: str, day: date) -> dict:
+    zero = ("cash_value", "long_value", "short_value", "gross_exposure", "net_exposure", "daily_pnl",
+            "daily_unrealized_pnl", "daily_realized_pnl", "daily_capital_flow", "cumulative_pnl",
+            "cumulative_realized_pnl", "cumulative_capital_flow", "num_positions", "num_long_positions",
+            "num_short_positions")
+    return {"portfolio_id": pid, "snapshot_date": day, "net_asset_value": 1e5, "equity_balance": 1e5,
+            **dict.fromkeys(zero, 0)}
+
+
+def test_views_are_not_written(engine):
+    with transaction(engine) as s, pytest.raises(TypeError, match="is a view"):
+        repo.upsert(s, m.PositionVolatility, pd.DataFrame({"position_id": [1], "calculation_date": [date(2026, 3, 2)],
+                                                           "portfolio_id": ["p1"]}))
+
+
 def test_replace_with_a_scope_longer_than_sqlites_variable_limit(engine):
-    """40,000 position ids in one scope: SQLite binds one variable per value (limit 32,766), so the
-    delete goes in chunks there; PostgreSQL sends one array. Only the scoped rows go."""
+    """40,000 keys in one scope: SQLite binds one variable per value (limit 32,766), so the delete goes in
+    chunks there; PostgreSQL sends one array. Only the scoped rows go."""
     n = 40_000
-    rows = pd.DataFrame({"position_id": range(n), "calculation_date": date(2026, 3, 2), "portfolio_id": "p1",
-                         "realized_vol_21d": 0.2})
+    syms = [f"S{i}" for i in range(n)]
+    rows = pd.DataFrame({"symbol": syms, "calculation_date": date(2026, 3, 2), "realized_vol_21d": 0.2})
     other_day = rows.iloc[:5].assign(calculation_date=date(2026, 3, 3))
-    scope = {"position_id": list(range(n)), "calculation_date": [date(2026, 3, 2)]}
+    scope = {"symbol": syms, "calculation_date": [date(2026, 3, 2)]}
     with transaction(engine) as s:
-        repo.replace(s, m.PositionVolatility, pd.concat([rows, other_day]), {"position_id": [-1],
-                                                                                "calculation_date": [date(2026, 3, 2)]})
-        assert repo.replace(s, m.PositionVolatility, rows.iloc[: n // 2], scope) == n // 2
-        assert repo.delete_where(s, m.PositionVolatility, scope) == n // 2
-        assert repo.table_counts(s)["position_volatility"] == 5
+        repo.replace(s, m.SymbolVolatility, pd.concat([rows, other_day]), {"symbol": ["none"],
+                                                                           "calculation_date": [date(2026, 3, 2)]})
+        assert repo.replace(s, m.SymbolVolatility, rows.iloc[: n // 2], scope) == n // 2
+        assert repo.delete_where(s, m.SymbolVolatility, scope) == n // 2
+        assert repo.table_counts(s)["symbol_volatility"] == 5
 
 
 def test_load_positions_can_select_columns(engine):

@@ -3,8 +3,8 @@
 A SQLAlchemy ``before_cursor_execute`` listener on :class:`~sqlalchemy.engine.Engine` (all engines, so the
 ones a phase creates itself too) records each statement under the step being run; :func:`touched` turns
 them into (table, column) pairs read and written. Reads are every ``table.column`` a SELECT names (SQLAlchemy
-always qualifies them) plus bare ``FROM``/``JOIN`` tables; writes are the columns of INSERT and UPDATE … SET,
-and every column of a DELETE's table. Bookkeeping tables (run records, the lock, Alembic) are left out.
+always qualifies them) plus bare ``FROM``/``JOIN`` tables, and for a view the columns of the tables it joins;
+writes are the columns of INSERT and UPDATE … SET, and every column of a DELETE's table. Bookkeeping tables (run records, the lock, Alembic) are left out.
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ from shared.storage import models as m
 
 BOOKKEEPING = {"batch_run_history", "batch_phase_runs", "batch_locks", "alembic_version"}
 TABLES = {name: tuple(c.name for c in t.columns) for name, t in m.Base.metadata.tables.items()}
+#: A view read is a read of what it joins (table -> columns; none = the whole row): ``models.ViewBase``.
+VIEWS = {name: t.info["view_of"] for name, t in m.ViewBase.metadata.tables.items()}
 
 _INSERT = re.compile(r"^\s*INSERT\s+(?:OR\s+\w+\s+)?INTO\s+\"?(\w+)\"?\s*\(([^)]*)\)", re.I | re.S)
 _UPDATE = re.compile(r"^\s*UPDATE\s+\"?(\w+)\"?\s+SET\s+(.*?)(?:\s+WHERE\s|$)", re.I | re.S)
@@ -75,6 +77,8 @@ class Observer:
                     cols = {c for nt, c in named if nt == t}
                     if not cols or cols >= set(TABLES[t]):
                         named = {(nt, c) for nt, c in named if nt != t} | {(t, "")}
+                for v in set(_FROM.findall(sql)) & set(VIEWS):
+                    named |= {(t, c) for t, cols in VIEWS[v].items() for c in (cols or ("",))}
                 reads |= named
         keep = lambda pairs: {p for p in pairs if p[0] in TABLES and p[0] not in BOOKKEEPING}  # noqa: E731
         return keep(reads), keep(writes)

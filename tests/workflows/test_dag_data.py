@@ -17,7 +17,8 @@ import yaml
 
 from shared.storage import models as m
 from tests.dagrun import run_dag
-from tests.workflows.sqlobserve import BOOKKEEPING, Observer, item_of
+from tests.workflows.sqlobserve import BOOKKEEPING, VIEWS, Observer, item_of
+from tests.workflows.sqlobserve import TABLES as COLUMNS
 from workflows import dag
 
 FILES = Path(__file__).resolve().parents[2] / "charts" / "sigmabatch" / "files"
@@ -83,6 +84,23 @@ def test_declared_items_exist() -> None:
     for group, cols in dag.COLUMN_GROUPS.items():
         table = group.split(".")[0]
         assert set(cols) <= {c.name for c in m.Base.metadata.tables[table].columns}, group
+
+
+def test_a_view_read_is_a_read_of_what_it_joins() -> None:
+    """The per-position views (migration 0007) are not data of their own: a step reading one reads the
+    positions held, the snapshots' dates and the symbol table, and must run after their writers."""
+    for view, sources in VIEWS.items():
+        for table, cols in sources.items():
+            assert set(cols) <= set(COLUMNS[table]), (view, table)
+    obs = Observer()
+    obs.statements["reader"] = ["SELECT position_volatility.position_id, position_volatility.vol_trend "
+                                "FROM position_volatility WHERE position_volatility.calculation_date = ?"]
+    reads, writes = obs.touched("reader")
+    assert not writes
+    assert {t for t, _ in reads} == {"positions", "portfolio_snapshots", "symbol_volatility"}
+    assert ("symbol_volatility", "") in reads and ("positions", "underlying_symbol") in reads
+    assert {item_of(t, c, dag.COLUMN_GROUPS) for t, c in reads} == {"positions", "portfolio_snapshots",
+                                                                    "symbol_volatility"}
 
 
 def test_every_reader_runs_after_every_writer() -> None:

@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 from sqlalchemy import inspect, text
 
+from shared.storage import models as m
 from shared.storage.db import get_engine
 from tests.conftest import REPO
 
@@ -44,13 +45,15 @@ def sigmabatch(tmp: Path, *args: str, env: dict | None = None, check: bool = Tru
 
 
 def dump(tmp: Path) -> dict[str, pd.DataFrame]:
-    """Every data table, sorted by its primary key, without the volatile columns."""
+    """Every data table and view (the per-position rows of per-symbol facts: what a reader of a position
+    sees), sorted by its primary key (a view's: its model's), without the volatile columns."""
     engine = get_engine(f"sqlite:///{tmp / 'sb.db'}")
     insp = inspect(engine)
     out = {}
     with engine.connect() as c:
-        for name in sorted(set(insp.get_table_names()) - BOOKKEEPING):
-            pk = insp.get_pk_constraint(name)["constrained_columns"]
+        for name in sorted(set(insp.get_table_names()) - BOOKKEEPING) + sorted(insp.get_view_names()):
+            pk = (insp.get_pk_constraint(name)["constrained_columns"]
+                  or [col.name for col in m.relations()[name].primary_key.columns])
             frame = pd.read_sql(text(f"select * from {name}"), c)
             frame = frame.drop(columns=[col for col in frame.columns if col in VOLATILE])
             out[name] = frame.sort_values(pk).reset_index(drop=True)

@@ -123,6 +123,7 @@ def test_return_after_a_holiday_uses_the_previous_session(first_run):
 
 
 PHASE6_TABLES = ("factor_exposures", "position_market_betas", "position_interest_rate_betas", "position_volatility",
+                 "symbol_volatility",
                  "correlation_calculations", "correlation_clusters", "pairwise_correlations", "stress_test_results",
                  "stress_test_summaries")
 

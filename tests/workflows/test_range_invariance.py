@@ -96,7 +96,8 @@ def dated_rows(url: str, day: date) -> dict[str, pd.DataFrame]:
     eng = get_engine(url)
     out = {}
     with eng.connect() as c:
-        for table in m.Base.metadata.sorted_tables:
+        # the views (per-position rows of per-symbol facts) too: what a reader of a position sees
+        for table in (*m.Base.metadata.sorted_tables, *m.ViewBase.metadata.sorted_tables):
             if table.name in NOT_DATED:
                 continue
             dcol = next(col.name for col in table.columns if isinstance(col.type, Date))
