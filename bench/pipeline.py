@@ -187,9 +187,9 @@ def run_subdag_concurrently(run: PipelineRun, names: tuple[str, ...], max_parall
 
 
 def bench_case(size: str, case: str, db_kind: str, repeat: int, workdir: Path | None = None,
-               progress=print, backfill_sessions: int = 252) -> dict:
+               progress=print, backfill_sessions: int = 252, portfolios: int | None = None) -> dict:
     """Load the universe for (size, case) and run the pipeline ``repeat`` times; all measurements."""
-    plan = Plan.of(size, backfill_sessions=backfill_sessions)
+    plan = Plan.of(size, backfill_sessions=backfill_sessions, portfolios=portfolios)
     workdir = workdir or Path(tempfile.mkdtemp(prefix=f"sigmabatch-bench-{size}-"))
     start = plan.end if case == "nightly" else plan.backfill_start
     name = f"bench_{size.lower()}_{case}"
