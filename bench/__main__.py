@@ -233,6 +233,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--portfolios", type=int, default=None,
                    help="a reduced variant: this many portfolios (same positions per portfolio) with the size's "
                         "symbol count, e.g. `L --case backfill --portfolios 2000` for L's symbol-driven memory")
+    p.add_argument("--steps", default="",
+                   help="comma-separated steps to run (with plan and their upstream steps), e.g. market-data; "
+                        "default every step")
     p.add_argument("--kernels-only", action="store_true", help="only the kernel side-by-side table")
     p.add_argument("--no-kernels", action="store_true", help="skip the kernel side-by-side table")
     p.add_argument("--phase15-only", action="store_true",
@@ -266,7 +269,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{size} {case} x{repeat} ({args.db})", flush=True)
         workdir = Path(args.workdir) / f"{size}-{case}" if args.workdir else None
         raw["cases"].append(bench_case(size, case, args.db, repeat, workdir, progress=lambda m: print(m, flush=True),
-                                       backfill_sessions=args.backfill_sessions, portfolios=args.portfolios))
+                                       backfill_sessions=args.backfill_sessions, portfolios=args.portfolios,
+                                       only=tuple(x for x in args.steps.split(",") if x)))
     if args.phase15_only:
         raw["phase15"] = phase15_timings(progress=lambda m: print(m, flush=True))
     elif not args.no_kernels:
