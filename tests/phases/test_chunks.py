@@ -74,11 +74,13 @@ def _market_data_run(tmp_path, monkeypatch, capsys, name: str, chunk: str) -> tu
     migrate(engine)
     held = SyntheticMarket(12, seed=7, as_of=date(2026, 11, 27)).stock_symbols[:9]
     with transaction(engine) as s:
-        repo.upsert(s, m.Portfolio, pd.DataFrame([{"id": "p", "name": "p", "equity_balance": 1e6, "currency": "USD",
-                                                    "is_active": True}]))
-        repo.upsert(s, m.Position, pd.DataFrame([{"portfolio_id": "p", "symbol": sym, "position_type": "LONG",
-                                                  "quantity": 10.0, "entry_price": 10.0, "entry_date": date(2026, 9, 1),
-                                                  "investment_class": "PUBLIC"} for sym in held]),
+        repo.upsert(s, m.Portfolio, pd.DataFrame([{"id": f"p{k}", "name": f"p{k}", "equity_balance": 1e6,
+                                                    "currency": "USD", "is_active": True} for k in range(4)]))
+        repo.upsert(s, m.Position, pd.DataFrame([{"portfolio_id": f"p{k}", "symbol": sym,
+                                                  "position_type": "LONG" if k % 2 else "SHORT",
+                                                  "quantity": 10.0 + j, "entry_price": 10.0,
+                                                  "entry_date": date(2026, 9, 1 + k), "investment_class": "PUBLIC"}
+                                                 for k in range(4) for j, sym in enumerate(held[2 * k:2 * k + 3])]),
                     conflict=("portfolio_id", "symbol", "position_type", "entry_date"))
     code = market_data.main(["--start-date", "2026-10-01", "--end-date", "2026-11-27", "--price-cache-out", str(cache)])
     line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("sigmabatch-result: "))
@@ -88,6 +90,28 @@ def _market_data_run(tmp_path, monkeypatch, capsys, name: str, chunk: str) -> tu
         rows = pd.read_sql(text("select * from market_data_cache order by symbol, date"), c)
     engine.dispose()
     return rows.drop(columns=["updated_at", "id"], errors="ignore"), result, pq.read_table(cache)
+
+
+def _pnl_run(tmp_path, monkeypatch, capsys, chunk: str) -> tuple[pd.DataFrame, dict]:
+    """pnl-snapshots over the market-data run above ("whole"), from an empty portfolio_snapshots table."""
+    import json
+
+    from phases import pnl_snapshots
+    from shared.storage.db import get_engine
+
+    monkeypatch.setenv("SIGMABATCH_CHUNK_PORTFOLIO_DATES", chunk)
+    engine = get_engine(f"sqlite:///{tmp_path / 'whole.db'}")
+    with engine.begin() as c:
+        c.execute(text("delete from portfolio_snapshots"))
+    code = pnl_snapshots.main(["--start-date", "2026-10-01", "--end-date", "2026-11-27",
+                               "--price-cache", str(tmp_path / "whole.parquet")])
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("sigmabatch-result: "))
+    result = json.loads(line.removeprefix("sigmabatch-result: "))
+    assert code == 0, result
+    with engine.connect() as c:
+        rows = pd.read_sql(text("select * from portfolio_snapshots order by portfolio_id, snapshot_date"), c)
+    engine.dispose()
+    return rows.drop(columns=["id", "run_id", "created_at", "updated_at"], errors="ignore"), result
 
 
 def test_market_data_in_chunks_of_symbols_writes_the_same_rows_and_snapshot(tmp_path, monkeypatch, capsys):
@@ -109,3 +133,21 @@ def test_market_data_in_chunks_of_symbols_writes_the_same_rows_and_snapshot(tmp_
     assert {k: v for k, v in whole["details"].items() if k not in skip} == \
         {k: v for k, v in part["details"].items() if k not in skip}
     assert whole["rows"] == part["rows"] and whole["status"] == part["status"]
+
+
+def test_pnl_snapshots_in_chunks_of_portfolios_writes_the_same_rows(tmp_path, monkeypatch, capsys):
+    """pnl-snapshots split into chunks of portfolios (SIGMABATCH_CHUNK_PORTFOLIO_DATES small) books the same
+    snapshots as one chunk: each portfolio's chain is its own."""
+    _market_data_run(tmp_path, monkeypatch, capsys, "whole", "100000000")
+    whole_rows, whole = _pnl_run(tmp_path, monkeypatch, capsys, "100000000")
+    part_rows, part = _pnl_run(tmp_path, monkeypatch, capsys, "40")  # one portfolio a chunk
+    assert whole["details"]["portfolio_chunks"] == 1 and part["details"]["portfolio_chunks"] == 4
+    # p2, p3 booked every session; p0, p1 hold the synthetic market's late-listed / delisted stocks (stale
+    # prices: booked up to the first stale mark, and listed in the details)
+    assert {"p2", "p3"} <= set(whole_rows["portfolio_id"]) and len(whole_rows) > 70
+    assert set(whole["details"]["not_booked_stale_prices"]) >= {"p0"}
+    pd.testing.assert_frame_equal(whole_rows, part_rows)
+    skip = {"portfolio_chunks"}
+    assert {k: v for k, v in whole["details"].items() if k not in skip} == \
+        {k: v for k, v in part["details"].items() if k not in skip}
+    assert (whole["rows"], whole["status"], whole["message"]) == (part["rows"], part["status"], part["message"])
