@@ -151,3 +151,37 @@ def test_pnl_snapshots_in_chunks_of_portfolios_writes_the_same_rows(tmp_path, mo
     assert {k: v for k, v in whole["details"].items() if k not in skip} == \
         {k: v for k, v in part["details"].items() if k not in skip}
     assert (whole["rows"], whole["status"], whole["message"]) == (part["rows"], part["status"], part["message"])
+
+
+def _metrics_run(tmp_path, capsys, monkeypatch, chunk: str) -> tuple[pd.DataFrame, dict]:
+    import json
+
+    from phases import symbol_metrics
+    from shared.storage.db import get_engine
+
+    monkeypatch.setenv("SIGMABATCH_CHUNK_SYMBOL_DATES", chunk)
+    engine = get_engine(f"sqlite:///{tmp_path / 'whole.db'}")
+    with engine.begin() as c:
+        c.execute(text("delete from symbol_daily_metrics"))
+    code = symbol_metrics.main(["--start-date", "2026-10-01", "--end-date", "2026-11-27",
+                                "--price-cache", str(tmp_path / "whole.parquet")])
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("sigmabatch-result: "))
+    result = json.loads(line.removeprefix("sigmabatch-result: "))
+    assert code == 0, result
+    with engine.connect() as c:
+        rows = pd.read_sql(text("select * from symbol_daily_metrics order by symbol, metrics_date"), c)
+    engine.dispose()
+    return rows.drop(columns=["id", "run_id", "created_at", "updated_at"], errors="ignore"), result
+
+
+def test_symbol_metrics_in_chunks_of_sessions_writes_the_same_rows(tmp_path, monkeypatch, capsys):
+    """symbol-metrics split into chunks of sessions (SIGMABATCH_CHUNK_SYMBOL_DATES small) writes the same rows
+    and details as one chunk."""
+    _market_data_run(tmp_path, monkeypatch, capsys, "whole", "100000000")
+    whole_rows, whole = _metrics_run(tmp_path, capsys, monkeypatch, "100000000")
+    part_rows, part = _metrics_run(tmp_path, capsys, monkeypatch, "100")  # 29 symbols: 3 sessions a chunk
+    assert whole["details"]["chunks"] == 1 and part["details"]["chunks"] > 10
+    assert len(whole_rows) > 500
+    pd.testing.assert_frame_equal(whole_rows, part_rows)
+    assert {k: v for k, v in whole["details"].items() if k != "chunks"} == \
+        {k: v for k, v in part["details"].items() if k != "chunks"}
