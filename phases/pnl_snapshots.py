@@ -76,8 +76,9 @@ def run(ctx: PhaseContext) -> PhaseResult:
         part = state[state["portfolio_id"].isin(members)] if len(chunks) > 1 else state
         pos = positions[positions["portfolio_id"].isin(members)].reset_index(drop=True) if len(chunks) > 1 \
             else positions
-        snaps = roll_forward(pos, closes, rng.sessions, part, flows)
-        snaps, part_stale = _only_fresh(snaps, pos, closes, rng.sessions)
+        held = closes[sorted(set(pos["symbol"]))] if len(chunks) > 1 else closes  # a column's result is its own
+        snaps = roll_forward(pos, held, rng.sessions, part, flows)
+        snaps, part_stale = _only_fresh(snaps, pos, held, rng.sessions)
         stale.update(part_stale)
         snaps["run_id"] = ctx.run_id
         with ctx.transaction() as s:
@@ -85,7 +86,7 @@ def run(ctx: PhaseContext) -> PhaseResult:
         unpriced += int(snaps["positions_without_price"].sum()) if not snaps.empty else 0
         if len(chunks) > 1 and (i % 20 == 0 or i == len(chunks)):
             ctx.log.info("chunk %d/%d of portfolios done", i, len(chunks))
-        del snaps, pos
+        del snaps, pos, held
     stale = dict(sorted(stale.items()))
     ctx.log.info("snapshots written", extra={"snapshots": written, "portfolios": len(state)})
     details = {"portfolios": len(state), "sessions": len(rng.sessions), "position_days_marked_at_entry_price": unpriced,
