@@ -137,6 +137,23 @@ def check_targets(cases: list[dict], kernels: list[dict], phase15: list[dict] | 
     return out
 
 
+def memory_limit(step: str) -> str | None:
+    """The step's memory limit in the rendered manifests (:class:`workflows.dag.Resources`)."""
+    from workflows import dag
+
+    found = {s.name: s for s in (*dag.STEPS, dag.EXIT_STEP)}.get(step)
+    return found.resources.memory_limit if found else None
+
+
+def _mib(quantity: str) -> float:
+    """A Kubernetes memory quantity (``512Mi``, ``4Gi``) in MiB (the unit of the peak RSS figures)."""
+    units = {"Ki": 1 / 1024, "Mi": 1.0, "Gi": 1024.0, "Ti": 1024.0 ** 2}
+    for suffix, factor in units.items():
+        if quantity.endswith(suffix):
+            return float(quantity[: -len(suffix)]) * factor
+    return float(quantity) / 2**20
+
+
 def _fmt_s(x: float) -> str:
     return f"{x * 1e3:.1f} ms" if x < 1 else f"{x:.2f} s"
 
@@ -163,11 +180,15 @@ def table(summary: dict) -> str:
         for c in summary["cases"]:
             lines.append("")
             lines.append(f"{c['size']} {c['case']} per phase (median of {c['repeats']}; wall = process spawn to exit):")
-            lines += _head("phase", "wall", "rows", "rows/s", "peak RSS", "DB write", "bare COPY")
+            lines += _head("phase", "wall", "rows", "rows/s", "peak RSS", "memory limit (manifest)", "DB write",
+                           "bare COPY")
             for s in c["steps"]:
+                limit = memory_limit(s["step"])
+                over = " **over**" if limit and s["peak_rss_mb"] > _mib(limit) else ""
                 lines.append(f"| {s['step']} | {s['wall_s']:.2f} s | {s['rows']:,} | "
                              f"{s['rows_per_s'] if s['rows_per_s'] is not None else '–':,} | "
-                             f"{s['peak_rss_mb']:.0f} MB | {s['db_write_s']:.2f} s | {s['copy_floor_s']:.2f} s |")
+                             f"{s['peak_rss_mb']:.0f} MB | {limit or '–'}{over} | {s['db_write_s']:.2f} s "
+                             f"| {s['copy_floor_s']:.2f} s |")
             if c.get("phase6_dag_s") is not None:
                 lines.append("")
                 lines.append(f"phase 6: {c['phase6_sequential_s']:.1f} s with its steps one after another; "
@@ -209,6 +230,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeat", type=int, default=None, help="runs per case (default: 3, 1 for M/L backfill)")
     p.add_argument("--backfill-sessions", type=int, default=252,
                    help="sessions of the backfill case (default 252 = one year)")
+    p.add_argument("--portfolios", type=int, default=None,
+                   help="a reduced variant: this many portfolios (same positions per portfolio) with the size's "
+                        "symbol count, e.g. `L --case backfill --portfolios 2000` for L's symbol-driven memory")
+    p.add_argument("--steps", default="",
+                   help="comma-separated steps to run (with plan and their upstream steps), e.g. market-data; "
+                        "default every step")
     p.add_argument("--kernels-only", action="store_true", help="only the kernel side-by-side table")
     p.add_argument("--no-kernels", action="store_true", help="skip the kernel side-by-side table")
     p.add_argument("--phase15-only", action="store_true",
@@ -242,7 +269,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{size} {case} x{repeat} ({args.db})", flush=True)
         workdir = Path(args.workdir) / f"{size}-{case}" if args.workdir else None
         raw["cases"].append(bench_case(size, case, args.db, repeat, workdir, progress=lambda m: print(m, flush=True),
-                                       backfill_sessions=args.backfill_sessions))
+                                       backfill_sessions=args.backfill_sessions, portfolios=args.portfolios,
+                                       only=tuple(x for x in args.steps.split(",") if x)))
     if args.phase15_only:
         raw["phase15"] = phase15_timings(progress=lambda m: print(m, flush=True))
     elif not args.no_kernels:

@@ -133,14 +133,20 @@ class PipelineRun:
                              portfolio="", run_id=self.run_id, force="false")
 
 
-def run_pipeline(db: Database, plan: Plan, start: str, end: str, workdir: Path, floor: bool
-                 ) -> tuple[list[dict], PipelineRun]:
+def run_pipeline(db: Database, plan: Plan, start: str, end: str, workdir: Path, floor: bool,
+                 only: tuple[str, ...] = ()) -> tuple[list[dict], PipelineRun]:
     run_id = f"bench-{plan.size}-{int(time.time() * 1000) % 10**9}"
     run_dir = workdir / run_id
     run_dir.mkdir(parents=True, exist_ok=True)
     run = PipelineRun(run_id, run_dir, start, end, _env(db, plan, run_dir / "artifacts", floor))
     out = []
     steps = [dag.steps_by_name()["plan"], *[s for s in dag.topological_order() if s.name != "plan"], dag.EXIT_STEP]
+    if only:  # plan, then the named steps (and their upstream steps) in DAG order
+        keep = {"plan", *only}
+        for step in reversed(steps):
+            if step.name in keep:
+                keep.update(step.upstream)
+        steps = [s for s in steps if s.name in keep]
     for step in steps:
         out.append(run_step(step, run.args(step), run.env, run_dir / f"{step.name}.log"))
     return out, run
@@ -187,12 +193,13 @@ def run_subdag_concurrently(run: PipelineRun, names: tuple[str, ...], max_parall
 
 
 def bench_case(size: str, case: str, db_kind: str, repeat: int, workdir: Path | None = None,
-               progress=print, backfill_sessions: int = 252) -> dict:
+               progress=print, backfill_sessions: int = 252, portfolios: int | None = None,
+               only: tuple[str, ...] = ()) -> dict:
     """Load the universe for (size, case) and run the pipeline ``repeat`` times; all measurements."""
-    plan = Plan.of(size, backfill_sessions=backfill_sessions)
+    plan = Plan.of(size, backfill_sessions=backfill_sessions, portfolios=portfolios)
     workdir = workdir or Path(tempfile.mkdtemp(prefix=f"sigmabatch-bench-{size}-"))
     start = plan.end if case == "nightly" else plan.backfill_start
-    name = f"bench_{size.lower()}_{case}"
+    name = f"bench_{size.lower()}_{case}" + (f"_p{portfolios}" if portfolios else "") + ("_steps" if only else "")
     runs, loads = [], []
     db = None
     try:
@@ -207,13 +214,14 @@ def bench_case(size: str, case: str, db_kind: str, repeat: int, workdir: Path | 
             else:
                 reset_nightly(db.url, plan.end)
             t0 = time.perf_counter()
-            steps, run = run_pipeline(db, plan, start.isoformat(), plan.end.isoformat(), workdir, floor=(r == 0))
+            steps, run = run_pipeline(db, plan, start.isoformat(), plan.end.isoformat(), workdir, floor=(r == 0),
+                                      only=only)
             total = time.perf_counter() - t0
             floor = sum(s["copy_floor_s"] for s in steps)
             runs.append({"repeat": r + 1, "wall_raw_s": total, "wall_s": total - floor, "steps": steps})
             progress(f"  [{size} {case}] run {r + 1}/{repeat}: {total - floor:.1f} s "
                      f"(peak RSS {max(s['peak_rss_mb'] for s in steps):.0f} MB)")
-            if case == "nightly":
+            if case == "nightly" and not only:
                 # Phase 6 once more, as the DAG schedules it (the sequential run above attributes time per step),
                 # on the same state: the date's phase-6 results deleted first, as before a night's first run.
                 clear_phase6_results(db.url, plan.end)

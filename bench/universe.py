@@ -61,8 +61,13 @@ class Plan:
     backfill_start: date  # first session of the one-year backfill
 
     @classmethod
-    def of(cls, size: str, now: str = NOW, backfill_sessions: int = BACKFILL_SESSIONS) -> Plan:
+    def of(cls, size: str, now: str = NOW, backfill_sessions: int = BACKFILL_SESSIONS,
+           portfolios: int | None = None) -> Plan:
+        """``portfolios``: fewer (or more) portfolios than the size has, with the same positions each
+        (a reduced variant that keeps the size's symbol count)."""
         n_sym, n_pf, n_pos = SIZES[size]
+        if portfolios:
+            n_pf, n_pos = portfolios, portfolios * (n_pos // n_pf)
         end = calendar.last_completed_session(datetime.fromisoformat(now))
         return cls(size, n_sym, n_pf, n_pos, end, calendar.previous_session(end),
                    calendar.shift_sessions(end, -(backfill_sessions - 1)))

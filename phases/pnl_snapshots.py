@@ -3,6 +3,8 @@
 Reads closes from the price-cache snapshot only. The state before the first session comes from each
 portfolio's previous snapshot (or its inception equity). All sessions of the run are computed at once
 (:func:`shared.analytics.pnl.roll_forward`) and written in one transaction: a re-run leaves the same rows.
+A long range over many portfolios goes in chunks of portfolios (``SIGMABATCH_CHUNK_PORTFOLIO_DATES``
+portfolio × session pairs each), each written on its own: memory is bounded whatever the range.
 
 A snapshot is only booked on prices of that session. From the first session on which a symbol a portfolio
 holds has no close (a stale price would be carried forward as a zero P&L), that portfolio gets no snapshot
@@ -62,14 +64,33 @@ def run(ctx: PhaseContext) -> PhaseResult:
     state = start_state(portfolios, previous, all_positions)
     state, gaps = _without_gaps(state, previous, rng.start)
     closes = ctx.price_cache.wide(sorted(set(positions["symbol"])))
-    snaps = roll_forward(positions, closes, rng.sessions, state, flows)
-    snaps, stale = _only_fresh(snaps, positions, closes, rng.sessions)
-    snaps["run_id"] = ctx.run_id
-    with ctx.transaction() as s:
-        written = repo.upsert(s, m.PortfolioSnapshot, snaps)
-    unpriced = int(snaps["positions_without_price"].sum()) if not snaps.empty else 0
+    # Memory grows with positions x sessions: a long range over many portfolios goes in chunks of portfolios
+    # (SIGMABATCH_CHUNK_PORTFOLIO_DATES portfolio x session pairs each), each written on its own. A
+    # portfolio's chain is its own, so the rows are the same whatever the chunking (a re-run rewrites them).
+    ids = sorted(set(state["portfolio_id"]) | set(positions["portfolio_id"]))
+    size = max(ctx.settings.chunk_portfolio_dates // max(len(rng.sessions), 1), 1)
+    chunks = [ids[i:i + size] for i in range(0, len(ids), size)] or [[]]
+    written, unpriced, stale = 0, 0, {}
+    for i, chunk in enumerate(chunks, start=1):
+        members = set(chunk)
+        part = state[state["portfolio_id"].isin(members)] if len(chunks) > 1 else state
+        pos = positions[positions["portfolio_id"].isin(members)].reset_index(drop=True) if len(chunks) > 1 \
+            else positions
+        held = closes[sorted(set(pos["symbol"]))] if len(chunks) > 1 else closes  # a column's result is its own
+        snaps = roll_forward(pos, held, rng.sessions, part, flows)
+        snaps, part_stale = _only_fresh(snaps, pos, held, rng.sessions)
+        stale.update(part_stale)
+        snaps["run_id"] = ctx.run_id
+        with ctx.transaction() as s:
+            written += repo.upsert(s, m.PortfolioSnapshot, snaps)
+        unpriced += int(snaps["positions_without_price"].sum()) if not snaps.empty else 0
+        if len(chunks) > 1 and (i % 20 == 0 or i == len(chunks)):
+            ctx.log.info("chunk %d/%d of portfolios done", i, len(chunks))
+        del snaps, pos, held
+    stale = dict(sorted(stale.items()))
     ctx.log.info("snapshots written", extra={"snapshots": written, "portfolios": len(state)})
-    details = {"portfolios": len(state), "sessions": len(rng.sessions), "position_days_marked_at_entry_price": unpriced}
+    details = {"portfolios": len(state), "sessions": len(rng.sessions), "position_days_marked_at_entry_price": unpriced,
+               "portfolio_chunks": len(chunks)}
     notes = []
     if stale:
         details["not_booked_stale_prices"] = stale

@@ -32,27 +32,37 @@ def run(ctx: PhaseContext) -> PhaseResult:
     prices = scoped_prices(ctx)
     with ctx.transaction() as s:
         profiles = repo.load_profiles(s, list(prices.columns))
-    metrics = symbol_return_metrics(prices, list(rng.sessions))
     prof = profiles.set_index("symbol") if not profiles.empty else pd.DataFrame(
         columns=["sector", "industry", "company_name"])
-    for c in ("sector", "industry", "company_name"):
-        metrics[c] = metrics["symbol"].map(prof[c])
     ret = prices / prices.shift(1) - 1.0
-    enough = (ret.notna().rolling(BETA_WINDOW, min_periods=1).sum() >= BETA_MIN_OBS)
-    enough = enough.reindex(pd.DatetimeIndex(pd.to_datetime(list(rng.sessions)))).stack()
-    enough.index = enough.index.set_names(["metrics_date", "symbol"])
-    key = pd.MultiIndex.from_arrays([pd.to_datetime(metrics["metrics_date"]), metrics["symbol"]])
-    has_hist = enough.reindex(key).fillna(False).to_numpy(dtype=bool)
-    metrics["data_quality_score"] = (30.0 * metrics["current_price"].notna() + 30.0 * metrics["return_1d"].notna()
-                                     + 20.0 * metrics["symbol"].isin(prof.index) + 20.0 * has_hist)
-    with ctx.transaction() as s:
-        n = repo.upsert(s, m.SymbolDailyMetrics, metrics)
-    last = metrics[pd.to_datetime(metrics["metrics_date"]) == pd.Timestamp(rng.end)]
+    enough_all = (ret.notna().rolling(BETA_WINDOW, min_periods=1).sum() >= BETA_MIN_OBS)
+    del ret
+    # Memory grows with symbols x sessions: a long backfill goes in chunks of sessions (as symbol-factors:
+    # SIGMABATCH_CHUNK_SYMBOL_DATES pairs each), each written on its own; a session's row depends on the
+    # session alone, so the rows are the same whatever the chunking.
+    chunks = rng.chunks(max(ctx.settings.chunk_symbol_dates // max(prices.shape[1], 1), 1))
+    n, last = 0, None
+    for chunk in chunks:
+        metrics = symbol_return_metrics(prices, list(chunk.sessions))
+        for c in ("sector", "industry", "company_name"):
+            metrics[c] = metrics["symbol"].map(prof[c])
+        enough = enough_all.reindex(pd.DatetimeIndex(pd.to_datetime(list(chunk.sessions)))).stack()
+        enough.index = enough.index.set_names(["metrics_date", "symbol"])
+        key = pd.MultiIndex.from_arrays([pd.to_datetime(metrics["metrics_date"]), metrics["symbol"]])
+        has_hist = enough.reindex(key).fillna(False).to_numpy(dtype=bool)
+        metrics["data_quality_score"] = (30.0 * metrics["current_price"].notna() + 30.0 * metrics["return_1d"].notna()
+                                         + 20.0 * metrics["symbol"].isin(prof.index) + 20.0 * has_hist)
+        with ctx.transaction() as s:
+            n += repo.upsert(s, m.SymbolDailyMetrics, metrics)
+        if chunk is chunks[-1]:
+            last = metrics[pd.to_datetime(metrics["metrics_date"]) == pd.Timestamp(rng.end)]
+        del metrics, enough, key, has_hist
     return PhaseResult(rows={"symbol_daily_metrics": n},
-                       details={"symbols": prices.shape[1], "sessions": len(rng.sessions),
+                       details={"symbols": prices.shape[1], "sessions": len(rng.sessions), "chunks": len(chunks),
                                 "mean_quality_last_session": float(np.round(last["data_quality_score"].mean(), 2))
-                                if len(last) else None,
-                                "null_ytd_last_session": int(last["return_ytd"].isna().sum()) if len(last) else 0})
+                                if last is not None and len(last) else None,
+                                "null_ytd_last_session": int(last["return_ytd"].isna().sum())
+                                if last is not None and len(last) else 0})
 
 
 main = entrypoint("symbol-metrics", "Phase 1.75: symbol returns (1d, MTD, YTD, 1m, 3m, 1y), valuation and data "

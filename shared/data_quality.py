@@ -63,6 +63,31 @@ def assess(prices: pd.DataFrame, symbols: Sequence[str], end: date, *, splits: p
     }
 
 
+def combine(parts: Sequence[dict]) -> dict:
+    """One summary from the summaries of disjoint sets of symbols, each assessed on its own, in symbol
+    order (a run assessed in chunks of symbols): the same dict as :func:`assess` of all of them at once."""
+    if len(parts) == 1:
+        return parts[0]
+    total = sum(q["symbols"] for q in parts)
+    on_end = sum(q["symbols_on_end_date"] for q in parts)
+    stale: dict[str, str] = {}
+    by_source: dict[str, int] = {}
+    for q in parts:
+        stale.update(q["stale_symbols"])
+        for k, v in q["symbols_by_source"].items():
+            by_source[k] = by_source.get(k, 0) + v
+    return {
+        "coverage_pct": round(100.0 * on_end / max(total, 1), 2) if total else 100.0,
+        "symbols": total, "symbols_on_end_date": on_end,
+        "missing": sum(q["missing"] for q in parts),
+        "missing_symbols": [s for q in parts for s in q["missing_symbols"]][:_LISTED],
+        "stale": sum(q["stale"] for q in parts), "stale_symbols": dict(list(stale.items())[:_LISTED]),
+        "outliers": sum(q["outliers"] for q in parts),
+        "outlier_returns": [o for q in parts for o in q["outlier_returns"]][:_LISTED],
+        "symbols_by_source": dict(sorted(by_source.items())),
+    }
+
+
 def summary_line(q: dict) -> str:
     """One line for the run summary."""
     if not q:

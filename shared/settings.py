@@ -43,9 +43,11 @@ VARIABLES: dict[str, str] = {
     "SIGMABATCH_MIN_COVERAGE": "percent of held symbols and factor ETFs that need a usable (not stale) close on "
                                "every session; below it the run is partial, exit 3 (default 100)",
     "SIGMABATCH_CHUNK_PORTFOLIO_DATES": "portfolio x session pairs a risk step (6a-6d) computes and writes at once; "
-                                        "longer backfills go in chunks of sessions (default 20000)",
-    "SIGMABATCH_CHUNK_SYMBOL_DATES": "symbol x session pairs symbol-factors computes and writes at once; longer "
-                                     "backfills go in chunks of sessions (default 250000)",
+                                        "longer backfills go in chunks of sessions; pnl-snapshots books chunks of portfolios of that many "
+                                        "pairs (default 20000)",
+    "SIGMABATCH_CHUNK_SYMBOL_DATES": "symbol x session pairs symbol-factors and symbol-metrics compute and write at once (longer "
+                                     "backfills go in chunks of sessions) and market-data fetches and snapshots "
+                                     "at once (more go in chunks of symbols; default 250000)",
     "SIGMABATCH_PAIRWISE_SESSIONS": "pairwise correlation matrices are kept for the latest this many sessions "
                                     "(counted back from the last completed session; default 1)",
     "SIGMABATCH_PROVIDER_CHAIN": "price fallback order for the network providers (default yfinance,polygon,fmp)",

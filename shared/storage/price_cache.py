@@ -63,23 +63,62 @@ class PriceCache:
         return wide
 
 
+#: The snapshot's columns (the long layout the readers take).
+SCHEMA = pa.schema([("date", pa.timestamp("ms")), ("symbol", pa.large_string()), ("close", pa.float64())])
+
+
+class PriceCacheWriter:
+    """Writes a snapshot part by part (bounded memory for many symbols × a long window).
+
+    Parts are appended in symbol order (each part's symbols after the previous part's); each is sorted by
+    (symbol, date), so the file holds the same rows in the same order as one :func:`write_price_cache`
+    of the whole frame. The file appears at ``path`` (atomically) on :meth:`close`; :meth:`abort` leaves
+    nothing behind.
+    """
+
+    def __init__(self, path: str | Path, start: date, end: date):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.start, self.end = start, end
+        self.rows = 0
+        self._symbols: set[str] = set()
+        self._tmp = self.path.with_suffix(self.path.suffix + ".tmp")
+        self._writer = pq.ParquetWriter(self._tmp, SCHEMA, compression="zstd")
+
+    def append(self, prices: pd.DataFrame) -> None:
+        frame = prices[["date", "symbol", "close"]].copy()
+        frame["date"] = pd.to_datetime(frame["date"]).astype("datetime64[ms]")
+        frame["symbol"] = frame["symbol"].astype(str)
+        frame["close"] = frame["close"].astype("float64")
+        frame = frame.sort_values(["symbol", "date"], kind="stable").reset_index(drop=True)
+        if frame.empty:
+            return
+        self._writer.write_table(pa.Table.from_pandas(frame, schema=SCHEMA, preserve_index=False))
+        self.rows += len(frame)
+        self._symbols.update(frame["symbol"].unique().tolist())
+
+    def close(self) -> Path:
+        meta = {"start": self.start.isoformat(), "end": self.end.isoformat(), "rows": self.rows,
+                "symbols": len(self._symbols)}
+        self._writer.add_key_value_metadata({META_KEY: json.dumps(meta).encode()})
+        self._writer.close()
+        self._tmp.replace(self.path)
+        return self.path
+
+    def abort(self) -> None:
+        self._writer.close()
+        self._tmp.unlink(missing_ok=True)
+
+
 def write_price_cache(path: str | Path, prices: pd.DataFrame, start: date, end: date) -> Path:
     """Write ``prices`` (long: date, symbol, close) atomically to ``path``; returns the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    frame = prices[["date", "symbol", "close"]].copy()
-    frame["date"] = pd.to_datetime(frame["date"]).astype("datetime64[ms]")
-    frame["symbol"] = frame["symbol"].astype(str)
-    frame["close"] = frame["close"].astype("float64")
-    frame = frame.sort_values(["symbol", "date"], kind="stable").reset_index(drop=True)
-    table = pa.Table.from_pandas(frame, preserve_index=False)
-    meta = {"start": start.isoformat(), "end": end.isoformat(), "rows": len(frame),
-            "symbols": int(frame["symbol"].nunique())}
-    table = table.replace_schema_metadata({**(table.schema.metadata or {}), META_KEY: json.dumps(meta).encode()})
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    pq.write_table(table, tmp, compression="zstd")
-    tmp.replace(path)
-    return path
+    writer = PriceCacheWriter(path, start, end)
+    try:
+        writer.append(prices)
+    except BaseException:
+        writer.abort()
+        raise
+    return writer.close()
 
 
 def read_price_cache(path: str | Path) -> PriceCache:
@@ -89,7 +128,8 @@ def read_price_cache(path: str | Path) -> PriceCache:
         raise BadInputError(f"price cache {path} does not exist (run phase market-data first, or pass --price-cache)")
     try:
         table = pq.read_table(path)
-        meta = json.loads((table.schema.metadata or {})[META_KEY])
+        # the file's key-value metadata (a snapshot written part by part has it there, not in the schema)
+        meta = json.loads((pq.read_metadata(path).metadata or {})[META_KEY])
         frame = table.to_pandas()
     except Exception as exc:  # pyarrow raises several types for truncated/corrupt files
         raise BadInputError(f"price cache {path} is corrupt or not a sigmabatch snapshot: {exc}") from None

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from datetime import date
 
+import pandas as pd
 import pytest
+from sqlalchemy import text
 
 from shared import calendar
 from shared.planning import RunRange
@@ -48,3 +50,138 @@ class _Null:
 
     def __exit__(self, *exc):
         return False
+
+
+def _market_data_run(tmp_path, monkeypatch, capsys, name: str, chunk: str) -> tuple[pd.DataFrame, dict, object]:
+    """market-data over 2026-10-01..2026-11-27 on a fresh SQLite database: (cache rows, result, snapshot)."""
+    import json
+
+    import pyarrow.parquet as pq
+
+    from phases import market_data
+    from shared.providers.synthetic import SyntheticMarket
+    from shared.storage import models as m
+    from shared.storage import repository as repo
+    from shared.storage.db import get_engine, migrate, transaction
+
+    url = f"sqlite:///{tmp_path / f'{name}.db'}"
+    cache = tmp_path / f"{name}.parquet"
+    for k, v in {"SIGMABATCH_DATABASE_URL": url, "SIGMABATCH_ARTIFACTS": str(tmp_path / f"art-{name}"),
+                 "SIGMABATCH_PROVIDER": "synthetic", "SIGMABATCH_SYNTHETIC_SYMBOLS": "12",
+                 "SIGMABATCH_NOW": "2026-11-27T18:00:00-05:00", "SIGMABATCH_CHUNK_SYMBOL_DATES": chunk}.items():
+        monkeypatch.setenv(k, v)
+    engine = get_engine(url)
+    migrate(engine)
+    held = SyntheticMarket(12, seed=7, as_of=date(2026, 11, 27)).stock_symbols[:9]
+    with transaction(engine) as s:
+        repo.upsert(s, m.Portfolio, pd.DataFrame([{"id": f"p{k}", "name": f"p{k}", "equity_balance": 1e6,
+                                                    "currency": "USD", "is_active": True} for k in range(4)]))
+        repo.upsert(s, m.Position, pd.DataFrame([{"portfolio_id": f"p{k}", "symbol": sym,
+                                                  "position_type": "LONG" if k % 2 else "SHORT",
+                                                  "quantity": 10.0 + j, "entry_price": 10.0,
+                                                  "entry_date": date(2026, 9, 1 + k), "investment_class": "PUBLIC"}
+                                                 for k in range(4) for j, sym in enumerate(held[2 * k:2 * k + 3])]),
+                    conflict=("portfolio_id", "symbol", "position_type", "entry_date"))
+    code = market_data.main(["--start-date", "2026-10-01", "--end-date", "2026-11-27", "--price-cache-out", str(cache)])
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("sigmabatch-result: "))
+    result = json.loads(line.removeprefix("sigmabatch-result: "))
+    assert code == 0, result
+    with engine.connect() as c:
+        rows = pd.read_sql(text("select * from market_data_cache order by symbol, date"), c)
+    engine.dispose()
+    return rows.drop(columns=["updated_at", "id"], errors="ignore"), result, pq.read_table(cache)
+
+
+def _pnl_run(tmp_path, monkeypatch, capsys, chunk: str) -> tuple[pd.DataFrame, dict]:
+    """pnl-snapshots over the market-data run above ("whole"), from an empty portfolio_snapshots table."""
+    import json
+
+    from phases import pnl_snapshots
+    from shared.storage.db import get_engine
+
+    monkeypatch.setenv("SIGMABATCH_CHUNK_PORTFOLIO_DATES", chunk)
+    engine = get_engine(f"sqlite:///{tmp_path / 'whole.db'}")
+    with engine.begin() as c:
+        c.execute(text("delete from portfolio_snapshots"))
+    code = pnl_snapshots.main(["--start-date", "2026-10-01", "--end-date", "2026-11-27",
+                               "--price-cache", str(tmp_path / "whole.parquet")])
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("sigmabatch-result: "))
+    result = json.loads(line.removeprefix("sigmabatch-result: "))
+    assert code == 0, result
+    with engine.connect() as c:
+        rows = pd.read_sql(text("select * from portfolio_snapshots order by portfolio_id, snapshot_date"), c)
+    engine.dispose()
+    return rows.drop(columns=["id", "run_id", "created_at", "updated_at"], errors="ignore"), result
+
+
+def test_market_data_in_chunks_of_symbols_writes_the_same_rows_and_snapshot(tmp_path, monkeypatch, capsys):
+    """A run split into chunks of symbols (SIGMABATCH_CHUNK_SYMBOL_DATES small) writes the same cache rows
+    and the same snapshot (rows, order, types, metadata) as one chunk, and reports the same details."""
+    import pyarrow.parquet as pq
+
+    whole_rows, whole, whole_snap = _market_data_run(tmp_path, monkeypatch, capsys, "whole", "100000000")
+    part_rows, part, part_snap = _market_data_run(tmp_path, monkeypatch, capsys, "parts", "2000")
+    assert whole["details"]["symbol_chunks"] == 1
+    assert part["details"]["symbol_chunks"] >= 5  # 4 symbols a chunk
+    pd.testing.assert_frame_equal(whole_rows, part_rows)
+    assert len(whole_rows) > 1000
+    assert whole_snap.schema == part_snap.schema
+    assert whole_snap.equals(part_snap)
+    meta = [pq.read_metadata(tmp_path / f"{n}.parquet").metadata[b"sigmabatch"] for n in ("whole", "parts")]
+    assert meta[0] == meta[1]
+    skip = {"symbol_chunks", "price_cache"}
+    assert {k: v for k, v in whole["details"].items() if k not in skip} == \
+        {k: v for k, v in part["details"].items() if k not in skip}
+    assert whole["rows"] == part["rows"] and whole["status"] == part["status"]
+
+
+def test_pnl_snapshots_in_chunks_of_portfolios_writes_the_same_rows(tmp_path, monkeypatch, capsys):
+    """pnl-snapshots split into chunks of portfolios (SIGMABATCH_CHUNK_PORTFOLIO_DATES small) books the same
+    snapshots as one chunk: each portfolio's chain is its own."""
+    _market_data_run(tmp_path, monkeypatch, capsys, "whole", "100000000")
+    whole_rows, whole = _pnl_run(tmp_path, monkeypatch, capsys, "100000000")
+    part_rows, part = _pnl_run(tmp_path, monkeypatch, capsys, "40")  # one portfolio a chunk
+    assert whole["details"]["portfolio_chunks"] == 1 and part["details"]["portfolio_chunks"] == 4
+    # p2, p3 booked every session; p0, p1 hold the synthetic market's late-listed / delisted stocks (stale
+    # prices: booked up to the first stale mark, and listed in the details)
+    assert {"p2", "p3"} <= set(whole_rows["portfolio_id"]) and len(whole_rows) > 70
+    assert set(whole["details"]["not_booked_stale_prices"]) >= {"p0"}
+    pd.testing.assert_frame_equal(whole_rows, part_rows)
+    skip = {"portfolio_chunks"}
+    assert {k: v for k, v in whole["details"].items() if k not in skip} == \
+        {k: v for k, v in part["details"].items() if k not in skip}
+    assert (whole["rows"], whole["status"], whole["message"]) == (part["rows"], part["status"], part["message"])
+
+
+def _metrics_run(tmp_path, capsys, monkeypatch, chunk: str) -> tuple[pd.DataFrame, dict]:
+    import json
+
+    from phases import symbol_metrics
+    from shared.storage.db import get_engine
+
+    monkeypatch.setenv("SIGMABATCH_CHUNK_SYMBOL_DATES", chunk)
+    engine = get_engine(f"sqlite:///{tmp_path / 'whole.db'}")
+    with engine.begin() as c:
+        c.execute(text("delete from symbol_daily_metrics"))
+    code = symbol_metrics.main(["--start-date", "2026-10-01", "--end-date", "2026-11-27",
+                                "--price-cache", str(tmp_path / "whole.parquet")])
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("sigmabatch-result: "))
+    result = json.loads(line.removeprefix("sigmabatch-result: "))
+    assert code == 0, result
+    with engine.connect() as c:
+        rows = pd.read_sql(text("select * from symbol_daily_metrics order by symbol, metrics_date"), c)
+    engine.dispose()
+    return rows.drop(columns=["id", "run_id", "created_at", "updated_at"], errors="ignore"), result
+
+
+def test_symbol_metrics_in_chunks_of_sessions_writes_the_same_rows(tmp_path, monkeypatch, capsys):
+    """symbol-metrics split into chunks of sessions (SIGMABATCH_CHUNK_SYMBOL_DATES small) writes the same rows
+    and details as one chunk."""
+    _market_data_run(tmp_path, monkeypatch, capsys, "whole", "100000000")
+    whole_rows, whole = _metrics_run(tmp_path, capsys, monkeypatch, "100000000")
+    part_rows, part = _metrics_run(tmp_path, capsys, monkeypatch, "100")  # 29 symbols: 3 sessions a chunk
+    assert whole["details"]["chunks"] == 1 and part["details"]["chunks"] > 10
+    assert len(whole_rows) > 500
+    pd.testing.assert_frame_equal(whole_rows, part_rows)
+    assert {k: v for k, v in whole["details"].items() if k != "chunks"} == \
+        {k: v for k, v in part["details"].items() if k != "chunks"}
