@@ -162,8 +162,10 @@ _WORK: tuple[Step, ...] = (
          ("pnl-snapshots",), reads_price_cache=True, resources=Resources("1", "2Gi", "6Gi"),
          reads=(*_BOOK, "portfolio_snapshots"),
          writes=("correlation_calculations", "correlation_clusters", "pairwise_correlations")),
+    # stress-tests holds a chunk's results with their per-row JSON (factor impacts): 1.8 GiB at L (10,000
+    # portfolios, chunks of 2 sessions), whatever the range's length (docs/performance.md)
     Step("stress-tests", "6d", "Stress tests", "phases.stress_tests", ("risk-exposures",),
-         reads_price_cache=True,
+         reads_price_cache=True, resources=Resources("1", "2Gi", "4Gi"),
          reads=("portfolios", "portfolio_snapshots", "factor_exposures", "factor_definitions", "symbol_factor_exposures"),
          writes=("stress_test_results", "stress_test_summaries", "stress_test_scenarios")),
 )
