@@ -1,8 +1,8 @@
 """Record the run's outcome in ``batch_run_history`` (Argo ``onExit``; the local runner's last step).
 
 Idempotent: re-running it (Argo retries exit handlers) rewrites the same status. It exits 0 once the
-outcome is recorded (a failing exit handler would only hide the real failure), and releases the batch
-lock held by the run. The status is
+outcome is recorded (a failing exit handler would only hide the real failure), applies the retention of
+``SIGMABATCH_RETAIN_SESSIONS`` (:mod:`shared.retention`) and releases the batch lock held by the run. The status is
 ``completed``, ``partial`` or ``failed``, from the phase records, the Argo workflow status and its
 failed nodes (``--workflow-status``, ``--failures`` JSON).
 """
@@ -48,6 +48,21 @@ def parse_failures(raw: str) -> list[dict]:
     ]
 
 
+def _retention(engine, settings: Settings, args) -> dict[str, int]:
+    """``SIGMABATCH_RETAIN_SESSIONS``: delete the large dated tables' rows before the latest that many sessions
+    at the run's reference time (:func:`shared.retention.prune_history`; nothing when 0). Done while the run
+    still holds the batch lock, whatever its status: a rule on the date, not on what the run computed."""
+    if settings.retain_sessions < 1:
+        return {}
+    from phases._runtime import reference_time
+    from shared import calendar, retention
+    from shared.storage.db import transaction
+
+    latest = calendar.last_completed_session(reference_time(settings, args.scheduled_time))
+    with transaction(engine) as session:
+        return retention.prune_history(session, latest, settings.retain_sessions)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m phases.record_run", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -74,11 +89,14 @@ def main(argv: list[str] | None = None) -> int:
             status = runs.finish_run(session, args.run_id, status=forced, errors=failures)
         from shared import locking
 
+        pruned = _retention(engine, settings, args) if locking.owner(engine) == args.run_id else {}
         locking.release(engine, args.run_id)
     except SigmabatchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
-    print(f"run {args.run_id}: {status}")
+    print(f"run {args.run_id}: {status}"
+          + (f"; retention deleted {sum(pruned.values()):,} rows before the latest {settings.retain_sessions} sessions"
+             if pruned else ""))
     return 0  # recorded; the run's own outcome is in batch_run_history (and `sigmabatch run`'s exit code)
 
 
