@@ -1,0 +1,145 @@
+"""``python -m bench --retention``: does a night's pairwise insert slow down as history grows? (issue 19)
+
+Thirty consecutive nights of ``pairwise_correlations`` on PostgreSQL with the retention of
+``SIGMABATCH_PAIRWISE_SESSIONS`` (10 here), written exactly as risk-correlations writes them: in one
+transaction, ``repository.replace`` of the night's rows (scoped delete of the night, then ``COPY``) and the
+retention delete ``repository.delete_dated_before`` (every row before the 10th latest session). The rows are
+a night's matrices of a benchmark size (each portfolio's upper triangle over its ``positions / portfolios``
+symbols; M: 2,000 portfolios × 190 pairs = 380,000 rows a night, L: 1.9 M), so only the storage path is
+timed, not the correlations. Run twice: with the key of migration 0008 (date first) and, for comparison,
+on a schema migrated to 0007 only (the old key: portfolio first). Autovacuum runs as configured.
+
+Per night: insert time (replace), retention-delete time, commit, rows in the table; the result compares
+night 30 with night 1 (target: within 20 %) and the medians of the first and last three nights.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from datetime import date
+
+import numpy as np
+import pandas as pd
+
+from bench.universe import SIZES
+from shared import calendar
+
+LAST_NIGHT = date(2026, 11, 27)
+TARGET_RATIO = 1.2
+
+
+def night_frame(portfolios: int, per: int, symbols: int, day: date, seed: int = 19) -> pd.DataFrame:
+    """One night's pairwise rows: every portfolio's upper triangle over ``per`` distinct symbols, in the
+    phase's order (portfolio, then triangle), id columns as categoricals like ``_pairs_frame``."""
+    rng = np.random.default_rng([seed, portfolios, per])
+    names = pd.Index([f"S{i:05d}" for i in range(symbols)])
+    held = np.sort(np.argsort(rng.random((portfolios, symbols)), axis=1)[:, :per], axis=1)  # (P, per)
+    iu = np.triu_indices(per, 1)
+    s1, s2 = held[:, iu[0]].ravel(), held[:, iu[1]].ravel()
+    key = np.repeat(np.arange(portfolios), len(iu[0]))
+    r = np.random.default_rng([seed, day.toordinal()]).uniform(-0.9, 0.9, len(key))
+    pids = pd.Index([f"P{i:05d}" for i in range(portfolios)])
+    return pd.DataFrame({"portfolio_id": pd.Categorical.from_codes(key, categories=pids), "duration_days": 90,
+                         "calculation_date": day, "symbol_1": pd.Categorical.from_codes(s1, categories=names),
+                         "symbol_2": pd.Categorical.from_codes(s2, categories=names), "correlation_value": r,
+                         "data_points": 89, "statistical_significance": 0.99})
+
+
+def _nights(n: int) -> list[date]:
+    return [calendar.shift_sessions(LAST_NIGHT, -k) for k in range(n - 1, -1, -1)]
+
+
+def run_nights(url: str, frames: dict[date, pd.DataFrame], keep: int, progress=print, label: str = "") -> list[dict]:
+    from shared.retention import first_kept_session
+    from shared.storage import models as m
+    from shared.storage import repository as repo
+    from shared.storage.db import get_engine, transaction
+
+    eng = get_engine(url)
+    out = []
+    for k, (day, frame) in enumerate(frames.items(), start=1):
+        pids = frame["portfolio_id"].cat.categories.tolist()
+        t0 = time.perf_counter()
+        with transaction(eng) as s:
+            n = repo.replace(s, m.PairwiseCorrelation, frame, {"portfolio_id": pids, "calculation_date": [day]})
+            t1 = time.perf_counter()
+            pruned = repo.delete_dated_before(s, m.PairwiseCorrelation, "calculation_date",
+                                              first_kept_session(day, keep))
+            t2 = time.perf_counter()
+        t3 = time.perf_counter()
+        with eng.connect() as c:
+            from sqlalchemy import text
+
+            total = c.execute(text("SELECT count(*) FROM pairwise_correlations")).scalar_one()
+            size = c.execute(text("SELECT pg_total_relation_size('pairwise_correlations')")).scalar_one()
+        out.append({"night": k, "date": day.isoformat(), "rows": n, "insert_s": round(t1 - t0, 3),
+                    "prune_s": round(t2 - t1, 3), "pruned": pruned, "commit_s": round(t3 - t2, 3),
+                    "table_rows": total, "table_mb": round(size / 2**20, 1)})
+        progress(f"  [{label}] night {k:2d} {day}: insert {t1 - t0:.2f} s, retention delete {t2 - t1:.2f} s "
+                 f"({pruned:,} rows), commit {t3 - t2:.2f} s; table {total:,} rows, {size / 2**20:.0f} MB")
+    eng.dispose()
+    return out
+
+
+def summarize(nights: list[dict]) -> dict:
+    ins = [x["insert_s"] for x in nights]
+    first3, last3 = statistics.median(ins[:3]), statistics.median(ins[-3:])
+    return {"night_1_insert_s": ins[0], "night_last_insert_s": ins[-1],
+            "ratio_last_over_first": round(ins[-1] / ins[0], 3) if ins[0] else None,
+            "median_first3_s": first3, "median_last3_s": last3,
+            "ratio_median_last3_over_first3": round(last3 / first3, 3) if first3 else None,
+            "max_prune_s": max(x["prune_s"] for x in nights), "table_rows_end": nights[-1]["table_rows"],
+            "table_mb_end": nights[-1]["table_mb"]}
+
+
+def bench_retention(size: str = "M", nights: int = 30, keep: int = 10, old_key: bool = True,
+                    progress=print) -> dict:
+    """The measurement: the 0008 key, and (``old_key``) the 0007 key on the same nights."""
+    from alembic import command
+
+    from bench.pipeline import Database
+    from shared.storage.db import alembic_config, get_engine
+
+    n_sym, n_pf, n_pos = SIZES[size]
+    days = _nights(nights)
+    t0 = time.perf_counter()
+    frames = {d: night_frame(n_pf, n_pos // n_pf, n_sym, d) for d in days}
+    progress(f"retention bench {size}: {nights} nights of {len(frames[days[0]]):,} pairwise rows, keep {keep} "
+             f"(frames built in {time.perf_counter() - t0:.1f} s)")
+    result = {"size": size, "nights": nights, "keep": keep, "rows_per_night": len(frames[days[0]]), "variants": {}}
+    variants = [("date-first key (0008)", "head")] + ([("portfolio-first key (0007)", "0007")] if old_key else [])
+    for label, revision in variants:
+        db = Database.create("postgres", f"bench_retention_{revision}", None)
+        try:
+            eng = get_engine(db.url)
+            cfg = alembic_config(db.url)
+            with eng.begin() as conn:
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, revision)
+            eng.dispose()
+            per_night = run_nights(db.url, frames, keep, progress, label)
+        finally:
+            db.drop()
+        result["variants"][label] = {"revision": revision, "summary": summarize(per_night), "nights": per_night}
+    return result
+
+
+def table(result: dict) -> str:
+    lines = [f"pairwise insert, {result['size']}: {result['rows_per_night']:,} rows a night, {result['nights']} nights, "
+             f"retention {result['keep']} sessions (PostgreSQL)", "",
+             "| key | night 1 insert | night {n} insert | ratio | median nights 1-3 | median nights {a}-{n} | ratio "
+             "| max retention delete | table at night {n} |".format(n=result["nights"], a=result["nights"] - 2),
+             "|---|---|---|---|---|---|---|---|---|"]
+    for label, v in result["variants"].items():
+        s = v["summary"]
+        lines.append(f"| {label} | {s['night_1_insert_s']:.2f} s | {s['night_last_insert_s']:.2f} s "
+                     f"| {s['ratio_last_over_first']:.2f} | {s['median_first3_s']:.2f} s | {s['median_last3_s']:.2f} s "
+                     f"| {s['ratio_median_last3_over_first3']:.2f} | {s['max_prune_s']:.2f} s "
+                     f"| {s['table_rows_end']:,} rows, {s['table_mb_end']:.0f} MB |")
+    first = next(iter(result["variants"].values()))["summary"]
+    met = first["ratio_last_over_first"] is not None and first["ratio_last_over_first"] <= TARGET_RATIO
+    lines += ["", f"target: [{'met' if met else 'NOT met'}] night {result['nights']} insert within "
+                  f"{(TARGET_RATIO - 1) * 100:.0f} % of night 1 with the date-first key "
+                  f"(ratio {first['ratio_last_over_first']})"]
+    return "\n".join(lines)
