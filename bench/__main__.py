@@ -248,6 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--retention-nights", type=int, default=30, help="nights of the retention measurement (30)")
     p.add_argument("--retention-keep", type=int, default=10, help="sessions the pairwise retention keeps (10)")
     p.add_argument("--no-old-key", action="store_true", help="retention measurement: skip the 0007-key comparison")
+    p.add_argument("--no-vacuum", action="store_true", help="retention measurement: no VACUUM after each night")
     p.add_argument("--kernel-size", choices=["S", "M", "L"], default="L", help="universe size for the kernels")
     p.add_argument("--subset", type=int, default=200, help="symbols/portfolios the reference loops run on")
     p.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"), help="results folder")
@@ -315,7 +316,8 @@ def _retention(args) -> int:
     started = datetime.now().astimezone()
     t0 = time.perf_counter()
     result = bench_retention(args.sizes[0] if args.sizes else "M", args.retention_nights, args.retention_keep,
-                             old_key=not args.no_old_key, progress=lambda msg: print(msg, flush=True))
+                             old_key=not args.no_old_key, vacuum_after=not args.no_vacuum,
+                             progress=lambda msg: print(msg, flush=True))
     result |= {"started": started.isoformat(), "seconds": round(time.perf_counter() - t0, 1), "machine": machine()}
     path = out / "raw" / f"retention-{started.strftime('%Y%m%d-%H%M%S')}.json"
     path.write_text(json.dumps(result, indent=1, default=str))

@@ -6,8 +6,9 @@ transaction, ``repository.replace`` of the night's rows (scoped delete of the ni
 retention delete ``repository.delete_dated_before`` (every row before the 10th latest session). The rows are
 a night's matrices of a benchmark size (each portfolio's upper triangle over its ``positions / portfolios``
 symbols; M: 2,000 portfolios × 190 pairs = 380,000 rows a night, L: 1.9 M), so only the storage path is
-timed, not the correlations. Run twice: with the key of migration 0008 (date first) and, for comparison,
-on a schema migrated to 0007 only (the old key: portfolio first). Autovacuum runs as configured.
+timed, not the correlations. After each night the table is vacuumed as record-run does (``--no-vacuum``:
+not, to see the space deleted rows keep where autovacuum is off, as on the benchmark server). Run twice: with the key of migration 0008 (date first) and, for comparison,
+on a schema migrated to 0007 only (the old key: portfolio first).
 
 Per night: insert time (replace), retention-delete time, commit, rows in the table; the result compares
 night 30 with night 1 (target: within 20 %) and the medians of the first and last three nights.
@@ -50,11 +51,12 @@ def _nights(n: int) -> list[date]:
     return [calendar.shift_sessions(LAST_NIGHT, -k) for k in range(n - 1, -1, -1)]
 
 
-def run_nights(url: str, frames: dict[date, pd.DataFrame], keep: int, progress=print, label: str = "") -> list[dict]:
+def run_nights(url: str, frames: dict[date, pd.DataFrame], keep: int, progress=print, label: str = "",
+               vacuum_after: bool = True) -> list[dict]:
     from shared.retention import first_kept_session
     from shared.storage import models as m
     from shared.storage import repository as repo
-    from shared.storage.db import get_engine, transaction
+    from shared.storage.db import get_engine, transaction, vacuum
 
     eng = get_engine(url)
     out = []
@@ -68,16 +70,18 @@ def run_nights(url: str, frames: dict[date, pd.DataFrame], keep: int, progress=p
                                               first_kept_session(day, keep))
             t2 = time.perf_counter()
         t3 = time.perf_counter()
+        vac = vacuum(eng, ["pairwise_correlations"]) if vacuum_after else 0.0  # what record-run does
         with eng.connect() as c:
             from sqlalchemy import text
 
             total = c.execute(text("SELECT count(*) FROM pairwise_correlations")).scalar_one()
             size = c.execute(text("SELECT pg_total_relation_size('pairwise_correlations')")).scalar_one()
         out.append({"night": k, "date": day.isoformat(), "rows": n, "insert_s": round(t1 - t0, 3),
-                    "prune_s": round(t2 - t1, 3), "pruned": pruned, "commit_s": round(t3 - t2, 3),
+                    "prune_s": round(t2 - t1, 3), "pruned": pruned, "commit_s": round(t3 - t2, 3), "vacuum_s": round(vac, 3),
                     "table_rows": total, "table_mb": round(size / 2**20, 1)})
         progress(f"  [{label}] night {k:2d} {day}: insert {t1 - t0:.2f} s, retention delete {t2 - t1:.2f} s "
-                 f"({pruned:,} rows), commit {t3 - t2:.2f} s; table {total:,} rows, {size / 2**20:.0f} MB")
+                 f"({pruned:,} rows), commit {t3 - t2:.2f} s, vacuum {vac:.2f} s; table {total:,} rows, "
+                 f"{size / 2**20:.0f} MB")
     eng.dispose()
     return out
 
@@ -89,12 +93,13 @@ def summarize(nights: list[dict]) -> dict:
             "ratio_last_over_first": round(ins[-1] / ins[0], 3) if ins[0] else None,
             "median_first3_s": first3, "median_last3_s": last3,
             "ratio_median_last3_over_first3": round(last3 / first3, 3) if first3 else None,
-            "max_prune_s": max(x["prune_s"] for x in nights), "table_rows_end": nights[-1]["table_rows"],
+            "max_prune_s": max(x["prune_s"] for x in nights),
+            "median_vacuum_s": statistics.median(x["vacuum_s"] for x in nights), "table_rows_end": nights[-1]["table_rows"],
             "table_mb_end": nights[-1]["table_mb"]}
 
 
 def bench_retention(size: str = "M", nights: int = 30, keep: int = 10, old_key: bool = True,
-                    progress=print) -> dict:
+                    vacuum_after: bool = True, progress=print) -> dict:
     """The measurement: the 0008 key, and (``old_key``) the 0007 key on the same nights."""
     from alembic import command
 
@@ -107,7 +112,8 @@ def bench_retention(size: str = "M", nights: int = 30, keep: int = 10, old_key: 
     frames = {d: night_frame(n_pf, n_pos // n_pf, n_sym, d) for d in days}
     progress(f"retention bench {size}: {nights} nights of {len(frames[days[0]]):,} pairwise rows, keep {keep} "
              f"(frames built in {time.perf_counter() - t0:.1f} s)")
-    result = {"size": size, "nights": nights, "keep": keep, "rows_per_night": len(frames[days[0]]), "variants": {}}
+    result = {"size": size, "nights": nights, "keep": keep, "rows_per_night": len(frames[days[0]]),
+              "vacuum": vacuum_after, "variants": {}}
     variants = [("date-first key (0008)", "head")] + ([("portfolio-first key (0007)", "0007")] if old_key else [])
     for label, revision in variants:
         db = Database.create("postgres", f"bench_retention_{revision}", None)
@@ -118,7 +124,7 @@ def bench_retention(size: str = "M", nights: int = 30, keep: int = 10, old_key: 
                 cfg.attributes["connection"] = conn
                 command.upgrade(cfg, revision)
             eng.dispose()
-            per_night = run_nights(db.url, frames, keep, progress, label)
+            per_night = run_nights(db.url, frames, keep, progress, label, vacuum_after)
         finally:
             db.drop()
         result["variants"][label] = {"revision": revision, "summary": summarize(per_night), "nights": per_night}
@@ -127,15 +133,16 @@ def bench_retention(size: str = "M", nights: int = 30, keep: int = 10, old_key: 
 
 def table(result: dict) -> str:
     lines = [f"pairwise insert, {result['size']}: {result['rows_per_night']:,} rows a night, {result['nights']} nights, "
-             f"retention {result['keep']} sessions (PostgreSQL)", "",
+             f"retention {result['keep']} sessions (PostgreSQL; "
+             f"{'VACUUM after each night, as record-run does' if result['vacuum'] else 'no VACUUM'})", "",
              "| key | night 1 insert | night {n} insert | ratio | median nights 1-3 | median nights {a}-{n} | ratio "
-             "| max retention delete | table at night {n} |".format(n=result["nights"], a=result["nights"] - 2),
-             "|---|---|---|---|---|---|---|---|---|"]
+             "| max retention delete | median VACUUM | table at night {n} |".format(n=result["nights"], a=result["nights"] - 2),
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for label, v in result["variants"].items():
         s = v["summary"]
         lines.append(f"| {label} | {s['night_1_insert_s']:.2f} s | {s['night_last_insert_s']:.2f} s "
                      f"| {s['ratio_last_over_first']:.2f} | {s['median_first3_s']:.2f} s | {s['median_last3_s']:.2f} s "
-                     f"| {s['ratio_median_last3_over_first3']:.2f} | {s['max_prune_s']:.2f} s "
+                     f"| {s['ratio_median_last3_over_first3']:.2f} | {s['max_prune_s']:.2f} s | {s['median_vacuum_s']:.2f} s "
                      f"| {s['table_rows_end']:,} rows, {s['table_mb_end']:.0f} MB |")
     first = next(iter(result["variants"].values()))["summary"]
     met = first["ratio_last_over_first"] is not None and first["ratio_last_over_first"] <= TARGET_RATIO

@@ -17,6 +17,7 @@ from shared import runs
 from shared.errors import SigmabatchError
 from shared.logs import setup_logging
 from shared.settings import Settings
+from shared.storage import models as m
 
 
 def parse_failures(raw: str) -> list[dict]:
@@ -50,8 +51,14 @@ def parse_failures(raw: str) -> list[dict]:
 
 def _retention(engine, settings: Settings, args) -> dict[str, int]:
     """``SIGMABATCH_RETAIN_SESSIONS``: delete the large dated tables' rows before the latest that many sessions
-    at the run's reference time (:func:`shared.retention.prune_history`; nothing when 0). Done while the run
-    still holds the batch lock, whatever its status: a rule on the date, not on what the run computed."""
+    at the run's reference time (:func:`shared.retention.prune_history`; nothing when 0), then vacuum the
+    tables that lost rows, and ``pairwise_correlations`` (PostgreSQL). Done while the run still holds the
+    batch lock, whatever its status: a rule on the date, not on what the run computed."""
+    from shared.storage.db import vacuum
+
+    # risk-correlations deletes the pairwise matrices before the latest SIGMABATCH_PAIRWISE_SESSIONS: their
+    # space is made reusable here, after the run (PostgreSQL; it does not rely on autovacuum being on)
+    vacuum(engine, [m.PairwiseCorrelation.__tablename__])
     if settings.retain_sessions < 1:
         return {}
     from phases._runtime import reference_time
@@ -60,7 +67,9 @@ def _retention(engine, settings: Settings, args) -> dict[str, int]:
 
     latest = calendar.last_completed_session(reference_time(settings, args.scheduled_time))
     with transaction(engine) as session:
-        return retention.prune_history(session, latest, settings.retain_sessions)
+        pruned = retention.prune_history(session, latest, settings.retain_sessions)
+    vacuum(engine, [table for table, n in pruned.items() if n])
+    return pruned
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -89,8 +98,10 @@ def main(argv: list[str] | None = None) -> int:
             status = runs.finish_run(session, args.run_id, status=forced, errors=failures)
         from shared import locking
 
-        pruned = _retention(engine, settings, args) if locking.owner(engine) == args.run_id else {}
-        locking.release(engine, args.run_id)
+        try:
+            pruned = _retention(engine, settings, args) if locking.owner(engine) == args.run_id else {}
+        finally:
+            locking.release(engine, args.run_id)
     except SigmabatchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
