@@ -6,7 +6,8 @@ transaction, ``repository.replace`` of the night's rows (scoped delete of the ni
 retention delete ``repository.delete_dated_before`` (every row before the 10th latest session). The rows are
 a night's matrices of a benchmark size (each portfolio's upper triangle over its ``positions / portfolios``
 symbols; M: 2,000 portfolios × 190 pairs = 380,000 rows a night, L: 1.9 M), so only the storage path is
-timed, not the correlations. After each night the table is vacuumed as record-run does (``--no-vacuum``:
+timed, not the correlations. The two keys run night by night in alternating order, so both see the same
+load of the (shared) machine; the 1-minute load average is recorded with every night. After each night the table is vacuumed as record-run does (``--no-vacuum``:
 not, to see the space deleted rows keep where autovacuum is off, as on the benchmark server). Run twice: with the key of migration 0008 (date first) and, for comparison,
 on a schema migrated to 0007 only (the old key: portfolio first).
 
@@ -16,6 +17,7 @@ night 30 with night 1 (target: within 20 %) and the medians of the first and las
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 from datetime import date
@@ -51,39 +53,31 @@ def _nights(n: int) -> list[date]:
     return [calendar.shift_sessions(LAST_NIGHT, -k) for k in range(n - 1, -1, -1)]
 
 
-def run_nights(url: str, frames: dict[date, pd.DataFrame], keep: int, progress=print, label: str = "",
-               vacuum_after: bool = True) -> list[dict]:
+def one_night(eng, day: date, frame: pd.DataFrame, keep: int, vacuum_after: bool = True) -> dict:
+    """Write one night as risk-correlations does (replace, retention delete, one transaction), then vacuum
+    as record-run does; the times and the table's rows and size afterwards."""
+    from sqlalchemy import text
+
     from shared.retention import first_kept_session
     from shared.storage import models as m
     from shared.storage import repository as repo
-    from shared.storage.db import get_engine, transaction, vacuum
+    from shared.storage.db import transaction, vacuum
 
-    eng = get_engine(url)
-    out = []
-    for k, (day, frame) in enumerate(frames.items(), start=1):
-        pids = frame["portfolio_id"].cat.categories.tolist()
-        t0 = time.perf_counter()
-        with transaction(eng) as s:
-            n = repo.replace(s, m.PairwiseCorrelation, frame, {"portfolio_id": pids, "calculation_date": [day]})
-            t1 = time.perf_counter()
-            pruned = repo.delete_dated_before(s, m.PairwiseCorrelation, "calculation_date",
-                                              first_kept_session(day, keep))
-            t2 = time.perf_counter()
-        t3 = time.perf_counter()
-        vac = vacuum(eng, ["pairwise_correlations"]) if vacuum_after else 0.0  # what record-run does
-        with eng.connect() as c:
-            from sqlalchemy import text
-
-            total = c.execute(text("SELECT count(*) FROM pairwise_correlations")).scalar_one()
-            size = c.execute(text("SELECT pg_total_relation_size('pairwise_correlations')")).scalar_one()
-        out.append({"night": k, "date": day.isoformat(), "rows": n, "insert_s": round(t1 - t0, 3),
-                    "prune_s": round(t2 - t1, 3), "pruned": pruned, "commit_s": round(t3 - t2, 3), "vacuum_s": round(vac, 3),
-                    "table_rows": total, "table_mb": round(size / 2**20, 1)})
-        progress(f"  [{label}] night {k:2d} {day}: insert {t1 - t0:.2f} s, retention delete {t2 - t1:.2f} s "
-                 f"({pruned:,} rows), commit {t3 - t2:.2f} s, vacuum {vac:.2f} s; table {total:,} rows, "
-                 f"{size / 2**20:.0f} MB")
-    eng.dispose()
-    return out
+    pids = frame["portfolio_id"].cat.categories.tolist()
+    t0 = time.perf_counter()
+    with transaction(eng) as s:
+        n = repo.replace(s, m.PairwiseCorrelation, frame, {"portfolio_id": pids, "calculation_date": [day]})
+        t1 = time.perf_counter()
+        pruned = repo.delete_dated_before(s, m.PairwiseCorrelation, "calculation_date", first_kept_session(day, keep))
+        t2 = time.perf_counter()
+    t3 = time.perf_counter()
+    vac = vacuum(eng, ["pairwise_correlations"]) if vacuum_after else 0.0
+    with eng.connect() as c:
+        total = c.execute(text("SELECT count(*) FROM pairwise_correlations")).scalar_one()
+        size = c.execute(text("SELECT pg_total_relation_size('pairwise_correlations')")).scalar_one()
+    return {"date": day.isoformat(), "rows": n, "insert_s": round(t1 - t0, 3), "prune_s": round(t2 - t1, 3),
+            "pruned": pruned, "commit_s": round(t3 - t2, 3), "vacuum_s": round(vac, 3), "table_rows": total,
+            "table_mb": round(size / 2**20, 1), "load_avg_1m": round(os.getloadavg()[0], 2)}
 
 
 def summarize(nights: list[dict]) -> dict:
@@ -95,12 +89,14 @@ def summarize(nights: list[dict]) -> dict:
             "ratio_median_last3_over_first3": round(last3 / first3, 3) if first3 else None,
             "max_prune_s": max(x["prune_s"] for x in nights),
             "median_vacuum_s": statistics.median(x["vacuum_s"] for x in nights), "table_rows_end": nights[-1]["table_rows"],
-            "table_mb_end": nights[-1]["table_mb"]}
+            "table_mb_end": nights[-1]["table_mb"], "table_mb_max": max(x["table_mb"] for x in nights),
+            "load_avg_range": [min(x["load_avg_1m"] for x in nights), max(x["load_avg_1m"] for x in nights)]}
 
 
 def bench_retention(size: str = "M", nights: int = 30, keep: int = 10, old_key: bool = True,
                     vacuum_after: bool = True, progress=print) -> dict:
-    """The measurement: the 0008 key, and (``old_key``) the 0007 key on the same nights."""
+    """The measurement: the 0008 key and (``old_key``) the 0007 key, night by night in alternating order
+    (both keys see the same load on the shared machine)."""
     from alembic import command
 
     from bench.pipeline import Database
@@ -115,19 +111,30 @@ def bench_retention(size: str = "M", nights: int = 30, keep: int = 10, old_key: 
     result = {"size": size, "nights": nights, "keep": keep, "rows_per_night": len(frames[days[0]]),
               "vacuum": vacuum_after, "variants": {}}
     variants = [("date-first key (0008)", "head")] + ([("portfolio-first key (0007)", "0007")] if old_key else [])
-    for label, revision in variants:
-        db = Database.create("postgres", f"bench_retention_{revision}", None)
-        try:
-            eng = get_engine(db.url)
+    dbs, engines, per_night = {}, {}, {label: [] for label, _ in variants}
+    try:
+        for label, revision in variants:
+            dbs[label] = db = Database.create("postgres", f"bench_retention_{revision}", None)
+            engines[label] = eng = get_engine(db.url)
             cfg = alembic_config(db.url)
             with eng.begin() as conn:
                 cfg.attributes["connection"] = conn
                 command.upgrade(cfg, revision)
-            eng.dispose()
-            per_night = run_nights(db.url, frames, keep, progress, label, vacuum_after)
-        finally:
+        for k, day in enumerate(days, start=1):
+            order = variants if k % 2 else variants[::-1]
+            for label, _revision in order:
+                x = {"night": k, **one_night(engines[label], day, frames[day], keep, vacuum_after)}
+                per_night[label].append(x)
+                progress(f"  [{label}] night {k:2d} {day}: insert {x['insert_s']:.2f} s, retention delete "
+                         f"{x['prune_s']:.2f} s ({x['pruned']:,} rows), vacuum {x['vacuum_s']:.2f} s; table "
+                         f"{x['table_rows']:,} rows, {x['table_mb']:.0f} MB (load {x['load_avg_1m']})")
+    finally:
+        for label, db in dbs.items():
+            engines[label].dispose()
             db.drop()
-        result["variants"][label] = {"revision": revision, "summary": summarize(per_night), "nights": per_night}
+    for label, revision in variants:
+        result["variants"][label] = {"revision": revision, "summary": summarize(per_night[label]),
+                                     "nights": per_night[label]}
     return result
 
 
