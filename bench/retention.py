@@ -3,7 +3,8 @@
 Thirty consecutive nights of ``pairwise_correlations`` on PostgreSQL with the retention of
 ``SIGMABATCH_PAIRWISE_SESSIONS`` (10 here), written exactly as risk-correlations writes them: in one
 transaction, ``repository.replace`` of the night's rows (scoped delete of the night, then ``COPY``) and the
-retention delete ``repository.delete_dated_before`` (every row before the 10th latest session). The rows are
+retention delete of its portfolios' rows before the 10th latest session (``repository.delete_before``);
+then what record-run does: the same rule for every portfolio (``retention.prune_history``) and a vacuum. The rows are
 a night's matrices of a benchmark size (each portfolio's upper triangle over its ``positions / portfolios``
 symbols; M: 2,000 portfolios × 190 pairs = 380,000 rows a night, L: 1.9 M), so only the storage path is
 timed, not the correlations. The two keys run night by night in alternating order, so both see the same
@@ -58,7 +59,7 @@ def one_night(eng, day: date, frame: pd.DataFrame, keep: int, vacuum_after: bool
     as record-run does; the times and the table's rows and size afterwards."""
     from sqlalchemy import text
 
-    from shared.retention import first_kept_session
+    from shared.retention import first_kept_session, prune_history
     from shared.storage import models as m
     from shared.storage import repository as repo
     from shared.storage.db import transaction, vacuum
@@ -68,9 +69,12 @@ def one_night(eng, day: date, frame: pd.DataFrame, keep: int, vacuum_after: bool
     with transaction(eng) as s:
         n = repo.replace(s, m.PairwiseCorrelation, frame, {"portfolio_id": pids, "calculation_date": [day]})
         t1 = time.perf_counter()
-        pruned = repo.delete_dated_before(s, m.PairwiseCorrelation, "calculation_date", first_kept_session(day, keep))
+        pruned = repo.delete_before(s, m.PairwiseCorrelation, "calculation_date", first_kept_session(day, keep),
+                                    {"portfolio_id": pids})
         t2 = time.perf_counter()
     t3 = time.perf_counter()
+    with transaction(eng) as s:  # record-run: the same rule for every portfolio (nothing left here), then vacuum
+        pruned += prune_history(s, day, 0, keep)["pairwise_correlations"]
     vac = vacuum(eng, ["pairwise_correlations"]) if vacuum_after else 0.0
     with eng.connect() as c:
         total = c.execute(text("SELECT count(*) FROM pairwise_correlations")).scalar_one()

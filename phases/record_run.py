@@ -50,25 +50,21 @@ def parse_failures(raw: str) -> list[dict]:
 
 
 def _retention(engine, settings: Settings, args) -> dict[str, int]:
-    """``SIGMABATCH_RETAIN_SESSIONS``: delete the large dated tables' rows before the latest that many sessions
-    at the run's reference time (:func:`shared.retention.prune_history`; nothing when 0), then vacuum the
-    tables that lost rows, and ``pairwise_correlations`` (PostgreSQL). Done while the run still holds the
-    batch lock, whatever its status: a rule on the date, not on what the run computed."""
-    from shared.storage.db import vacuum
-
-    # risk-correlations deletes the pairwise matrices before the latest SIGMABATCH_PAIRWISE_SESSIONS: their
-    # space is made reusable here, after the run (PostgreSQL; it does not rely on autovacuum being on)
-    vacuum(engine, [m.PairwiseCorrelation.__tablename__])
-    if settings.retain_sessions < 1:
-        return {}
+    """The retention rules at the run's reference time (:func:`shared.retention.prune_history`): the pairwise
+    matrices before the latest ``SIGMABATCH_PAIRWISE_SESSIONS`` of every portfolio, and with
+    ``SIGMABATCH_RETAIN_SESSIONS`` the other large dated tables' rows before the latest that many sessions;
+    then vacuum ``pairwise_correlations`` (risk-correlations deletes there too) and every table that lost
+    rows (PostgreSQL; it does not rely on autovacuum being on). Done while the run still holds the batch
+    lock, whatever its status: a rule on the date, not on what the run computed."""
     from phases._runtime import reference_time
     from shared import calendar, retention
-    from shared.storage.db import transaction
+    from shared.storage.db import transaction, vacuum
 
     latest = calendar.last_completed_session(reference_time(settings, args.scheduled_time))
     with transaction(engine) as session:
-        pruned = retention.prune_history(session, latest, settings.retain_sessions)
-    vacuum(engine, [table for table, n in pruned.items() if n])
+        pruned = retention.prune_history(session, latest, settings.retain_sessions, settings.pairwise_sessions)
+    pairwise = m.PairwiseCorrelation.__tablename__
+    vacuum(engine, [pairwise, *(table for table, n in pruned.items() if n and table != pairwise)])
     return pruned
 
 
@@ -106,8 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
     print(f"run {args.run_id}: {status}"
-          + (f"; retention deleted {sum(pruned.values()):,} rows before the latest {settings.retain_sessions} sessions"
-             if pruned else ""))
+          + (f"; retention deleted {sum(pruned.values()):,} rows" if any(pruned.values()) else ""))
     return 0  # recorded; the run's own outcome is in batch_run_history (and `sigmabatch run`'s exit code)
 
 

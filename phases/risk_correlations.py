@@ -9,8 +9,8 @@ summarised (mean |ρ|, correlation-adjusted effective number of positions with t
 weights; 1 for a book with one included position) and clustered (average linkage, |ρ| ≥ 0.7). Every session gets a ``correlation_calculations``
 row and its clusters; the pairwise matrix (upper triangle, with data points and 1 − p) is stored for the
 sessions of the run among the latest ``SIGMABATCH_PAIRWISE_SESSIONS`` (default 1) before the last completed
-session (:mod:`shared.retention`: a rule on the date, not on the run's range), and older matrices are
-deleted (every portfolio's: one not in this run, e.g. not booked, would otherwise keep them for ever).
+session (:mod:`shared.retention`: a rule on the date, not on the run's range), and older matrices of the
+run's portfolios are deleted.
 """
 
 from __future__ import annotations
@@ -87,8 +87,8 @@ def run(ctx: PhaseContext) -> PhaseResult:
         n_calc = repo.replace(s, m.CorrelationCalculation, calc, scope)
         n_clus = repo.replace(s, m.CorrelationCluster, clus, scope)
         n_pair = repo.replace(s, m.PairwiseCorrelation, pair, scope)
-        pruned = repo.delete_dated_before(s, m.PairwiseCorrelation, "calculation_date",
-                                          first_kept_session(latest, ctx.settings.pairwise_sessions))
+        pruned = repo.delete_before(s, m.PairwiseCorrelation, "calculation_date",
+                                    first_kept_session(latest, ctx.settings.pairwise_sessions), {"portfolio_id": pids})
     return PhaseResult(rows={"correlation_calculations": n_calc, "correlation_clusters": n_clus,
                              "pairwise_correlations": n_pair},
                        details={"window_sessions": WINDOW, "portfolio_dates": len(calc),

@@ -6,7 +6,9 @@ default 1), counted back from the last completed session at the run's reference 
 ``d`` has pairwise rows therefore depends on ``d`` and on when the batch ran, never on the range of the run
 that computed it: a forced re-run of three old sessions adds no matrix the full run did not have.
 
-The other large dated result tables (:data:`RETAINED`) keep everything unless
+Risk-correlations deletes the older matrices of the portfolios it computes; record-run then applies the
+same rule to every portfolio (:func:`prune_history`). The other large dated result tables
+(:data:`RETAINED`) keep everything unless
 ``SIGMABATCH_RETAIN_SESSIONS`` is set: then record-run deletes, at the end of every run, their rows
 dated before the latest that many sessions (:func:`prune_history`, the same rule on the date; a re-run of
 an older session writes them again and its record-run deletes them). Not in it: ``portfolio_snapshots``
@@ -53,11 +55,18 @@ def kept_sessions(sessions: Iterable[date], latest: date, keep: int) -> list[dat
     return sorted(d for d in set(sessions) if lo <= d <= latest)
 
 
-def prune_history(session: Session, latest: date, keep: int) -> dict[str, int]:
+def prune_history(session: Session, latest: date, keep: int, pairwise_keep: int | None = None) -> dict[str, int]:
     """Delete the rows of :data:`RETAINED` dated before the latest ``keep`` sessions up to ``latest``
-    (every portfolio and symbol); ``keep`` 0 keeps everything. Returns the rows deleted per table."""
+    (every portfolio and symbol; ``keep`` 0 keeps everything) and, with ``pairwise_keep``, the pairwise
+    matrices before the latest ``pairwise_keep`` sessions of every portfolio (risk-correlations prunes
+    only the portfolios it computed: one not in the run, a scoped run or a book not booked, would keep
+    old matrices). Returns the rows deleted per table."""
+    out = {}
+    if pairwise_keep is not None:
+        out[m.PairwiseCorrelation.__tablename__] = repo.delete_dated_before(
+            session, m.PairwiseCorrelation, "calculation_date", first_kept_session(latest, pairwise_keep))
     if keep < 1:
-        return {}
+        return out
     before = first_kept_session(latest, keep)
-    return {model.__tablename__: repo.delete_dated_before(session, model, column, before)
-            for model, column in RETAINED.items()}
+    return out | {model.__tablename__: repo.delete_dated_before(session, model, column, before)
+                  for model, column in RETAINED.items()}

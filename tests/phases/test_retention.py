@@ -142,18 +142,24 @@ def test_retain_zero_keeps_everything_and_prune_is_a_rule_on_the_date(sqlite_url
         repo.insert(s, m.CorrelationCluster, pd.DataFrame({
             "portfolio_id": "p1", "duration_days": 90, "calculation_date": pd.to_datetime(days).date,
             "cluster_number": 1, "symbol": "AAA"}))
+        repo.insert(s, m.PairwiseCorrelation, pd.DataFrame({
+            "portfolio_id": "p1", "duration_days": 90, "calculation_date": pd.to_datetime(days).date,
+            "symbol_1": "AAA", "symbol_2": "BBB", "correlation_value": 0.5}))
     with transaction(eng) as s:
         assert prune_history(s, date(2026, 11, 27), 0) == {}
     with transaction(eng) as s:
-        deleted = prune_history(s, date(2026, 11, 27), 2)
+        deleted = prune_history(s, date(2026, 11, 27), 2, pairwise_keep=4)
     assert deleted["symbol_daily_metrics"] == 3 and deleted["correlation_clusters"] == 3
+    assert deleted["pairwise_correlations"] == 1
     assert _dates(sqlite_url, "symbol_daily_metrics", "metrics_date") == days[-2:]
     assert _dates(sqlite_url, "correlation_clusters") == days[-2:]
+    assert _dates(sqlite_url, "pairwise_correlations") == days[-4:]
     eng.dispose()
 
 
 def test_the_pairwise_retention_prunes_portfolios_outside_the_run(thirty_nights):
-    """A matrix of a portfolio the run does not compute (scoped run, a book not booked) is pruned by date too."""
+    """A matrix of a portfolio the run does not compute (scoped run, a book not booked) is pruned by date too
+    (record-run; risk-correlations prunes the portfolios it computes)."""
     url, tmp, nights = thirty_nights
     eng = get_engine(url)
     with eng.begin() as c:
