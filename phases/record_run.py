@@ -1,8 +1,10 @@
 """Record the run's outcome in ``batch_run_history`` (Argo ``onExit``; the local runner's last step).
 
 Idempotent: re-running it (Argo retries exit handlers) rewrites the same status. It exits 0 once the
-outcome is recorded (a failing exit handler would only hide the real failure), applies the retention of
-``SIGMABATCH_RETAIN_SESSIONS`` (:mod:`shared.retention`) and releases the batch lock held by the run. The status is
+outcome is recorded (a failing exit handler would only hide the real failure), applies the retention rules
+(:mod:`shared.retention`: ``SIGMABATCH_PAIRWISE_SESSIONS`` for every portfolio, ``SIGMABATCH_RETAIN_SESSIONS``;
+a failure there is logged, retried by the next run, and does not change the exit code) and releases the
+batch lock held by the run. The status is
 ``completed``, ``partial`` or ``failed``, from the phase records, the Argo workflow status and its
 failed nodes (``--workflow-status``, ``--failures`` JSON).
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 
 from shared import runs
@@ -94,8 +97,12 @@ def main(argv: list[str] | None = None) -> int:
             status = runs.finish_run(session, args.run_id, status=forced, errors=failures)
         from shared import locking
 
+        pruned = {}
         try:
-            pruned = _retention(engine, settings, args) if locking.owner(engine) == args.run_id else {}
+            if locking.owner(engine) == args.run_id:
+                pruned = _retention(engine, settings, args)
+        except Exception as exc:  # the outcome is recorded; the next run applies the same date rule again
+            logging.getLogger("sigmabatch.record-run").error("retention not applied: %s", exc)
         finally:
             locking.release(engine, args.run_id)
     except SigmabatchError as exc:

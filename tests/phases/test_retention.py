@@ -170,3 +170,33 @@ def test_the_pairwise_retention_prunes_portfolios_outside_the_run(thirty_nights)
     last = nights[-1].isoformat()
     run_dag(_env(url, tmp, nights[-1]), tmp, start=last, end=last, force=True, portfolio="demo-long-only")
     assert _dates(url, "pairwise_correlations") == _latest(PAIRWISE, nights[-1])
+
+
+def test_record_run_prunes_under_the_lock_and_a_failing_retention_still_releases_it(sqlite_url, monkeypatch, capsys):
+    """record-run applies the rules only while the run holds the lock; if they fail, the outcome stays
+    recorded, the exit code 0 and the lock released (the next run applies the same rule)."""
+    from phases import record_run
+    from shared import locking
+
+    monkeypatch.setenv("SIGMABATCH_DATABASE_URL", sqlite_url)
+    monkeypatch.setenv("SIGMABATCH_NOW", _clock(date(2026, 11, 27)))
+    eng = get_engine(sqlite_url)
+    migrate(eng)
+    calls = []
+    monkeypatch.setattr(record_run, "_retention", lambda *a: calls.append(a) or {"pairwise_correlations": 7})
+    locking.acquire(eng, "run-a", timeout=0)
+    assert record_run.main(["--run-id", "run-a"]) == 0 and len(calls) == 1
+    assert "retention deleted 7 rows" in capsys.readouterr().out
+    assert locking.owner(eng) is None
+    assert record_run.main(["--run-id", "run-b"]) == 0 and len(calls) == 1  # not the lock holder: no retention
+
+    def boom(*a):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(record_run, "_retention", boom)
+    locking.acquire(eng, "run-c", timeout=0)
+    assert record_run.main(["--run-id", "run-c"]) == 0
+    assert locking.owner(eng) is None
+    with transaction(eng) as s:
+        assert s.execute(text("SELECT status FROM batch_run_history WHERE run_id = 'run-c'")).scalar_one()
+    eng.dispose()
