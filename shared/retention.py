@@ -7,13 +7,12 @@ default 1), counted back from the last completed session at the run's reference 
 that computed it: a forced re-run of three old sessions adds no matrix the full run did not have.
 
 Risk-correlations deletes the older matrices of the portfolios it computes; record-run then applies the
-same rule to every portfolio (:func:`prune_history`). The other large dated result tables
-(:data:`RETAINED`) keep everything unless
-``SIGMABATCH_RETAIN_SESSIONS`` is set: then record-run deletes, at the end of every run, their rows
-dated before the latest that many sessions (:func:`prune_history`, the same rule on the date; a re-run of
-an older session writes them again and its record-run deletes them). Not in it: ``portfolio_snapshots``
-(the P&L chain and planning read the previous snapshot), ``market_data_cache`` (the windows of every
-step), the run records. Every delete is a range scan of an index that starts with the date (migration 0008).
+same rule to every portfolio (:func:`prune_history`). The other large dated result tables (:data:`RETAINED`)
+keep everything unless ``SIGMABATCH_RETAIN_SESSIONS`` is set: then record-run deletes, at the end of every
+run, their rows dated before the latest that many sessions (the same rule on the date; a re-run of an
+older session writes them again and its record-run deletes them). Not in it: ``portfolio_snapshots`` (the
+P&L chain and planning read the previous snapshot), ``market_data_cache`` (the windows of every step), the
+run records. Every delete is a range scan of an index that starts with the date (migration 0008).
 """
 
 from __future__ import annotations
