@@ -7,6 +7,7 @@ Examples::
     python -m bench L --case nightly --repeat 1 --db postgres
     python -m bench --kernels-only                # the side-by-side kernel table only
     python -m bench --phase15-only                # only the phase-1.5 regression timings (about 1 minute)
+    python -m bench M --retention                 # 30 nights of pairwise inserts, retention 10 (issue 19)
 
 Results: ``<out>/raw/<timestamp>.json`` (every measurement; gitignored) and ``<out>/latest.json`` (the
 summary the tables of docs/performance.md are made from), and the table on stdout.
@@ -240,11 +241,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-kernels", action="store_true", help="skip the kernel side-by-side table")
     p.add_argument("--phase15-only", action="store_true",
                    help="only time the phase-1.5 regressions (5,000 symbols x 252 sessions, nightly and backfill)")
+    p.add_argument("--retention", action="store_true",
+                   help="only the bounded-growth measurement (bench/retention.py): the nightly pairwise insert at "
+                        "night 1 and night N on PostgreSQL with a retention, date-first key against the old key; "
+                        "SIZE gives the rows a night (default M: 380,000)")
+    p.add_argument("--retention-nights", type=int, default=30, help="nights of the retention measurement (30)")
+    p.add_argument("--retention-keep", type=int, default=10, help="sessions the pairwise retention keeps (10)")
+    p.add_argument("--no-old-key", action="store_true", help="retention measurement: skip the 0007-key comparison")
+    p.add_argument("--no-vacuum", action="store_true", help="retention measurement: no VACUUM after each night")
     p.add_argument("--kernel-size", choices=["S", "M", "L"], default="L", help="universe size for the kernels")
     p.add_argument("--subset", type=int, default=200, help="symbols/portfolios the reference loops run on")
     p.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"), help="results folder")
     p.add_argument("--workdir", default="", help="scratch folder (price caches, phase logs); default a temp dir")
     args = p.parse_args(argv)
+
+    if args.retention:
+        return _retention(args)
 
     from bench.kernels import run_kernels
     from bench.kernels_symbol import phase15_timings
@@ -292,6 +304,26 @@ def main(argv: list[str] | None = None) -> int:
     print(table(summary))
     print(f"\n{raw['seconds']:.0f} s in all; results: {out / 'raw' / (stamp + '.json')}"
           + (f", {out / 'latest.json'}" if name == "latest.json" else ""))
+    return 0
+
+
+def _retention(args) -> int:
+    from bench.retention import bench_retention
+    from bench.retention import table as retention_table
+
+    out = Path(args.out)
+    (out / "raw").mkdir(parents=True, exist_ok=True)
+    started = datetime.now().astimezone()
+    t0 = time.perf_counter()
+    result = bench_retention(args.sizes[0] if args.sizes else "M", args.retention_nights, args.retention_keep,
+                             old_key=not args.no_old_key, vacuum_after=not args.no_vacuum,
+                             progress=lambda msg: print(msg, flush=True))
+    result |= {"started": started.isoformat(), "seconds": round(time.perf_counter() - t0, 1), "machine": machine()}
+    path = out / "raw" / f"retention-{started.strftime('%Y%m%d-%H%M%S')}.json"
+    path.write_text(json.dumps(result, indent=1, default=str))
+    print()
+    print(retention_table(result))
+    print(f"\n{result['seconds']:.0f} s in all; results: {path}")
     return 0
 
 

@@ -1,8 +1,10 @@
 """Record the run's outcome in ``batch_run_history`` (Argo ``onExit``; the local runner's last step).
 
 Idempotent: re-running it (Argo retries exit handlers) rewrites the same status. It exits 0 once the
-outcome is recorded (a failing exit handler would only hide the real failure), and releases the batch
-lock held by the run. The status is
+outcome is recorded (a failing exit handler would only hide the real failure), applies the retention rules
+(:mod:`shared.retention`: ``SIGMABATCH_PAIRWISE_SESSIONS`` for every portfolio, ``SIGMABATCH_RETAIN_SESSIONS``;
+a failure there is logged, retried by the next run, and does not change the exit code) and releases the
+batch lock held by the run. The status is
 ``completed``, ``partial`` or ``failed``, from the phase records, the Argo workflow status and its
 failed nodes (``--workflow-status``, ``--failures`` JSON).
 """
@@ -11,12 +13,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 
 from shared import runs
 from shared.errors import SigmabatchError
 from shared.logs import setup_logging
 from shared.settings import Settings
+from shared.storage import models as m
 
 
 def parse_failures(raw: str) -> list[dict]:
@@ -48,6 +52,25 @@ def parse_failures(raw: str) -> list[dict]:
     ]
 
 
+def _retention(engine, settings: Settings, args) -> dict[str, int]:
+    """The retention rules at the run's reference time (:func:`shared.retention.prune_history`): the pairwise
+    matrices before the latest ``SIGMABATCH_PAIRWISE_SESSIONS`` of every portfolio, and with
+    ``SIGMABATCH_RETAIN_SESSIONS`` the other large dated tables' rows before the latest that many sessions;
+    then vacuum ``pairwise_correlations`` (risk-correlations deletes there too) and every table that lost
+    rows (PostgreSQL; it does not rely on autovacuum being on). Done while the run still holds the batch
+    lock, whatever its status: a rule on the date, not on what the run computed."""
+    from phases._runtime import reference_time
+    from shared import calendar, retention
+    from shared.storage.db import transaction, vacuum
+
+    latest = calendar.last_completed_session(reference_time(settings, args.scheduled_time))
+    with transaction(engine) as session:
+        pruned = retention.prune_history(session, latest, settings.retain_sessions, settings.pairwise_sessions)
+    pairwise = m.PairwiseCorrelation.__tablename__
+    vacuum(engine, [pairwise, *(table for table, n in pruned.items() if n and table != pairwise)])
+    return pruned
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m phases.record_run", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -74,11 +97,19 @@ def main(argv: list[str] | None = None) -> int:
             status = runs.finish_run(session, args.run_id, status=forced, errors=failures)
         from shared import locking
 
-        locking.release(engine, args.run_id)
+        pruned = {}
+        try:
+            if locking.owner(engine) == args.run_id:
+                pruned = _retention(engine, settings, args)
+        except Exception as exc:  # the outcome is recorded; the next run applies the same date rule again
+            logging.getLogger("sigmabatch.record-run").error("retention not applied: %s", exc)
+        finally:
+            locking.release(engine, args.run_id)
     except SigmabatchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
-    print(f"run {args.run_id}: {status}")
+    print(f"run {args.run_id}: {status}"
+          + (f"; retention deleted {sum(pruned.values()):,} rows" if any(pruned.values()) else ""))
     return 0  # recorded; the run's own outcome is in batch_run_history (and `sigmabatch run`'s exit code)
 
 

@@ -50,6 +50,9 @@ VARIABLES: dict[str, str] = {
                                      "at once (more go in chunks of symbols; default 250000)",
     "SIGMABATCH_PAIRWISE_SESSIONS": "pairwise correlation matrices are kept for the latest this many sessions "
                                     "(counted back from the last completed session; default 1)",
+    "SIGMABATCH_RETAIN_SESSIONS": "keep the other large dated result tables (symbol betas, volatility and metrics, "
+                                  "factor exposures, stress results, correlation summaries and clusters) for the "
+                                  "latest this many sessions; record-run deletes older ones (default 0 = keep all)",
     "SIGMABATCH_PROVIDER_CHAIN": "price fallback order for the network providers (default yfinance,polygon,fmp)",
     "SIGMABATCH_HTTP_TIMEOUT": "seconds allowed for each provider HTTP call (default 10)",
     "SIGMABATCH_HTTP_RETRIES": "tries per provider call on 429/5xx/timeouts/connection errors (default 3)",
@@ -165,6 +168,7 @@ class Settings:
     chunk_portfolio_dates: int = 20_000
     chunk_symbol_dates: int = 250_000
     pairwise_sessions: int = 1
+    retain_sessions: int = 0
     provider_chain: tuple[str, ...] = DEFAULT_PROVIDER_CHAIN
     http_timeout: float = 10.0
     http_retries: int = 3
@@ -228,6 +232,7 @@ class Settings:
             chunk_portfolio_dates=_int(env, "SIGMABATCH_CHUNK_PORTFOLIO_DATES", 20_000, minimum=1),
             chunk_symbol_dates=_int(env, "SIGMABATCH_CHUNK_SYMBOL_DATES", 250_000, minimum=1),
             pairwise_sessions=_int(env, "SIGMABATCH_PAIRWISE_SESSIONS", 1, minimum=1),
+            retain_sessions=_int(env, "SIGMABATCH_RETAIN_SESSIONS", 0),
             provider_chain=parse_provider_chain(env.get("SIGMABATCH_PROVIDER_CHAIN", "").strip()
                                                 or ",".join(DEFAULT_PROVIDER_CHAIN), "SIGMABATCH_PROVIDER_CHAIN"),
             http_timeout=_float(env, "SIGMABATCH_HTTP_TIMEOUT", 10.0, minimum=0.01),

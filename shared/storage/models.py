@@ -18,6 +18,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    PrimaryKeyConstraint,
     String,
     Text,
     UniqueConstraint,
@@ -308,6 +309,7 @@ class FactorExposure(Base):
     exposure_value: Mapped[float] = mapped_column(Float, nullable=False)
     exposure_dollar: Mapped[float] = mapped_column(Float, nullable=False)
     coverage: Mapped[float | None] = mapped_column(Float)
+    __table_args__ = (Index("ix_factor_exposures_date", "calculation_date"),)  # retention deletes (0008)
 
 
 class PositionSectorTag(Base):
@@ -340,6 +342,7 @@ class StressTestResult(Base):
     correlation_effect: Mapped[float] = mapped_column(Float, nullable=False)
     factor_impacts: Mapped[dict | None] = mapped_column(JSON)
     calculation_metadata: Mapped[dict | None] = mapped_column(JSON)
+    __table_args__ = (Index("ix_stress_test_results_date", "calculation_date"),)  # retention deletes (0008)
 
 
 class StressTestSummary(Base):
@@ -354,6 +357,7 @@ class StressTestSummary(Base):
     mean_correlation_effect: Mapped[float | None] = mapped_column(Float)
     negative_scenarios: Mapped[int | None] = mapped_column(Integer)
     positive_scenarios: Mapped[int | None] = mapped_column(Integer)
+    __table_args__ = (Index("ix_stress_test_summaries_date", "calculation_date"),)  # retention deletes (0008)
 
 
 class CorrelationCalculation(Base):
@@ -371,20 +375,25 @@ class CorrelationCalculation(Base):
     correlation_threshold: Mapped[float | None] = mapped_column(Float)
     positions_included: Mapped[int | None] = mapped_column(Integer)
     positions_excluded: Mapped[int | None] = mapped_column(Integer)
+    __table_args__ = (Index("ix_correlation_calculations_date", "calculation_date"),)  # retention deletes (0008)
 
 
 class PairwiseCorrelation(Base):
     __tablename__ = "pairwise_correlations"
     # no foreign key (migration 0003): ~1.6 M rows a night, a per-row check cost 2/3 of the write; a
-    # trigger on portfolios still deletes a deleted portfolio's rows
-    portfolio_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    duration_days: Mapped[int] = mapped_column(Integer, primary_key=True)
-    calculation_date: Mapped[date] = mapped_column(Date, primary_key=True)
-    symbol_1: Mapped[str] = mapped_column(String(32), primary_key=True)
-    symbol_2: Mapped[str] = mapped_column(String(32), primary_key=True)
+    # trigger on portfolios still deletes a deleted portfolio's rows. The key starts with the date
+    # (migration 0008): a night's rows append at the right end of the index, the retention delete
+    # (shared.retention) is a range at its left end.
+    portfolio_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    duration_days: Mapped[int] = mapped_column(Integer, nullable=False)
+    calculation_date: Mapped[date] = mapped_column(Date, nullable=False)
+    symbol_1: Mapped[str] = mapped_column(String(32), nullable=False)
+    symbol_2: Mapped[str] = mapped_column(String(32), nullable=False)
     correlation_value: Mapped[float] = mapped_column(Float, nullable=False)
     data_points: Mapped[int | None] = mapped_column(Integer)
     statistical_significance: Mapped[float | None] = mapped_column(Float)
+    __table_args__ = (PrimaryKeyConstraint("calculation_date", "portfolio_id", "duration_days", "symbol_1",
+                                           "symbol_2", name="pairwise_correlations_pkey"),)
 
 
 class CorrelationCluster(Base):
@@ -396,6 +405,7 @@ class CorrelationCluster(Base):
     symbol: Mapped[str] = mapped_column(String(32), primary_key=True)
     avg_correlation: Mapped[float | None] = mapped_column(Float)
     weight: Mapped[float | None] = mapped_column(Float)
+    __table_args__ = (Index("ix_correlation_clusters_date", "calculation_date"),)  # retention deletes (0008)
 
 
 # --- batch bookkeeping --------------------------------------------------------------------------

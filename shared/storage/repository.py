@@ -220,6 +220,15 @@ def delete_before(session: Session, model: type[m.Base], date_column: str, befor
     return delete_where(session, model, scope, where=model.__table__.c[date_column] < before)
 
 
+def delete_dated_before(session: Session, model: type[m.Base], date_column: str, before: date) -> int:
+    """Delete every row dated strictly before ``before`` (retention by a rule on the date, every portfolio
+    and symbol): one ``DELETE … WHERE date_column < :before``, a range scan of an index that starts with
+    the date (the key of ``pairwise_correlations``, a date index elsewhere: migration 0008)."""
+    _writable(model)
+    table = model.__table__
+    return session.execute(delete(table).where(table.c[date_column] < before)).rowcount or 0
+
+
 def read_frame(session: Session, stmt) -> pd.DataFrame:
     """Run a select and return a DataFrame (column names from the select).
 
