@@ -120,3 +120,20 @@ def shard_positions(positions_by_portfolio: Mapping[str, int], count: int) -> li
     for p, n in positions_by_portfolio.items():
         out[shard_of(p, count) - 1] += int(n)
     return out
+
+
+def phase_name(step: str, shard: Shard | None) -> str:
+    """The ``batch_phase_runs.phase`` of a step's shard: ``pnl-snapshots[2/4]`` (the step name itself for
+    no shard or the whole book)."""
+    return step if shard is None or shard.whole else f"{step}[{shard}]"
+
+
+def split_phase(phase: str) -> tuple[str, Shard | None]:
+    """``pnl-snapshots[2/4]`` → ``("pnl-snapshots", Shard(2, 4))``; a plain step name → ``(name, None)``."""
+    if phase.endswith("]") and "[" in phase:
+        step, _, rest = phase.partition("[")
+        try:
+            return step, parse_shard(rest[:-1])
+        except ValueError:
+            return phase, None
+    return phase, None
