@@ -341,7 +341,9 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
                 updated = (r.details or {}).get("rows_updated") or {}
                 rows = ", ".join([*(f"{k} {v}" for k, v in (r.rows_written or {}).items()),
                                   *(f"{k} {v} updated" for k, v in updated.items())])
-                t.add_row(r.phase, r.status, str(r.attempt), f"{r.duration_seconds or 0:.2f}", rows,
+                shards = (r.details or {}).get("shards")  # a fanned-out step: its shards folded
+                phase = f"{r.phase} ×{shards} (slowest {(r.details or {}).get('slowest_shard')})" if shards else r.phase
+                t.add_row(phase, r.status, str(r.attempt), f"{r.duration_seconds or 0:.2f}", rows,
                           (r.error or "")[:100])
             console.print(t)
             return 0
