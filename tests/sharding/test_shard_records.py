@@ -63,3 +63,18 @@ def test_a_step_is_covered_only_when_every_shard_finished(run):
     assert ("r1", "pnl-snapshots") in done
     assert folded.loc["pnl-snapshots", "status"] == "partial" and folded.loc["pnl-snapshots", "error"] is None
     assert status == "partial"  # a partial shard makes the run partial, as a partial step does
+
+
+def test_the_run_table_shows_shard_progress_and_the_slowest_shard():
+    from shared.cli import _step_cell
+    from workflows.local import StepOutcome, _fold
+
+    o = StepOutcome("pnl-snapshots", shards={"1/2": StepOutcome("pnl-snapshots[1/2]", status="ok", seconds=2.0),
+                                             "2/2": StepOutcome("pnl-snapshots[2/2]", status="running")})
+    _fold(o)
+    assert o.status == "running" and _step_cell("pnl-snapshots", o) == "pnl-snapshots 1/2 shards"
+    o.shards["2/2"].status, o.shards["2/2"].seconds, o.shards["2/2"].rows = "partial", 5.0, {"t": 3}
+    _fold(o)
+    assert o.status == "partial" and o.seconds == 5.0 and o.rows == {"t": 3}
+    assert _step_cell("pnl-snapshots", o) == "pnl-snapshots ×2, slowest 2/2"
+    assert _step_cell("plan", StepOutcome("plan")) == "plan"
