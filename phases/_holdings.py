@@ -42,7 +42,7 @@ def load_book(ctx: PhaseContext) -> Book | None:
     range and phase 3 wrote no snapshot for it (the step then skips: :func:`nothing_held`). Bad input
     when positions were held but there is no snapshot."""
     rng = ctx.range
-    pids = [ctx.portfolio_id] if ctx.portfolio_id else None
+    pids = ctx.portfolio_scope
     with ctx.transaction() as s:
         positions = repo.load_positions(s, pids, start=rng.start, end=rng.end, columns=POSITION_COLUMNS)
         snaps = repo.load_snapshots(s, pids, rng.start, rng.end, columns=SNAPSHOT_COLUMNS)

@@ -12,6 +12,11 @@ phase record). The run as a whole (``sigmabatch run``, ``record-run``) exits 3 w
 Every write goes through :meth:`PhaseContext.transaction`, a :func:`shared.locking.fenced_transaction`:
 it commits only while the run still holds the batch lock at the generation the phase started under.
 
+A step that fans out over portfolio shards (``fan_out`` in :mod:`workflows.dag`) takes ``--shard K/N``:
+:attr:`PhaseContext.portfolio_scope` is then the shard's portfolios (:mod:`shared.sharding`), what the
+step reads and replaces is limited to them, and its record is ``step[K/N]`` (folded per step by
+:func:`shared.runs.fold_shards`). The shards of a run run side by side under the run's lock and run id.
+
 The last stdout line is ``sigmabatch-result: {json}`` with the row counts, for the local runner.
 """
 
@@ -41,6 +46,7 @@ from shared.errors import EXIT_OK, BadInputError, ConfigError, FencedOutError, S
 from shared.logs import setup_logging
 from shared.planning import RunRange, parse_date, resolve_range
 from shared.settings import VARIABLES, Settings
+from shared.sharding import Shard, parse_shard, phase_name
 
 RESULT_PREFIX = "sigmabatch-result: "
 log = logging.getLogger("sigmabatch")
@@ -72,16 +78,32 @@ class PhaseContext:
     run_range: RunRange | None = None  # the whole run when ``range`` is one chunk of it (else the same)
     latest: date | None = None  # the last completed session at the run's reference time (clock or schedule)
     fence: Any = None  # shared.locking.Fence: the lock generation this phase writes under
+    shard: Shard | None = None  # --shard K/N of a fanned-out step (None: no shard)
 
     def __post_init__(self) -> None:
         if self.run_range is None:
             self.run_range = self.range
 
+    @cached_property
+    def portfolio_scope(self) -> list[str] | None:
+        """The portfolio ids the step reads and writes: ``[--portfolio]``, the shard's portfolios (of every
+        portfolio row, active or not: membership depends on the id only), both (the one portfolio if it is
+        in the shard, else none), or None for all."""
+        if self.shard is None or self.shard.whole:
+            return [self.portfolio_id] if self.portfolio_id else None
+        if self.portfolio_id:
+            return self.shard.select([self.portfolio_id])
+        from shared.storage import repository as repo
+
+        with self.transaction() as s:
+            ids = repo.load_portfolios(s, active_only=False)["id"].tolist()
+        return self.shard.select(ids)
+
     def narrowed(self, chunk: RunRange) -> PhaseContext:
         """The same context for one chunk of the run's sessions, sharing what it has already loaded
         (the price-cache snapshot, the providers)."""
         ctx = dataclasses.replace(self, range=chunk)
-        for name in ("price_cache", "market_data"):
+        for name in ("price_cache", "market_data", "portfolio_scope"):
             if name in self.__dict__:
                 ctx.__dict__[name] = self.__dict__[name]
         return ctx
@@ -153,7 +175,17 @@ def build_parser(step: str, description: str) -> argparse.ArgumentParser:
     p.add_argument("--provider", default=None, help="override SIGMABATCH_PROVIDER (synthetic, file:PATH, …)")
     p.add_argument("--scheduled-time", default="", help="the scheduled time of a cron run (RFC 3339); "
                    "the business date comes from it instead of the clock")
+    if fans_out(step):
+        p.add_argument("--shard", default="", metavar="K/N",
+                       help="limit the phase to portfolio shard K of N (plan's shards; empty or 1/1 = all)")
     return p
+
+
+def fans_out(step: str) -> bool:
+    """Whether the DAG runs ``step`` once per portfolio shard (it then takes ``--shard``)."""
+    from workflows import dag
+
+    return bool(getattr(dag.steps_by_name().get(step), "fan_out", False))
 
 
 def reference_time(settings: Settings, scheduled: str) -> datetime:
@@ -191,6 +223,10 @@ def entrypoint(
         if add_arguments:
             add_arguments(parser)
         args = parser.parse_args(argv)
+        try:
+            shard = parse_shard(getattr(args, "shard", ""))
+        except ValueError as exc:
+            parser.error(str(exc))  # exit 2
         t0 = time.monotonic()
         started = datetime.now().astimezone()
         try:
@@ -221,7 +257,8 @@ def entrypoint(
             outcome["recorded"] = True
             if record and engine is not None and outcome["code"] != FencedOutError.exit_code:
                 try:
-                    _record(engine, run_id, step, outcome["result"], started, outcome["error"], plog, fence)
+                    _record(engine, run_id, phase_name(step, shard), outcome["result"], started, outcome["error"],
+                            plog, fence)
                 except FencedOutError as exc:  # lost the lock after the work: its writes are in, its record not
                     failed(exc)
 
@@ -236,7 +273,7 @@ def entrypoint(
                               lease=settings.lock_lease) as fence:
                 try:
                     outcome["result"] = _work(step, run, settings, engine, run_id, args, plog, fence,
-                                              allow_empty=allow_empty, chunked=chunked)
+                                              allow_empty=allow_empty, chunked=chunked, shard=shard)
                 except Exception as exc:
                     failed(exc)
                 record_outcome(fence)  # while the lock is held: the record is fenced like the writes
@@ -248,7 +285,7 @@ def entrypoint(
         duration = time.monotonic() - t0
         from shared.storage.bulk import stats_summary
 
-        summary = {"step": step, "status": result.status, "seconds": round(duration, 3), "rows": result.rows,
+        summary = {"step": step, **({"shard": str(shard)} if shard else {}), "status": result.status, "seconds": round(duration, 3), "rows": result.rows,
                    "updated": result.updated,
                    "details": result.details, "message": result.message, "error": error, "exit_code": code,
                    "db_write": stats_summary()}
@@ -261,7 +298,8 @@ def entrypoint(
     return main
 
 
-def _work(step, run, settings, engine, run_id, args, plog, fence, *, allow_empty, chunked) -> PhaseResult:
+def _work(step, run, settings, engine, run_id, args, plog, fence, *, allow_empty, chunked,
+          shard: Shard | None = None) -> PhaseResult:
     """Resolve the sessions and run the phase (the lock is held under ``fence``)."""
     from shared.storage.db import transaction
 
@@ -280,15 +318,26 @@ def _work(step, run, settings, engine, run_id, args, plog, fence, *, allow_empty
         plog.info("nothing to do: every portfolio is up to date")
         return PhaseResult(status="skipped", message="up to date: no missing session")
     ctx = PhaseContext(step, settings, engine, run_id, rng, args.portfolio or None, bool(args.force), args, plog,
-                       latest=latest, fence=fence)
-    plog.info("start", extra={"run_id": run_id, "range": str(rng or "up to date"), "portfolio": args.portfolio or "all"})
+                       latest=latest, fence=fence, shard=shard)
+    plog.info("start", extra={"run_id": run_id, "range": str(rng or "up to date"), "portfolio": args.portfolio or "all",
+                              **({"shard": str(shard)} if shard else {})})
+    if shard is not None and not shard.whole:
+        scope = ctx.portfolio_scope
+        if not scope:
+            plog.info("shard %s holds no portfolio: nothing to do", shard)
+            return PhaseResult(status="skipped", message=f"shard {shard} holds no portfolio",
+                               details={"shard": str(shard), "shard_portfolios": 0})
+        plog.info("shard %s: %d portfolios", shard, len(scope))
+        res = _run_chunks(run, ctx) if chunked else run(ctx)
+        res.details = {**res.details, "shard": str(shard), "shard_portfolios": len(scope)}
+        return res
     return _run_chunks(run, ctx) if chunked else run(ctx)
 
 
 def chunk_sessions(ctx: PhaseContext) -> int:
     """Sessions per chunk for a risk step: the portfolio × session budget over the portfolios in scope."""
-    if ctx.portfolio_id:
-        portfolios = 1
+    if ctx.portfolio_scope is not None:
+        portfolios = max(len(ctx.portfolio_scope), 1)
     else:
         from shared.storage import repository as repo
 

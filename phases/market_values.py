@@ -42,7 +42,7 @@ def market_values(positions: pd.DataFrame, closes: pd.DataFrame, as_of: date) ->
 def run(ctx: PhaseContext) -> PhaseResult:
     end = ctx.range.end
     with ctx.transaction() as s:
-        positions = repo.load_positions(s, [ctx.portfolio_id] if ctx.portfolio_id else None, end=end)
+        positions = repo.load_positions(s, ctx.portfolio_scope, end=end)
     stale = pd.to_datetime(positions["market_value_date"])
     positions = positions[stale.isna() | (stale <= pd.Timestamp(end))]  # (storage enforces it too)
     if positions.empty:

@@ -51,6 +51,8 @@ def run(ctx: PhaseContext) -> PhaseResult:
     rng = ctx.range
     with ctx.transaction() as s:
         portfolios = repo.load_portfolios(s, ctx.portfolio_id)
+        if ctx.portfolio_scope is not None:  # a shard's portfolios
+            portfolios = portfolios[portfolios["id"].isin(ctx.portfolio_scope)].reset_index(drop=True)
         if portfolios.empty:
             raise BadInputError("no active portfolio to process")
         pids = portfolios["id"].tolist()

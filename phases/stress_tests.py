@@ -66,7 +66,7 @@ def run(ctx: PhaseContext) -> PhaseResult:
     duration = ctx.args.tlt_duration
     all_scenarios = load_scenarios(ctx.args.scenarios)
     active = [s for s in all_scenarios if s.active]
-    pids = [ctx.portfolio_id] if ctx.portfolio_id else None
+    pids = ctx.portfolio_scope
     sessions = list(rng.sessions)
     with ctx.transaction() as s:
         snaps = repo.load_snapshots(s, pids, rng.start, rng.end,

@@ -166,9 +166,22 @@ class ProgressView:
         for s in (*dag.STEPS, dag.EXIT_STEP):
             o = self.steps.get(s.name)
             status = o.status if o else "pending"
-            t.add_row(s.phase, s.name, f"[{STATUS_STYLE.get(status, '')}]{status}[/]", self.seconds(s.name),
-                      _rows_cell(o) if o else "")
+            t.add_row(s.phase, _step_cell(s.name, o), f"[{STATUS_STYLE.get(status, '')}]{status}[/]",
+                      self.seconds(s.name), _rows_cell(o) if o else "")
         return t
+
+
+def _step_cell(name: str, o) -> str:
+    """A step's name; a fanned-out step's with its shards done (``pnl-snapshots 3/4 shards``), then the
+    slowest once all are (``pnl-snapshots ×4, slowest 2/4``)."""
+    shards = getattr(o, "shards", None) if o is not None else None
+    if not shards:
+        return name
+    done = sum(1 for x in shards.values() if x.status in ("ok", "partial", "skipped", "failed"))
+    if done < len(shards):
+        return f"{name} {done}/{len(shards)} shards"
+    slowest = max(shards.items(), key=lambda kv: kv[1].seconds)[0]
+    return f"{name} ×{len(shards)}, slowest {slowest}"
 
 
 def _rows_cell(o) -> str:
@@ -205,8 +218,8 @@ def _print_summary(console, outcome) -> None:
         o = outcome.steps[s.name]
         rows = _rows_cell(o)  # per table: below, and `sigmabatch status --run RUN_ID`
         note = o.error or o.message or ""
-        t.add_row(s.phase, s.name, f"[{STATUS_STYLE.get(o.status, '')}]{o.status}[/]", f"{o.seconds:.2f}",
-                  str(o.attempts), rows, note[:80])
+        t.add_row(s.phase, _step_cell(s.name, o), f"[{STATUS_STYLE.get(o.status, '')}]{o.status}[/]",
+                  f"{o.seconds:.2f}", str(o.attempts), rows, note[:80])
     console.print(t)
     for s in (*dag.STEPS, dag.EXIT_STEP):
         o = outcome.steps[s.name]
@@ -341,7 +354,9 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
                 updated = (r.details or {}).get("rows_updated") or {}
                 rows = ", ".join([*(f"{k} {v}" for k, v in (r.rows_written or {}).items()),
                                   *(f"{k} {v} updated" for k, v in updated.items())])
-                t.add_row(r.phase, r.status, str(r.attempt), f"{r.duration_seconds or 0:.2f}", rows,
+                shards = (r.details or {}).get("shards")  # a fanned-out step: its shards folded
+                phase = f"{r.phase} ×{shards} (slowest {(r.details or {}).get('slowest_shard')})" if shards else r.phase
+                t.add_row(phase, r.status, str(r.attempt), f"{r.duration_seconds or 0:.2f}", rows,
                           (r.error or "")[:100])
             console.print(t)
             return 0

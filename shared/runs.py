@@ -57,6 +57,86 @@ def ensure_run(session: Session, run_id: str, trigger: str = "manual") -> None:
         start_run(session, run_id, trigger=trigger, start=None, end=None, sessions=0)
 
 
+_STATUS_RANK = {"failed": 4, "running": 3, "partial": 2, "ok": 1, "skipped": 0}
+
+
+def _merge_details(details: list[dict]) -> dict[str, Any]:
+    """One details dict from the shards': integer counts summed, dicts merged, anything else the first
+    shard's that has it."""
+    out: dict[str, Any] = {}
+    for d in details:
+        for k, v in (d or {}).items():
+            if k not in out:
+                out[k] = dict(v) if isinstance(v, dict) else v
+            elif isinstance(v, int) and not isinstance(v, bool) and isinstance(out[k], int):
+                out[k] += v
+            elif isinstance(v, dict) and isinstance(out[k], dict):
+                for kk, vv in v.items():
+                    cur = out[k].get(kk)
+                    both_int = isinstance(vv, int) and isinstance(cur, int) and not isinstance(vv, bool)
+                    out[k][kk] = cur + vv if both_int else (vv if cur is None else cur)
+    return out
+
+
+def fold_shards(phases: pd.DataFrame) -> pd.DataFrame:
+    """``batch_phase_runs`` rows with the shards of a step (``pnl-snapshots[2/4]``) folded into one row per
+    step: the worst status (``failed`` when a shard has no record), rows summed, from the first start to
+    the last finish, ``duration_seconds`` the slowest shard's, and in ``details`` the integer counts
+    summed plus ``shards`` (N), ``shards_recorded``, ``slowest_shard`` and per shard its status and
+    seconds (``shard_runs``). Rows of unsharded steps are unchanged; the order is kept."""
+    from shared.sharding import split_phase
+
+    if phases.empty:
+        return phases
+    split = [split_phase(p) for p in phases["phase"]]
+    if all(sh is None for _, sh in split):
+        return phases
+    rows: list[dict] = []
+    groups: dict[str, list[tuple[Any, dict]]] = {}
+    for (step, shard), rec in zip(split, phases.to_dict("records"), strict=True):
+        if shard is None:
+            rows.append(rec)
+            continue
+        if step not in groups:
+            groups[step] = []
+            rows.append({"phase": step, "_fold": True})
+        groups[step].append((shard, rec))
+    out = []
+    for rec in rows:
+        if not rec.get("_fold"):
+            out.append(rec)
+            continue
+        members = sorted(groups[rec["phase"]], key=lambda x: x[0])
+        count = max(sh.count for sh, _ in members)
+        recs = [r for _, r in members]
+        statuses = [r["status"] for r in recs]
+        if len({sh.index for sh, _ in members if sh.count == count}) < count:
+            statuses.append("failed")
+        slowest = max(members, key=lambda x: x[1].get("duration_seconds") or 0.0)
+        rows_written: dict[str, int] = {}
+        for r in recs:
+            for k, v in (r.get("rows_written") or {}).items():
+                rows_written[k] = rows_written.get(k, 0) + int(v)
+        details = _merge_details([r.get("details") or {} for r in recs])
+        details.update({"shards": count, "shards_recorded": len(recs), "slowest_shard": str(slowest[0]),
+                        "shard_runs": {str(sh): {"status": r["status"], "seconds": r.get("duration_seconds"),
+                                                 "attempt": r.get("attempt")} for sh, r in members}})
+        errors = [f"shard {sh}: {r['error']}" for sh, r in members if r.get("error")]
+        missing = count - len({sh.index for sh, _ in members if sh.count == count})
+        if missing > 0:
+            errors.append(f"{missing} of {count} shards not recorded")
+        out.append({**recs[0], "phase": rec["phase"],
+                    "status": max(statuses, key=lambda st: _STATUS_RANK.get(st, 1)),
+                    "attempt": max(int(r.get("attempt") or 1) for r in recs),
+                    "started_at": min(r["started_at"] for r in recs),
+                    "finished_at": max((r["finished_at"] for r in recs if r.get("finished_at") is not None),
+                                       default=None),
+                    "duration_seconds": slowest[1].get("duration_seconds"),
+                    "rows_written": rows_written, "details": details,
+                    "error": " | ".join(errors) or None})
+    return pd.DataFrame(out, columns=phases.columns)
+
+
 def record_phase(
     session: Session, run_id: str, phase: str, *, status: str, started_at: datetime, finished_at: datetime,
     rows: dict[str, int] | None = None, details: dict[str, Any] | None = None, error: str | None = None,

@@ -48,6 +48,10 @@ VARIABLES: dict[str, str] = {
     "SIGMABATCH_CHUNK_SYMBOL_DATES": "symbol x session pairs symbol-factors and symbol-metrics compute and write at once (longer "
                                      "backfills go in chunks of sessions) and market-data fetches and snapshots "
                                      "at once (more go in chunks of symbols; default 250000)",
+    "SIGMABATCH_SHARD_POSITIONS": "target positions per portfolio shard: plan splits the portfolio steps (P&L, market "
+                                  "values, risk, stress) into ceil(positions / this) shards run side by side "
+                                  "(default 250000: up to the L book in one shard)",
+    "SIGMABATCH_SHARDS": "fixed number of portfolio shards (default 0: from SIGMABATCH_SHARD_POSITIONS)",
     "SIGMABATCH_PAIRWISE_SESSIONS": "pairwise correlation matrices are kept for the latest this many sessions "
                                     "(counted back from the last completed session; default 1)",
     "SIGMABATCH_RETAIN_SESSIONS": "keep the other large dated result tables (symbol betas, volatility and metrics, "
@@ -169,6 +173,8 @@ class Settings:
     chunk_symbol_dates: int = 250_000
     pairwise_sessions: int = 1
     retain_sessions: int = 0
+    shard_positions: int = 250_000
+    shards: int = 0
     provider_chain: tuple[str, ...] = DEFAULT_PROVIDER_CHAIN
     http_timeout: float = 10.0
     http_retries: int = 3
@@ -233,6 +239,8 @@ class Settings:
             chunk_symbol_dates=_int(env, "SIGMABATCH_CHUNK_SYMBOL_DATES", 250_000, minimum=1),
             pairwise_sessions=_int(env, "SIGMABATCH_PAIRWISE_SESSIONS", 1, minimum=1),
             retain_sessions=_int(env, "SIGMABATCH_RETAIN_SESSIONS", 0),
+            shard_positions=_int(env, "SIGMABATCH_SHARD_POSITIONS", 250_000, minimum=1),
+            shards=_int(env, "SIGMABATCH_SHARDS", 0),
             provider_chain=parse_provider_chain(env.get("SIGMABATCH_PROVIDER_CHAIN", "").strip()
                                                 or ",".join(DEFAULT_PROVIDER_CHAIN), "SIGMABATCH_PROVIDER_CHAIN"),
             http_timeout=_float(env, "SIGMABATCH_HTTP_TIMEOUT", 10.0, minimum=0.01),

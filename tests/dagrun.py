@@ -5,6 +5,9 @@ For tests that need many whole runs (range invariance): the same steps, argument
 id, ``record-run`` last), but each phase's ``main(argv)`` is called in this process instead of a
 ``python -m`` subprocess, so the interpreter start-up and imports (≈ 1 s a step) are paid once. The report
 step (it writes no table) is left out. The subprocess runner stays covered by ``test_local_run.py``.
+
+A step that fans out (``fan_out``) runs once per shard of plan's ``shards`` output (``--shard K/N``), shard
+after shard, when plan chose more than one.
 """
 
 from __future__ import annotations
@@ -68,13 +71,17 @@ def run_dag(env: Mapping[str, str], workdir: Path, *, start: str = "", end: str 
             s = (outputs / "start-date").read_text().strip() if has_work else ""
             e = (outputs / "end-date").read_text().strip() if has_work else ""
             if has_work:
+                import json
+
                 cache = str(run_dir / dag.PRICE_CACHE_FILE)
+                shards = json.loads((outputs / "shards").read_text()) if (outputs / "shards").exists() else []
                 for step in dag.topological_order():
                     if step.name in ("plan", dag.REPORT_STEP.name):
                         continue
-                    code = _main(step, dag.step_args(step, start_date=s, end_date=e, price_cache_in=cache,
-                                                      price_cache_out=cache, **common), around)
-                    assert code == 0, f"{step.name} exited {code} on {s}..{e}"
+                    for shard in (shards if step.fan_out and len(shards) > 1 else [None]):
+                        code = _main(step, dag.step_args(step, start_date=s, end_date=e, price_cache_in=cache,
+                                                          price_cache_out=cache, shard=shard, **common), around)
+                        assert code == 0, f"{step.name} {shard or ''} exited {code} on {s}..{e}"
             _main(dag.EXIT_STEP, dag.step_args(dag.EXIT_STEP, start_date=s, end_date=e, trigger="manual", **common),
                   around)
         finally:

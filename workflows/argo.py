@@ -19,7 +19,12 @@ How the DAG becomes Argo:
 4. The step with ``writes_report`` (last in the DAG) writes the run's HTML report as a key-only S3 output
    artifact, unarchived, so the Argo UI can show it.
 5. :data:`dag.EXIT_STEP` is the ``onExit`` handler and also receives ``--workflow-status`` and ``--failures``.
-6. ``workflow.scheduledTime`` exists only for cron-created runs (otherwise it stays a literal
+6. A step that fans out (``fan_out``) is one task with ``withParam`` over plan's ``shards`` output (a JSON
+   list of ``K/N``): Argo runs one pod per shard with ``--shard {{item}}``, each retried on its own, each
+   receiving the same price-cache artifact; the task succeeds when every shard has, and the steps after it
+   wait for all of its shards. The ``main`` DAG's ``parallelism`` (:data:`workflows.dag.MAX_PARALLEL_PODS`)
+   caps the pods running at once, shards included (database connections: one or two per pod).
+7. ``workflow.scheduledTime`` exists only for cron-created runs (otherwise it stays a literal
    ``{{workflow.scheduledTime}}``), so the WorkflowTemplate has a ``scheduled-time`` parameter defaulting to
    "" and only the CronWorkflow sets it to ``{{workflow.scheduledTime}}``.
 """
@@ -86,6 +91,9 @@ DATE_PARAMETERS = ("start-date", "end-date")
 #: (a holiday, or a day a backfill already covered). Every other task runs only ``when`` it is "true":
 #: a quiet night is a short, Succeeded workflow whose other nodes are Skipped.
 HAS_WORK = "has-work"
+#: plan's fourth output parameter: the run's portfolio shards, a JSON list of "K/N" (``withParam`` of the
+#: steps that fan out).
+SHARDS = "shards"
 
 #: Environment variable -> key in the secret (only ever referenced, never a value).
 SECRET_ENV = {"SIGMABATCH_DATABASE_URL": "database-url"}
@@ -225,7 +233,9 @@ def _step_template(step: dag.Step, image: str) -> Container:
     if step.outputs_dates:
         inputs.append(Parameter(name="scheduled-time"))
         outputs += [Parameter(name=p, value_from=m.ValueFrom(path=f"{OUTPUTS_DIR}/{p}"))
-                    for p in (*DATE_PARAMETERS, HAS_WORK)]
+                    for p in (*DATE_PARAMETERS, HAS_WORK, SHARDS)]
+    if step.fan_out:
+        inputs.append(Parameter(name="shard"))
     if step.reads_price_cache:
         inputs.append(Artifact(name=dag.PRICE_CACHE, path=PRICE_CACHE_IN))
     if step.writes_price_cache:
@@ -247,6 +257,7 @@ def _step_template(step: dag.Step, image: str) -> Container:
         scheduled_time="{{inputs.parameters.scheduled-time}}",
         force=dag.ARGO_VALUES["force"],
         workflow_name=dag.ARGO_VALUES["workflow_name"],
+        shard="{{inputs.parameters.shard}}",
     )
     return _leaf(step, args, image, inputs=inputs or None, outputs=outputs or None)
 
@@ -279,7 +290,7 @@ def _dag(templates: dict[str, Container]) -> None:
         raise ValueError("the DAG needs exactly one step with outputs_dates and one with writes_price_cache")
     plan_name, writer_name = plan[0].name, writers[0].name
     has_work = f"{{{{tasks.{plan_name}.outputs.parameters.{HAS_WORK}}}}} == true"
-    with DAG(name="main"):
+    with DAG(name="main", parallelism=dag.MAX_PARALLEL_PODS):
         for step in dag.topological_order():
             if step.outputs_dates:
                 arguments: list = [
@@ -292,6 +303,8 @@ def _dag(templates: dict[str, Container]) -> None:
                     Parameter(name=p, value=f"{{{{tasks.{plan_name}.outputs.parameters.{p}}}}}")
                     for p in DATE_PARAMETERS
                 ]
+            if step.fan_out:
+                arguments.append(Parameter(name="shard", value="{{item}}"))
             if step.reads_price_cache:
                 arguments.append(Artifact(name=dag.PRICE_CACHE,
                                           from_=f"{{{{tasks.{writer_name}.outputs.artifacts.{dag.PRICE_CACHE}}}}}"))
@@ -301,6 +314,7 @@ def _dag(templates: dict[str, Container]) -> None:
                 arguments=arguments,
                 depends=" && ".join(step.upstream) or None,
                 when=None if step.outputs_dates else has_work,
+                with_param=f"{{{{tasks.{plan_name}.outputs.parameters.{SHARDS}}}}}" if step.fan_out else None,
             )
 
 

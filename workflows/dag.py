@@ -94,6 +94,9 @@ class Step:
     #: Seconds the step waits for the batch lock before exiting 4 (SIGMABATCH_LOCK_TIMEOUT); only ``plan``
     #: takes the lock for a run, the other steps find it held by their run.
     lock_timeout_seconds: int = 0
+    #: The step fans out over the run's portfolio shards (plan's ``shards`` output): one process (pod) per
+    #: shard with ``--shard K/N``, each reading and writing only its shard's portfolios.
+    fan_out: bool = False
 
 
 #: Columns of a table that another step writes than the one that writes its rows: ``table.group`` is then
@@ -144,9 +147,9 @@ _WORK: tuple[Step, ...] = (
          reads=(*_BOOK, "company_profiles"), writes=("financial_statements", "company_profiles.fundamentals")),
     Step("pnl-snapshots", "3", "P&L, equity roll-forward and snapshots", "phases.pnl_snapshots",
          ("market-data",), reads_price_cache=True, reads=(*_BOOK, "equity_changes", "portfolio_snapshots"),
-         writes=("portfolio_snapshots",)),
+         writes=("portfolio_snapshots",), fan_out=True),
     Step("market-values", "4", "Position market values", "phases.market_values", ("market-data",),
-         reads_price_cache=True, reads=_BOOK, writes=("positions.marks",)),
+         reads_price_cache=True, reads=_BOOK, writes=("positions.marks",), fan_out=True),
     Step("sector-tags", "5", "Sector tags", "phases.sector_tags", ("company-profiles",),
          reads=(*_BOOK, "company_profiles", "position_sector_tags"), writes=("position_sector_tags",)),
     Step("risk-exposures", "6a", "Portfolio betas, factor exposures, sectors, concentration",
@@ -154,20 +157,20 @@ _WORK: tuple[Step, ...] = (
          reads_price_cache=True, resources=Resources("1", "2Gi", "6Gi"),
          reads=(*_BOOK, "portfolio_snapshots", "symbol_factor_exposures", "factor_definitions", "company_profiles",
                 "benchmarks_sector_weights"),
-         writes=("portfolio_snapshots.exposures", "factor_exposures", "factor_definitions")),
+         writes=("portfolio_snapshots.exposures", "factor_exposures", "factor_definitions"), fan_out=True),
     Step("risk-volatility", "6b", "Realized and HAR-forecast volatility", "phases.risk_volatility",
          ("pnl-snapshots",), reads_price_cache=True, resources=Resources("1", "2Gi", "6Gi"),
-         reads=(*_BOOK, "portfolio_snapshots"), writes=("portfolio_snapshots.volatility", "symbol_volatility")),
+         reads=(*_BOOK, "portfolio_snapshots"), writes=("portfolio_snapshots.volatility", "symbol_volatility"), fan_out=True),
     Step("risk-correlations", "6c", "Position correlations and clusters", "phases.risk_correlations",
          ("pnl-snapshots",), reads_price_cache=True, resources=Resources("1", "2Gi", "6Gi"),
          reads=(*_BOOK, "portfolio_snapshots"),
-         writes=("correlation_calculations", "correlation_clusters", "pairwise_correlations")),
+         writes=("correlation_calculations", "correlation_clusters", "pairwise_correlations"), fan_out=True),
     # stress-tests holds a chunk's results with their per-row JSON (factor impacts): 1.8 GiB at L (10,000
     # portfolios, chunks of 2 sessions), whatever the range's length (docs/performance.md)
     Step("stress-tests", "6d", "Stress tests", "phases.stress_tests", ("risk-exposures",),
          reads_price_cache=True, resources=Resources("1", "2Gi", "4Gi"),
          reads=("portfolios", "portfolio_snapshots", "factor_exposures", "factor_definitions", "symbol_factor_exposures"),
-         writes=("stress_test_results", "stress_test_summaries", "stress_test_scenarios")),
+         writes=("stress_test_results", "stress_test_summaries", "stress_test_scenarios"), fan_out=True),
 )
 
 
@@ -194,6 +197,10 @@ EXIT_STEP = Step("record-run", "-", "Record the run's status", "phases.record_ru
 #: two steps, so the lease covers the longest wait for the next pod (scheduling, image pull, autoscaling);
 #: a terminated workflow's lock is taken over this long after its last step stopped renewing it.
 LOCK_LEASE_SECONDS = 900
+
+#: Pods of a run's DAG running at once on Argo (the ``main`` DAG's ``parallelism``), the shards of the
+#: fanned-out steps included: each holds one or two database connections while it runs.
+MAX_PARALLEL_PODS = 8
 
 #: What may start a run (``--trigger``; the same list as :data:`shared.runs.TRIGGERS`).
 TRIGGERS = ("cron", "backfill", "onboarding", "manual")
@@ -318,9 +325,13 @@ def step_args(
     scheduled_time: str | None = None,
     force: str | None = None,
     workflow_name: str | None = None,
+    shard: str | None = None,
 ) -> list[str]:
-    """The argument list after ``python -m <module>``, identical for the local runner and Argo."""
+    """The argument list after ``python -m <module>``, identical for the local runner and Argo.
+    ``shard`` (``K/N``) is passed to a step that fans out (:attr:`Step.fan_out`) only."""
     args = ["--run-id", run_id, "--start-date", start_date, "--end-date", end_date, "--portfolio", portfolio]
+    if step.fan_out and shard is not None:
+        args += ["--shard", shard]
     if step.reads_price_cache and price_cache_in is not None:
         args += ["--price-cache", price_cache_in]
     if step.writes_price_cache and price_cache_out is not None:

@@ -22,6 +22,13 @@ The algorithm:
    130). A step it could not stop (a runner killed with SIGKILL leaves its steps orphaned) is fenced: its
    next commit finds the lock gone or taken over and writes nothing (:mod:`shared.locking`).
 
+Portfolio shards: plan's ``shards`` output (a JSON list of ``K/N``) fans out every step marked ``fan_out`` in
+:mod:`workflows.dag`: one process per shard with ``--shard K/N``, within ``max_parallel`` like any step. A
+shard's step waits for the same shard of its fanned-out upstream steps (a per-shard sub-DAG: a slow shard
+holds no other) and for the whole of the others; a step after a fanned-out one (the report) waits for
+every shard. A shard is retried on its own. :class:`StepOutcome` of a fanned-out step folds its shards
+(worst status, rows summed, the slowest shard's time); :attr:`StepOutcome.shards` has each.
+
 Progress: a live table on a terminal; plain structured lines otherwise. The outcome carries per-step
 status, duration and rows written, for the closing summary.
 """
@@ -72,6 +79,8 @@ class StepOutcome:
     message: str = ""
     error: str | None = None
     log_path: Path | None = None
+    #: The shards of a fanned-out step ("K/N" -> its outcome); empty for a step run once.
+    shards: dict[str, StepOutcome] = field(default_factory=dict)
 
 
 @dataclass
@@ -101,6 +110,31 @@ class RunOutcome:
     def updated(self) -> dict[str, int]:
         """Row updates per table, over all steps (a row updated by two steps counts twice)."""
         return _total(s.updated for s in self.steps.values())
+
+
+_RANK = {"failed": 5, "running": 4, "pending": 3, "not-run": 3, "partial": 2, "ok": 1, "skipped": 0}
+
+
+def _fold(out: StepOutcome) -> None:
+    """Set a fanned-out step's outcome from its shards' (see the module docstring)."""
+    parts = list(out.shards.values())
+    states = {p.status for p in parts}
+    if "failed" in states:
+        out.status = "failed"
+    elif "running" in states or ("pending" in states and states - {"pending"}):
+        out.status = "running"
+    else:
+        out.status = max((p.status for p in parts), key=lambda st: _RANK.get(st, 1))
+    out.rows, out.updated = _total(p.rows for p in parts), _total(p.updated for p in parts)
+    out.seconds = max((p.seconds for p in parts), default=0.0)
+    out.attempts = max((p.attempts for p in parts), default=0)
+    failed = [p for p in parts if p.status == "failed"]
+    out.exit_code = failed[0].exit_code if failed else (0 if parts and all(p.exit_code == 0 for p in parts) else None)
+    out.error = " | ".join(f"shard {k}: {p.error}" for k, p in out.shards.items() if p.error) or None
+    out.message = " · ".join(f"shard {k}: {p.message}" for k, p in out.shards.items() if p.message)
+    slowest = max(out.shards.items(), key=lambda kv: kv[1].seconds)[0] if parts else None
+    out.details = {"shards": len(parts), "slowest_shard": slowest,
+                   "shard_seconds": {k: round(p.seconds, 3) for k, p in out.shards.items()}}
 
 
 def _total(counts) -> dict[str, int]:
@@ -219,11 +253,13 @@ class LocalRunner:
         has_work = (outputs / "has-work").exists() and (outputs / "has-work").read_text().strip() == "true"
         start = (outputs / "start-date").read_text().strip() if has_work else ""
         end = (outputs / "end-date").read_text().strip() if has_work else ""
+        shard_file = outputs / "shards"
+        shards = json.loads(shard_file.read_text()) if has_work and shard_file.exists() else ["1/1"]
         if steps["plan"].status != "ok" or not has_work or self._signal is not None:
             for s in dag.STEPS[1:]:
                 steps[s.name].status = "not-run"
         else:
-            self._run_dag(steps, run_dir, start, end, common)
+            self._run_dag(steps, run_dir, start, end, common, shards)
         if self._signal is None:
             self._run_step(dag.EXIT_STEP, steps, run_dir, dag.step_args(
                 dag.EXIT_STEP, start_date=start, end_date=end, trigger=trigger, **common))
@@ -240,48 +276,75 @@ class LocalRunner:
 
     # -- scheduling ------------------------------------------------------------------------------
 
-    def _run_dag(self, steps: dict[str, StepOutcome], run_dir: Path, start: str, end: str, common: dict) -> None:
+    def _tasks(self, steps: dict[str, StepOutcome], shards: list[str]):
+        """(key, step, shard or None, upstream keys) of every step after plan, in topological order; a
+        fanned-out step is one task per shard when there is more than one."""
+        sharded = len(shards) > 1
+        tasks = []
+        for s in dag.topological_order():
+            if s.name == "plan":
+                continue
+            for shard in (shards if s.fan_out and sharded else [None]):
+                ups: list[str] = []
+                for u in s.upstream:
+                    if dag.steps_by_name()[u].fan_out and sharded:
+                        ups += [f"{u}[{shard}]"] if shard is not None else [f"{u}[{k}]" for k in shards]
+                    else:
+                        ups.append(u)
+                key = s.name if shard is None else f"{s.name}[{shard}]"
+                if shard is not None:
+                    steps[s.name].shards[shard] = StepOutcome(key)
+                tasks.append((key, s, shard, ups))
+        return tasks
+
+    def _run_dag(self, steps: dict[str, StepOutcome], run_dir: Path, start: str, end: str, common: dict,
+                 shards: list[str] | None = None) -> None:
         store = artifact_store(self.settings)
         key = price_cache_key(end, common["run_id"])
         produced = run_dir / "out" / dag.PRICE_CACHE_FILE
-        pending = [s for s in dag.topological_order() if s.name != "plan"]
-        running: dict[str, tuple[dag.Step, subprocess.Popen, float, object]] = {}
+        tasks = self._tasks(steps, shards or ["1/1"])
+        outcomes: dict[str, StepOutcome] = {"plan": steps["plan"]}
+        for k, s, shard, _ in tasks:
+            outcomes[k] = steps[s.name] if shard is None else steps[s.name].shards[shard]
+        pending = list(tasks)
+        running: dict[str, tuple] = {}
         failed = False
         while pending or running:
             if self._signal is not None:
                 failed = True  # stop: start nothing more, wait for the running steps
             if not failed:
-                for s in list(pending):
+                for task in list(pending):
                     if len(running) >= self.max_parallel:
                         break
-                    ups = [steps[u].status for u in s.upstream]
-                    if all(u in ("ok", "partial", "skipped") for u in ups):
-                        pending.remove(s)
+                    k, s, shard, ups = task
+                    if all(outcomes[u].status in ("ok", "partial", "skipped") for u in ups):
+                        pending.remove(task)
                         cache_in = None
                         if s.reads_price_cache:
-                            cache_in = run_dir / "in" / s.name / dag.PRICE_CACHE_FILE
+                            cache_in = run_dir / "in" / _file_name(k) / dag.PRICE_CACHE_FILE
                             store.get(key, cache_in)
                         args = dag.step_args(s, start_date=start, end_date=end,
                                              price_cache_in=str(cache_in) if cache_in else None,
                                              price_cache_out=str(produced),
-                                             report_out=str(run_dir / dag.REPORT_FILE), **common)
-                        running[s.name] = (s, *self._start(s, steps, run_dir, args), args)
+                                             report_out=str(run_dir / dag.REPORT_FILE), shard=shard, **common)
+                        running[k] = (task, *self._start(s, steps, run_dir, args, key=k, out=outcomes[k]), args)
             if failed and not running:
                 break
             finished = [n for n, (_, proc, _, _) in running.items() if proc.poll() is not None]
             if not finished:
                 time.sleep(0.05)
                 continue
-            for name in finished:
-                s, proc, t_start, args = running.pop(name)
-                self._finish(s, proc, steps, t_start)
-                out = steps[name]
+            for k in finished:
+                task, proc, t_start, args = running.pop(k)
+                s = task[1]
+                out = outcomes[k]
+                self._finish(s, proc, steps, t_start, out=out)
                 if out.status == "failed" and self._should_retry(s, out):
                     delay = min(self.retry_delay_cap, 0.5 * (2 ** (out.attempts - 1)))
-                    log.warning("retrying %s in %.1fs (attempt %d failed with exit %s)", name, delay,
+                    log.warning("retrying %s in %.1fs (attempt %d failed with exit %s)", k, delay,
                                 out.attempts, out.exit_code)
                     time.sleep(delay)
-                    running[name] = (s, *self._start(s, steps, run_dir, args), args)
+                    running[k] = (task, *self._start(s, steps, run_dir, args, key=k, out=out), args)
                     continue
                 if out.status == "failed":
                     failed = True
@@ -291,8 +354,11 @@ class LocalRunner:
                     if latest is not None:
                         latest.mkdir(parents=True, exist_ok=True)
                         shutil.copyfile(produced, latest / dag.PRICE_CACHE_FILE)
-        for s in pending:
-            steps[s.name].status = "not-run"
+        for k, _s, _shard, _ in pending:
+            outcomes[k].status = "not-run"
+        for s in dag.STEPS:
+            if steps[s.name].shards:
+                _fold(steps[s.name])
         self._notify(steps)
 
     def _should_retry(self, step: dag.Step, out: StepOutcome) -> bool:
@@ -311,13 +377,15 @@ class LocalRunner:
                 return
             time.sleep(min(self.retry_delay_cap, 0.5 * (2 ** (out.attempts - 1))))
 
-    def _start(self, step: dag.Step, steps: dict[str, StepOutcome], run_dir: Path, args: list[str]):
-        out = steps[step.name]
+    def _start(self, step: dag.Step, steps: dict[str, StepOutcome], run_dir: Path, args: list[str], *,
+               key: str | None = None, out: StepOutcome | None = None):
+        out = out or steps[step.name]
         out.attempts += 1
         out.status = "running"
-        out.log_path = run_dir / f"{step.name}.log"
+        out.log_path = run_dir / f"{_file_name(key or step.name)}.log"
         cmd = [self.python, "-m", step.module, *args]
-        log.info("start %s", step.name, extra={"step": step.name, "attempt": out.attempts})
+        log.info("start %s", key or step.name, extra={"step": step.name, "attempt": out.attempts,
+                                                      **({"task": key} if key and key != step.name else {})})
         fh = open(out.log_path, "a")  # noqa: SIM115 - closed in _finish
         fh.write(f"$ {' '.join(cmd)}\n")
         fh.flush()
@@ -330,16 +398,19 @@ class LocalRunner:
         self._children[proc.pid] = proc
         if self._signal is not None:  # a signal came while this step was being started
             self._kill_group(proc, self._signal)
+        if steps[step.name].shards:
+            _fold(steps[step.name])
         self._notify(steps)
         return proc, time.monotonic()
 
-    def _finish(self, step: dag.Step, proc: subprocess.Popen, steps: dict[str, StepOutcome], t_start: float) -> None:
+    def _finish(self, step: dag.Step, proc: subprocess.Popen, steps: dict[str, StepOutcome], t_start: float, *,
+                out: StepOutcome | None = None) -> None:
         self._children.pop(proc.pid, None)
         stdout = proc.stdout.read() if proc.stdout else ""
         fh = proc._sigmabatch_log  # type: ignore[attr-defined]
         fh.write(stdout)
         fh.close()
-        out = steps[step.name]
+        out = out or steps[step.name]
         out.exit_code = proc.returncode
         out.seconds += time.monotonic() - t_start
         result = None
@@ -357,8 +428,10 @@ class LocalRunner:
             if not out.error:
                 tail = out.log_path.read_text().strip().splitlines()[-3:] if out.log_path else []
                 out.error = " | ".join(tail) or f"exit code {proc.returncode}"
-        log.info("finish %s", step.name, extra={"step": step.name, "status": out.status,
-                                                 "exit_code": proc.returncode, "seconds": round(out.seconds, 2)})
+        log.info("finish %s", out.name, extra={"step": step.name, "status": out.status,
+                                                "exit_code": proc.returncode, "seconds": round(out.seconds, 2)})
+        if steps[step.name].shards:
+            _fold(steps[step.name])
         self._notify(steps)
 
     def _notify(self, steps: dict[str, StepOutcome]) -> None:
@@ -368,3 +441,11 @@ class LocalRunner:
     @staticmethod
     def _status(steps: dict[str, StepOutcome]) -> str:
         return runs.run_status({s.name: steps[s.name].status for s in dag.STEPS})
+
+
+def _file_name(key: str) -> str:
+    """A task key as a file name: ``pnl-snapshots[2/4]`` -> ``pnl-snapshots.2-of-4``."""
+    if key.endswith("]") and "[" in key:
+        step, _, shard = key[:-1].partition("[")
+        return f"{step}." + shard.replace("/", "-of-")
+    return key

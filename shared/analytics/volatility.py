@@ -285,7 +285,9 @@ def _trend(rv: np.ndarray, points: int = 21) -> tuple[np.ndarray, np.ndarray]:
     tc = t - t.mean()
     vc = v - v.mean(0)
     stt = (tc * tc).sum()
-    svt = tc @ vc
+    # elementwise, then summed down each column: a column's bits do not depend on how many columns there
+    # are (a BLAS product blocks by the matrix's width; a symbol's row must not depend on who else is held)
+    svt = (tc[:, None] * vc).sum(0)
     svv = (vc * vc).sum(0)
     slope = svt / stt
     with np.errstate(invalid="ignore", divide="ignore"):

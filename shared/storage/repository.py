@@ -417,14 +417,36 @@ def load_run_coverage(session: Session, since: date) -> tuple[list[dict], set[tu
     ids = [r["run_id"] for r in runs]
     done = set()
     if ids:
-        done = {(r.run_id, r.phase) for r in session.execute(
-            select(p.c.run_id, p.c.phase).where(p.c.run_id.in_(ids), p.c.status.in_(["ok", "partial", "skipped"])))}
+        from shared.sharding import split_phase
+
+        finished = ("ok", "partial", "skipped")
+        recorded = session.execute(select(p.c.run_id, p.c.phase, p.c.status).where(p.c.run_id.in_(ids))).all()
+        shards: dict[tuple[str, str], dict[int, str]] = {}
+        counts: dict[tuple[str, str], int] = {}
+        for r in recorded:
+            step, shard = split_phase(r.phase)
+            if shard is None:
+                if r.status in finished:
+                    done.add((r.run_id, r.phase))
+                continue
+            shards.setdefault((r.run_id, step), {})[shard.index] = r.status
+            counts[(r.run_id, step)] = max(counts.get((r.run_id, step), 0), shard.count)
+        # a sharded step is done when every one of its shards finished
+        done |= {key for key, st in shards.items()
+                 if len(st) == counts[key] and all(v in finished for v in st.values())}
     return runs, done
 
 
-def load_phase_runs(session: Session, run_id: str) -> pd.DataFrame:
+def load_phase_runs(session: Session, run_id: str, *, fold: bool = True) -> pd.DataFrame:
+    """The run's phase records in start order; the shards of a step folded into one row per step
+    (:func:`shared.runs.fold_shards`) unless ``fold=False``."""
     t = m.BatchPhaseRun.__table__
-    return read_frame(session, select(t).where(t.c.run_id == run_id).order_by(t.c.started_at))
+    frame = read_frame(session, select(t).where(t.c.run_id == run_id).order_by(t.c.started_at))
+    if not fold:
+        return frame
+    from shared.runs import fold_shards
+
+    return fold_shards(frame)
 
 
 def table_counts(session: Session) -> dict[str, int]:

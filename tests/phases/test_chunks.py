@@ -34,9 +34,12 @@ def test_the_chunk_size_is_the_portfolio_date_budget_over_the_portfolios(monkeyp
     class Ctx:
         settings = Settings.from_env({"SIGMABATCH_CHUNK_PORTFOLIO_DATES": "20000"})
         portfolio_id = "p1"
+        portfolio_scope = ["p1"]
 
     assert _runtime.chunk_sessions(Ctx()) == 20000  # one portfolio
-    Ctx.portfolio_id = None
+    Ctx.portfolio_scope = [f"p{i}" for i in range(500)]  # a shard's portfolios
+    assert _runtime.chunk_sessions(Ctx()) == 40
+    Ctx.portfolio_id = Ctx.portfolio_scope = None
     monkeypatch.setattr("shared.storage.repository.load_portfolios", lambda s: range(3000))
     Ctx.transaction = lambda self: _Null()
     assert _runtime.chunk_sessions(Ctx()) == 6

@@ -21,6 +21,12 @@ v3.7 controller that the pipeline relies on (workflow/controller/dag.go, operato
   attempt in which only the template's ``volumeMounts`` exist (``TMPDIR`` must be one of them or below
   one). Exit code != 0 -> ``Failed``. Then the wait container: every output parameter file and every
   non-optional output artifact must exist, else ``Error``.
+* **withParam** (a fanned-out task): after ``depends``, ``withParam`` is resolved in the task's scope and
+  must be a JSON list (else ``Error``); an empty list -> ``Skipped``. One child node per item, named
+  ``task(i:item)``, with ``{{item}}`` substituted into its ``when`` and arguments, each retried on its own.
+  The task node (a TaskGroup) is ``Succeeded`` when every child succeeded or was skipped, ``Skipped`` when
+  all were skipped, else ``Failed``; its children run one after another (Argo runs them side by side up
+  to the DAG's ``parallelism``). ``argo retry`` keeps the Succeeded children of a failed group.
 * **Retries** (``retryStrategy``): ``limit`` retries after the first attempt; ``retryPolicy`` Always /
   OnFailure (Failed only) / OnError (Error only) / OnTransientError; then ``expression`` over
   ``lastRetry.exitCode`` (a string) and ``lastRetry.status``. No time passes (backoff is not slept).
@@ -31,7 +37,8 @@ v3.7 controller that the pipeline relies on (workflow/controller/dag.go, operato
 * **argo retry**: task nodes that are not Succeeded or Skipped are deleted (their outputs with them), the
   exit-handler node too, and the DAG runs again; succeeded nodes keep their outputs and artifacts.
 
-Not modelled: time (deadlines, backoff), memory, parallelism, the mutex (runs are sequential here).
+Not modelled: time (deadlines, backoff), memory, parallelism (checked to be a positive integer), the mutex
+(runs are sequential here).
 """
 
 from __future__ import annotations
@@ -75,6 +82,8 @@ class Node:
     attempts: list[Attempt] = field(default_factory=list)
     parameters: dict[str, str] = field(default_factory=dict)
     artifacts: dict[str, str] = field(default_factory=dict)  # name -> key in the artifact store
+    #: The children of a ``withParam`` task (item -> node); empty for a plain task.
+    children: dict[str, Node] = field(default_factory=dict)
 
 
 @dataclass
@@ -89,6 +98,8 @@ class Workflow:
     terminate_after: str | None = None
     stop_after: str | None = None
     message: str = ""
+    #: ``argo retry``: Succeeded children of failed ``withParam`` groups (task -> item -> node), not re-run.
+    kept_children: dict[str, dict[str, Node]] = field(default_factory=dict)
 
     def phases(self) -> dict[str, str]:
         """Task name -> phase, for every task of the DAG (``-`` when Argo never created its node)."""
@@ -264,7 +275,11 @@ class Emulator:
                            scheduled_time=scheduled_time, terminate_after=terminate_after)
 
     def retry(self, wf: Workflow) -> Workflow:
-        """``argo retry``: keep Succeeded/Skipped task nodes, run the rest and the exit handler again."""
+        """``argo retry``: keep Succeeded/Skipped task nodes (and the Succeeded children of a failed
+        ``withParam`` group), run the rest and the exit handler again."""
+        for n in wf.nodes.values():
+            if n.phase not in ("Succeeded", "Skipped") and n.children:
+                wf.kept_children[n.name] = {i: c for i, c in n.children.items() if c.phase in ("Succeeded", "Skipped")}
         wf.nodes = {k: n for k, n in wf.nodes.items() if n.phase in ("Succeeded", "Skipped")}
         wf.exit_node = None
         return self._run(wf)
@@ -280,6 +295,9 @@ class Emulator:
 
     def _run(self, wf: Workflow) -> Workflow:
         wf.phase = "Running"
+        main = next(t for t in wf.doc["spec"]["templates"] if t["name"] == wf.doc["spec"]["entrypoint"])
+        if "parallelism" in main and not (isinstance(main["parallelism"], int) and main["parallelism"] > 0):
+            raise ValueError(f"parallelism must be a positive integer, got {main['parallelism']!r}")
         tasks = {t["name"]: t for t in _dag(wf.doc)["tasks"]}
         while True:
             self._omit(wf, tasks)
@@ -332,10 +350,47 @@ class Emulator:
         for anc in self._ancestors(tasks, task["name"]):
             node = wf.nodes[anc]
             scope.update({f"tasks.{anc}.outputs.parameters.{k}": v for k, v in node.parameters.items()})
+        if "withParam" in task:
+            return self._group(wf, task, scope)
+        return self._one(wf, task, scope, task["name"])
+
+    def _group(self, wf: Workflow, task: dict, scope: dict[str, str]) -> Node:
+        """A ``withParam`` task: one child per item of the resolved JSON list."""
+        group = Node(task["name"], task["template"], "Running")
+        raw = substitute(task["withParam"], scope)
+        try:
+            items = json.loads(raw)
+            if not isinstance(items, list):
+                raise ValueError(raw)
+        except ValueError:
+            group.phase, group.message = "Error", f"withParam value could not be parsed as a JSON list: {raw}"
+            return group
+        if not items:
+            group.phase, group.message = "Skipped", "Skipped, empty params"
+            return group
+        kept = wf.kept_children.pop(task["name"], {})
+        body = {k: v for k, v in task.items() if k != "withParam"}
+        for i, item in enumerate(items):
+            value = item if isinstance(item, str) else json.dumps(item)
+            name = f"{task['name']}({i}:{value})"
+            child = kept.get(value) or self._one(wf, body, {**scope, "item": value}, name)
+            group.children[value] = child
+            group.attempts += child.attempts
+        phases = {c.phase for c in group.children.values()}
+        if phases <= {"Skipped"}:
+            group.phase, group.message = "Skipped", next(iter(group.children.values())).message
+        elif phases <= {"Succeeded", "Skipped"}:
+            group.phase = "Succeeded"
+        else:
+            bad = next(c for c in group.children.values() if c.phase not in ("Succeeded", "Skipped"))
+            group.phase, group.message = "Failed", f"child '{bad.name}' failed: {bad.message}"
+        return group
+
+    def _one(self, wf: Workflow, task: dict, scope: dict[str, str], name: str) -> Node:
         arts = task.get("arguments", {}).get("artifacts", [])
         resolved = substitute({k: v for k, v in task.items() if k != "arguments"} | {
             "arguments": {"parameters": task.get("arguments", {}).get("parameters", [])}}, scope)
-        node = Node(task["name"], task["template"], "Running")
+        node = Node(name, task["template"], "Running")
         if "when" in resolved:
             try:
                 if not evaluate_when(resolved["when"]):
@@ -403,7 +458,7 @@ class Emulator:
 
     def _pod(self, wf: Workflow, node: Node, tmpl: dict, artifacts: dict[str, str], attempt: int) -> Attempt:
         self._pods += 1
-        pod = self.workdir / "pods" / f"{self._pods:05d}-{node.name}"
+        pod = self.workdir / "pods" / f"{self._pods:05d}-{node.name.replace('/', '-of-')}"
         c = tmpl["container"]
         mounts = [m["mountPath"] for m in c.get("volumeMounts", [])]
         for mount in mounts:

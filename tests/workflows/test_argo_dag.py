@@ -167,7 +167,7 @@ def test_plan_outputs_feed_every_other_step(nightly: dict) -> None:
     plan = templates["plan"]
     outputs = {p["name"]: p["valueFrom"]["path"] for p in plan["outputs"]["parameters"]}
     assert outputs == {"start-date": "/scratch/out/start-date", "end-date": "/scratch/out/end-date",
-                       "has-work": "/scratch/out/has-work"}
+                       "has-work": "/scratch/out/has-work", "shards": "/scratch/out/shards"}
     args = plan["container"]["args"]
     assert args[args.index("--workflow-name") + 1] == "{{workflow.name}}"
     assert "when" not in tasks["plan"]
@@ -184,7 +184,8 @@ def test_plan_outputs_feed_every_other_step(nightly: dict) -> None:
         assert tasks[step.name]["when"] == "{{tasks.plan.outputs.parameters.has-work}} == true"
         values = {p["name"]: p["value"] for p in tasks[step.name]["arguments"]["parameters"]}
         assert values == {"start-date": "{{tasks.plan.outputs.parameters.start-date}}",
-                          "end-date": "{{tasks.plan.outputs.parameters.end-date}}"}
+                          "end-date": "{{tasks.plan.outputs.parameters.end-date}}",
+                          **({"shard": "{{item}}"} if step.fan_out else {})}
         args = templates[step.name]["container"]["args"]
         assert args[args.index("--start-date") + 1] == "{{inputs.parameters.start-date}}"
         assert args[args.index("--end-date") + 1] == "{{inputs.parameters.end-date}}"
@@ -282,3 +283,22 @@ def test_triggers_are_the_run_records_triggers() -> None:
     from shared import runs
 
     assert dag.TRIGGERS == runs.TRIGGERS
+
+
+def test_portfolio_steps_fan_out_over_plans_shards(nightly: dict) -> None:
+    """Issue 18: each fan_out step is one withParam task over plan's shards, --shard {{item}} per pod,
+    under the main DAG's parallelism cap; the other steps run once, without --shard."""
+    templates, tasks = _templates(nightly), _tasks(nightly)
+    fanned = {s.name for s in dag.STEPS if s.fan_out}
+    assert fanned == {"pnl-snapshots", "market-values", "risk-exposures", "risk-volatility", "risk-correlations",
+                      "stress-tests"}
+    assert {n for n, t in tasks.items() if "withParam" in t} == fanned
+    for name in fanned:
+        assert tasks[name]["withParam"] == "{{tasks.plan.outputs.parameters.shards}}"
+        args = templates[name]["container"]["args"]
+        assert args[args.index("--shard") + 1] == "{{inputs.parameters.shard}}"
+        assert "shard" in {p["name"] for p in templates[name]["inputs"]["parameters"]}
+    for s in dag.STEPS:
+        if s.name not in fanned:
+            assert "--shard" not in templates[s.name]["container"]["args"]
+    assert templates[nightly["spec"]["entrypoint"]]["parallelism"] == dag.MAX_PARALLEL_PODS

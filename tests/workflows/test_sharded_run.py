@@ -1,0 +1,223 @@
+"""Issue 18: a run fanned out over portfolio shards writes exactly the tables the unsharded run writes.
+
+The five demo books, cloned three times (15 portfolios with distinct ids, the same 20 synthetic stocks
+and the ETFs), entered 20 sessions before ``D``; one run over ``[D−20, D]`` (a backfill: the risk steps go
+in chunks of sessions) with 1 shard and with 4 (``SIGMABATCH_SHARDS``), each on its own database, the
+DAG's steps in this process (:mod:`tests.dagrun`, one shard after another). Every table but the run
+records must hold the same rows (every column but run metadata), the numbers to 1e-12 relative: a
+portfolio's numbers do not depend on which other portfolios share its process, only the vectorised
+kernels' blocking does (stacks of other sizes, other session chunks: the last bit, as for the launch
+shapes of ``test_range_invariance.py``). A forced re-run of one shard then
+leaves every table as it was, to the bit (the same work: the same range and shard). On SQLite and on
+PostgreSQL.
+
+The shards of one step committing side by side (several processes of the run under its lock) are
+covered by ``test_concurrent_shards_under_the_local_runner``: the subprocess runner, 4 shards, 4 at a time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import date
+
+import pandas as pd
+import pytest
+from sqlalchemy import text
+
+from shared import calendar, sharding
+from shared.storage import models as m
+from shared.storage.db import get_engine, migrate, transaction
+from tests.conftest import REPO
+from tests.dagrun import environment, run_dag
+from tests.workflows.test_range_invariance import _pg, differences
+
+pytestmark = pytest.mark.slow
+
+D = date(2026, 11, 13)
+BOOK_SESSIONS = 20
+COPIES = 3
+#: Run records (which run, which phase, how long) differ by design; the rest must be identical.
+RUN_RECORDS = {"batch_run_history", "batch_phase_runs", "batch_locks"}
+METADATA = {"run_id", "created_at", "updated_at"}
+
+
+def _clock(day: date) -> str:
+    return f"{day.isoformat()}T18:00:00-05:00"
+
+
+def _env(url: str, tmp, shards: int) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SIGMABATCH_")}
+    env.update({"SIGMABATCH_DATABASE_URL": url, "SIGMABATCH_ARTIFACTS": str(tmp / "artifacts"),
+                "SIGMABATCH_PROVIDER": "synthetic", "SIGMABATCH_SYNTHETIC_SYMBOLS": "20",
+                "SIGMABATCH_NOW": _clock(D), "SIGMABATCH_DEFAULT_SESSIONS": str(BOOK_SESSIONS),
+                "SIGMABATCH_PAIRWISE_SESSIONS": "3", "SIGMABATCH_CHUNK_PORTFOLIO_DATES": "100",
+                "SIGMABATCH_SHARDS": str(shards), "PYTHONPATH": str(REPO)})
+    return env
+
+
+def seed_cloned_demo(url: str) -> list[str]:
+    """The demo books, each also cloned ``COPIES - 1`` times under new (deterministic) ids."""
+    from shared.demo import seed_demo
+    from shared.settings import Settings
+
+    settings = Settings.from_env({"SIGMABATCH_NOW": _clock(D), "SIGMABATCH_SYNTHETIC_SYMBOLS": "20",
+                                  "SIGMABATCH_DEFAULT_SESSIONS": str(BOOK_SESSIONS)})
+    eng = get_engine(url)
+    migrate(eng)
+    with transaction(eng) as s:
+        ids = seed_demo(s, settings)
+    pf, pos = m.Portfolio.__table__, m.Position.__table__
+    with eng.begin() as c:
+        books = [dict(r) for r in c.execute(pf.select()).mappings()]
+        lots = [dict(r) for r in c.execute(pos.select()).mappings()]
+        for copy in range(1, COPIES):
+            new = {b["id"]: f"{b['id']}-{copy}" for b in books}
+            c.execute(pf.insert(), [{**b, "id": new[b["id"]], "name": f"{b['name']} {copy}"} for b in books])
+            c.execute(pos.insert(), [{**{k: v for k, v in p.items() if k != "id"},
+                                      "portfolio_id": new[p["portfolio_id"]]} for p in lots])
+            ids += list(new.values())
+    eng.dispose()
+    return ids
+
+
+def all_rows(url: str) -> dict[str, pd.DataFrame]:
+    """Every table's and view's rows but the run records, without run metadata, in a canonical order."""
+    eng = get_engine(url)
+    out = {}
+    with eng.connect() as c:
+        for table in (*m.Base.metadata.sorted_tables, *m.ViewBase.metadata.sorted_tables):
+            if table.name in RUN_RECORDS:
+                continue
+            frame = pd.read_sql(text(f"select * from {table.name}"), c)
+            frame = frame.drop(columns=[x for x in frame.columns if x in METADATA])
+            if table.name not in ("positions", "portfolios") and "id" in frame.columns:
+                frame = frame.drop(columns=["id"])  # a surrogate key: the order rows were inserted in
+            for x in frame.columns:
+                if frame[x].map(lambda v: isinstance(v, dict | list)).any():
+                    frame[x] = frame[x].map(lambda v: None if v is None else json.dumps(v, sort_keys=True))
+            frame = frame.astype(object).where(frame.notna(), None)  # NaT / NaN / None: missing alike
+            keys = list(frame.columns)
+            order = frame[keys].astype(str).sort_values(keys).index if len(frame) else frame.index
+            out[table.name] = frame.loc[order].reset_index(drop=True)
+    eng.dispose()
+    return out
+
+
+def _phase_records(url: str) -> pd.DataFrame:
+    eng = get_engine(url)
+    with eng.connect() as c:
+        frame = pd.read_sql(text("select run_id, phase, status from batch_phase_runs"), c)
+    eng.dispose()
+    return frame
+
+
+def _build(url: str, tmp, shards: int) -> dict:
+    ids = seed_cloned_demo(url)
+    run_dag(_env(url, tmp, shards), tmp, start=calendar.shift_sessions(D, -BOOK_SESSIONS).isoformat(),
+            end=D.isoformat())
+    after = all_rows(url)
+    rerun = None
+    if shards > 1:  # a forced re-run of shard 2 leaves every table as it was
+        from workflows import dag
+
+        run_id = _phase_records(url)["run_id"].iloc[0]
+        with environment(_env(url, tmp, shards)):
+            import importlib
+
+            from shared import locking
+
+            eng = get_engine(url)
+            locking.acquire(eng, run_id, holder_pid=os.getpid())
+            try:
+                for step in dag.STEPS:
+                    if step.fan_out:
+                        args = dag.step_args(step, start_date=calendar.shift_sessions(D, -BOOK_SESSIONS).isoformat(),
+                                             end_date=D.isoformat(), portfolio="",
+                                             run_id=run_id, force="true", shard=f"2/{shards}",
+                                             price_cache_in=str(tmp / run_id / dag.PRICE_CACHE_FILE))
+                        assert importlib.import_module(step.module).main(args) == 0, step.name
+            finally:
+                locking.release(eng, run_id)
+                eng.dispose()
+        rerun = all_rows(url)
+    return {"ids": ids, "rows": after, "rerun": rerun, "phases": _phase_records(url)}
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def built(request, tmp_path_factory) -> dict[int, dict]:
+    out = {}
+    for shards in (1, 4):
+        tmp = tmp_path_factory.mktemp(f"shards{shards}")
+        if request.param == "sqlite":
+            out[shards] = _build(f"sqlite:///{tmp / 'sb.db'}", tmp, shards)
+        else:
+            out[shards] = _pg(request, lambda url, tmp=tmp, shards=shards: _build(url, tmp, shards))
+    return out
+
+
+def test_every_shard_holds_portfolios(built):
+    per = sharding.assign(built[4]["ids"], 4)
+    assert sorted(set(per.values())) == [1, 2, 3, 4], per
+
+
+def test_sharded_run_writes_the_same_tables_as_the_unsharded_run(built):
+    one, four = built[1]["rows"], built[4]["rows"]
+    assert one["portfolio_snapshots"].shape[0] >= 15 * BOOK_SESSIONS
+    assert len(one["pairwise_correlations"]) and len(one["stress_test_results"])
+    diff = differences(one, four)
+    assert not diff, "4 shards differ from 1:\n  " + "\n  ".join(diff)
+
+
+def test_rerunning_one_shard_leaves_the_tables_unchanged(built):
+    diff = differences(built[4]["rows"], built[4]["rerun"], rel=0.0)
+    assert not diff, "re-running shard 2 changed:\n  " + "\n  ".join(diff)
+
+
+def test_each_shard_is_recorded_and_folded_per_step(built):
+    from shared import runs
+
+    phases = built[4]["phases"]
+    run_id = phases["run_id"].iloc[0]
+    names = set(phases.loc[phases["run_id"] == run_id, "phase"])
+    assert {f"pnl-snapshots[{k}/4]" for k in range(1, 5)} <= names
+    assert "pnl-snapshots" not in names and "market-data" in names
+    assert set(built[1]["phases"]["phase"]) >= {"pnl-snapshots", "stress-tests"}
+    frame = phases.assign(started_at=pd.Timestamp("2026-01-01"), finished_at=pd.Timestamp("2026-01-01"),
+                          duration_seconds=1.0, attempt=1, rows_written=[{}] * len(phases),
+                          details=[{}] * len(phases), error=None)
+    folded = runs.fold_shards(frame[frame["run_id"] == run_id])
+    assert folded["phase"].is_unique and "pnl-snapshots" in set(folded["phase"])
+    row = folded.set_index("phase").loc["pnl-snapshots"]
+    assert row["status"] == "ok" and row["details"]["shards"] == 4
+
+
+def test_concurrent_shards_under_the_local_runner(built, request, tmp_path):
+    """The subprocess runner, 4 shards, up to 4 processes at once: the shards of a step commit side by side
+    under the run's lock (fenced writes), and the tables are those of the unsharded run."""
+    import sys
+
+    from shared.settings import Settings
+    from workflows.local import LocalRunner
+
+    kind = request.node.callspec.params["built"]
+
+    def run(url: str) -> dict:
+        seed_cloned_demo(url)
+        env = _env(url, tmp_path, 4)
+        with environment(env):
+            runner = LocalRunner(Settings.from_env(), max_parallel=4, python=sys.executable, workdir=tmp_path,
+                                 env=env, retry_delay_cap=0.1, max_retries=0)
+            outcome = runner.run(start_date=calendar.shift_sessions(D, -BOOK_SESSIONS).isoformat(),
+                                 end_date=D.isoformat())
+        return {"outcome": outcome, "rows": all_rows(url)}
+
+    got = run(f"sqlite:///{tmp_path / 'sb.db'}") if kind == "sqlite" else _pg(request, run)
+    outcome = got["outcome"]
+    failed = {k: (o.status, o.error) for k, o in outcome.steps.items() if o.status not in ("ok", "skipped")}
+    assert outcome.status == "completed", failed
+    pnl = outcome.steps["pnl-snapshots"]
+    assert sorted(pnl.shards) == ["1/4", "2/4", "3/4", "4/4"] and all(o.status == "ok" for o in pnl.shards.values())
+    assert pnl.rows["portfolio_snapshots"] == len(built[1]["rows"]["portfolio_snapshots"])
+    diff = differences(built[1]["rows"], got["rows"])
+    assert not diff, "the local runner's 4 shards differ from 1:\n  " + "\n  ".join(diff)
