@@ -9,6 +9,7 @@ from shared.analytics.correlation import (
     pair_counts,
     pairwise_correlation,
     position_filters,
+    position_filters_at,
     repair_psd,
     statistical_significance,
 )
@@ -138,3 +139,31 @@ def test_stacked_kernels_equal_the_single_matrix_ones():
     ref = correlation_clusters(P[0], [str(i) for i in range(k)], threshold=0.7)
     assert sorted(sorted(map(int, g["symbol"])) for _, g in ref.groupby("cluster_number")) == \
         sorted(sorted(int(i) for i in grp) for grp in groups)
+
+
+def test_position_filters_at_equals_the_per_date_function():
+    """Many dates at once == position_filters on each date's window (rows max(1, end - 89) .. end): the
+    history count at the edge of 20 returns, a short window at the start, gaps, no portfolio value."""
+    rng = np.random.default_rng(11)
+    T = 200
+    idx = pd.bdate_range("2024-01-01", periods=T)
+    L = pd.DataFrame(rng.normal(0, 0.01, (T, 5)), index=idx, columns=list("ABCDE"))
+    L.iloc[0] = np.nan                                                   # the first difference
+    L.iloc[:150, 3] = np.nan                                             # D starts trading late
+    L.iloc[100:130, 4] = np.nan
+    dates = [idx[k].date() for k in (10, 25, 95, 169, 170, 171, 199)]
+    rows = [(d, p, sym, float(rng.choice([-1, 1]) * rng.uniform(5e3, 2e5)))
+            for d in dates for p in ("a", "b") for sym in "ABCDE" for _ in range(2)]
+    pos = pd.DataFrame(rows, columns=["calculation_date", "portfolio_id", "symbol", "market_value"])
+    pos = pos.groupby(["calculation_date", "portfolio_id", "symbol"], as_index=False)["market_value"].sum()
+    pv = pd.Series({(d, p): 2e6 for d in dates for p in "ab"})
+    pv = pv.drop((dates[2], "b"))                                         # no snapshot: no weight
+    got = position_filters_at(pos, pv, L, window=90, first_row=1)
+    assert got["passes_history"].any() and not got["passes_history"].all()
+    for d in dates:
+        end = L.index.get_loc(pd.Timestamp(d))
+        ref = position_filters(pos[pos["calculation_date"] == d].drop(columns="calculation_date"),
+                               pv.xs(d) if d in pv.index.get_level_values(0) else pd.Series(dtype=float),
+                               L.iloc[max(1, end - 89): end + 1])
+        mine = got[got["calculation_date"] == d].drop(columns="calculation_date").reset_index(drop=True)
+        pd.testing.assert_frame_equal(mine, ref.reset_index(drop=True), check_dtype=False)
