@@ -4,6 +4,7 @@ import pytest
 from scipy import stats
 
 from shared.analytics.correlation import (
+    correlation_blocks,
     correlation_clusters,
     effective_positions,
     pair_counts,
@@ -167,3 +168,53 @@ def test_position_filters_at_equals_the_per_date_function():
                                L.iloc[max(1, end - 89): end + 1])
         mine = got[got["calculation_date"] == d].drop(columns="calculation_date").reset_index(drop=True)
         pd.testing.assert_frame_equal(mine, ref.reset_index(drop=True), check_dtype=False)
+
+
+def test_correlation_blocks_equal_the_per_portfolio_functions():
+    """(date, portfolio) pairs of several dates and sizes at once == pairwise_correlation on each date's
+    window (rows max(1, end - 89) .. end), repair_psd, effective_positions and correlation_clusters pair
+    by pair: a short window at the start, a planted correlated group (a cluster), gaps, one position, a
+    block of 2; the kept pairs' triangles; a window shifted by one date (the misalignment bug) differs."""
+    rng = np.random.default_rng(3)
+    T, N = 160, 8
+    base = rng.normal(0, 0.01, T)
+    L = rng.normal(0, 0.01, (T, N))
+    L[:, :3] += 3 * base[:, None]                                          # columns 0-2 move together
+    L[0] = np.nan
+    L[20:50, 5] = np.nan
+    ends = np.array([40, 95, 120, 159, 159])
+    members = [[0, 1, 2, 4], [0, 3], [1, 2, 5, 6, 7], [6], [0, 1, 2, 3, 4, 5, 6, 7]]
+    col = np.concatenate(members)
+    i_stop = np.cumsum([len(x) for x in members])
+    i_start = i_stop - [len(x) for x in members]
+    mv = rng.choice([-1, 1], len(col)) * rng.uniform(1e4, 1e5, len(col))
+    kept = np.array([False, True, False, False, True])
+    res = correlation_blocks(L, ends, col, i_start, i_stop, mv, kept, window=90, first_row=1, group_block=1)
+    n_clusters = 0
+    for j, e in enumerate(ends):
+        cols = members[j]
+        if len(cols) == 1:
+            assert res.effective[j] == 1.0 and res.concentration[j] == 0.0 and np.isnan(res.overall[j])
+            continue
+        C = pairwise_correlation(L[max(1, e - 89): e + 1][:, cols], min_periods=30)
+        iu = np.triu_indices(len(cols), 1)
+        u = np.abs(C[iu])
+        u = u[np.isfinite(u) & (u != 0)]
+        assert res.overall[j] == pytest.approx(u.mean(), rel=1e-12)
+        Cf = np.where(np.isfinite(C), C, 0.0)
+        np.fill_diagonal(Cf, 1.0)
+        Cp = repair_psd(Cf)
+        w = mv[i_start[j]:i_stop[j]]
+        assert res.effective[j] == pytest.approx(effective_positions(Cp, w), rel=1e-10)
+        ref = correlation_clusters(Cp, np.array(cols), 0.7)
+        mine = [(x[1], col[m]) for x in res.clusters if x[0] == j for m in x[2]]
+        assert [(int(a), int(b)) for a, b in mine] == list(zip(ref["cluster_number"], ref["symbol"], strict=True))
+        n_clusters += ref["cluster_number"].nunique()
+        if kept[j]:
+            sel = res.pairs[0] == j
+            fin = np.isfinite(C[iu])
+            np.testing.assert_allclose(res.pairs[3][sel], C[iu][fin], rtol=1e-12)
+            assert (res.pairs[1][sel] == np.array(cols)[iu[0]][fin]).all()
+    assert n_clusters >= 2 and set(res.pairs[0]) == {1, 4}
+    shifted = correlation_blocks(L, ends - 1, col, i_start, i_stop, mv, kept, window=90, first_row=1)
+    assert not np.allclose(shifted.overall[:3], res.overall[:3], rtol=1e-9)
