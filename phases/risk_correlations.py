@@ -2,7 +2,9 @@
 
 Per session d: 90-session log returns ending at d; positions filtered as in the domain spec (|MV| ≥
 $10,000 and ≥ 1 % of gross exposure, ≥ 20 returns; options and private positions excluded, lots merged
-per symbol). Each portfolio's pairwise-complete correlation block is computed from its own columns
+per symbol). All sessions of a chunk are computed at once, without a loop per date
+(:func:`~shared.analytics.correlation.position_filters_at`,
+:func:`~shared.analytics.correlation.correlation_blocks`: blocks of the same size stacked across sessions). Each portfolio's pairwise-complete correlation block is computed from its own columns
 (O(Σ k²) time and memory; a matrix over the union of 10,000 symbols would need 800 MB per session and
 mostly pairs no portfolio holds); the block is repaired to PSD,
 summarised (mean |ρ|, correlation-adjusted effective number of positions with the portfolio's own
@@ -21,13 +23,9 @@ import pandas as pd
 from phases._holdings import load_book, nothing_held
 from phases._runtime import PhaseContext, PhaseResult, entrypoint
 from shared.analytics.correlation import (
-    _BLOCK,
-    cluster_groups,
-    pair_counts,
-    pairwise_correlation,
-    pairwise_correlation_stack,
-    position_filters,
-    repair_psd_stack,
+    CorrelationBlocks,
+    correlation_blocks,
+    position_filters_at,
     statistical_significance,
 )
 from shared.history import History
@@ -53,34 +51,30 @@ def run(ctx: PhaseContext) -> PhaseResult:
     h = book.holdings[book.holdings["investment_class"] == "PUBLIC"]
     logret = np.log(book.closes / book.closes.shift(1))
     gross = book.snapshots.set_index(["snapshot_date", "portfolio_id"])["gross_exposure"]
-    calcs, clusters, pairs = [], [], []
-    for d, hd in h.groupby("calculation_date", sort=True):
-        end = logret.index.get_indexer([pd.Timestamp(d)])[0]
-        window = logret.iloc[max(1, end - WINDOW + 1): end + 1]
-        merged = hd.groupby(["portfolio_id", "symbol"], as_index=False)["market_value"].sum()
-        merged = merged[merged["symbol"].isin(window.columns)]
-        pv = gross.xs(d, level="snapshot_date") if d in gross.index.get_level_values(0) else pd.Series(dtype=float)
-        filt = position_filters(merged, pv, window[sorted(set(merged["symbol"]))],
-                                min_position_value=MIN_VALUE, min_weight=MIN_WEIGHT)
-        inc = filt[filt["included"]].merge(merged, on=["portfolio_id", "symbol"])
-        # both sorted by (portfolio_id, symbol): each portfolio is one contiguous slice
-        f_pid = filt["portfolio_id"].to_numpy(dtype=object)
-        pids, f_start = np.unique(f_pid, return_index=True)
-        f_stop = np.r_[f_start[1:], len(f_pid)]
-        i_pid = inc["portfolio_id"].to_numpy(dtype=object)
-        i_sym = inc["symbol"].to_numpy(dtype=object)
-        i_mv = inc["market_value"].to_numpy(dtype="float64")
-        i_start, i_stop = np.searchsorted(i_pid, pids, side="left"), np.searchsorted(i_pid, pids, side="right")
-        R = window.to_numpy(dtype="float64")
-        col = window.columns.get_indexer(i_sym)
-        c, cl, pr = _session(d, pids, f_stop - f_start, i_start, i_stop, i_sym, i_mv, R, col, d in kept)
-        calcs.append(c)
-        clusters.extend(cl)
-        if pr is not None:
-            pairs.append(_pairs_frame(pr, d, logret.columns))
-    calc = pd.concat(calcs, ignore_index=True) if calcs else pd.DataFrame()
-    clus = pd.concat(clusters, ignore_index=True) if clusters else pd.DataFrame()
-    pair = pd.concat(pairs, ignore_index=True) if len(pairs) > 1 else (pairs[0] if pairs else pd.DataFrame())
+    # every (session, portfolio) of the chunk at once: lots merged per symbol and session, the filters of
+    # each session's 90-row window, then the blocks of all sessions batched by size
+    merged = h.groupby(["calculation_date", "portfolio_id", "symbol"], as_index=False, sort=True)["market_value"].sum()
+    merged = merged[merged["symbol"].isin(logret.columns)]
+    filt = position_filters_at(merged, gross, logret, window=WINDOW, first_row=1,
+                               min_position_value=MIN_VALUE, min_weight=MIN_WEIGHT)
+    inc = filt[filt["included"]].merge(merged, on=["calculation_date", "portfolio_id", "symbol"])
+    # both sorted by (date, portfolio_id, symbol): each (date, portfolio) is one contiguous slice
+    f_keys = pd.MultiIndex.from_frame(filt[["calculation_date", "portfolio_id"]])
+    pairs_idx = f_keys.unique()
+    f_code = pairs_idx.get_indexer(f_keys)
+    n_filtered = np.bincount(f_code, minlength=len(pairs_idx)).astype(np.int64)
+    i_code = pairs_idx.get_indexer(pd.MultiIndex.from_frame(inc[["calculation_date", "portfolio_id"]]))
+    keys = np.arange(len(pairs_idx))
+    i_start, i_stop = np.searchsorted(i_code, keys, side="left"), np.searchsorted(i_code, keys, side="right")
+    p_date = pairs_idx.get_level_values(0).to_numpy(dtype=object)
+    ends = logret.index.get_indexer(pd.DatetimeIndex(pd.to_datetime(p_date)))
+    is_kept = np.array([d in kept for d in p_date.tolist()], dtype=bool)
+    res = correlation_blocks(logret.to_numpy(dtype="float64"), ends, logret.columns.get_indexer(inc["symbol"]),
+                             i_start, i_stop, inc["market_value"].to_numpy(dtype="float64"), is_kept, window=WINDOW,
+                             first_row=1, min_periods=MIN_PERIODS, threshold=THRESHOLD)
+    p_pid = pairs_idx.get_level_values(1).to_numpy(dtype=object)
+    calc, clus = _frames(p_date, p_pid, n_filtered, i_stop - i_start, inc["symbol"].to_numpy(dtype=object), res)
+    pair = _pairs_frame(res.pairs, p_date, p_pid, logret.columns)
     pids = sorted(set(book.equity.index.get_level_values(1)))
     scope = {"portfolio_id": pids, "calculation_date": list(rng.sessions)}
     with ctx.transaction() as s:
@@ -96,113 +90,46 @@ def run(ctx: PhaseContext) -> PhaseResult:
                                 "pairwise_rows_pruned": pruned})
 
 
-def _session(d, pids: np.ndarray, n_filtered: np.ndarray, i_start: np.ndarray, i_stop: np.ndarray,
-             i_sym: np.ndarray, i_mv: np.ndarray, R: np.ndarray, col: np.ndarray, last: bool):
-    """One session, every portfolio at once: portfolios are batched by their number of positions k.
-
-    Each size group is a stack of (k, k) blocks: correlations by batched masked Gram products, one
-    stacked ``eigh`` for the PSD check/repair, mean |ρ| and effective positions by reductions over the
-    stack. Only portfolios with some pair at |ρ| ≥ threshold after repair go through the clustering
-    (no pair within the cut means no cluster). Same values as the per-portfolio functions of
-    :mod:`shared.analytics.correlation` up to floating-point summation order.
-    """
-    P = len(pids)
-    k_all = (i_stop - i_start).astype(np.int64)
-    overall, eff, conc = np.full(P, np.nan), np.full(P, np.nan), np.full(P, np.nan)
-    cl_rows: list[tuple] = []  # (portfolio index, cluster number, symbols, avg |rho|, weights)
-    pair_parts = []
-    single = k_all == 1                                 # one position: no pair, but one effective position
-    eff[single], conc[single] = 1.0, 0.0
-    for k in np.unique(k_all[k_all >= 2]).tolist():
-        idx = np.flatnonzero(k_all == k)
-        pos = i_start[idx][:, None] + np.arange(k)[None, :]             # (G, k) rows of the included frame
-        Rp = R[:, col[pos]].transpose(1, 0, 2)                          # (G, T, k)
-        if k <= _BLOCK:
-            C, N = pairwise_correlation_stack(Rp, MIN_PERIODS)
-        else:
-            C = np.stack([pairwise_correlation(x, min_periods=MIN_PERIODS) for x in Rp])
-            N = np.stack([pair_counts(x) for x in Rp])
-        iu = np.triu_indices(k, 1)
-        U = C[:, iu[0], iu[1]]                                          # (G, m)
-        A = np.abs(U)
-        ok = np.isfinite(A) & (A != 0)
-        cnt = ok.sum(1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            overall[idx] = np.where(cnt > 0, np.where(ok, A, 0.0).sum(1) / cnt, np.nan)
-        diag = np.arange(k)
-        Cf = np.where(np.isfinite(C), C, 0.0)
-        Cf[:, diag, diag] = 1.0
-        Cp = repair_psd_stack(Cf)
-        W = i_mv[pos]
-        gross_w = np.abs(W).sum(1)
-        quad = np.einsum("pi,pij,pj->p", W, Cp, W)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            eff[idx] = np.where((quad > 0) & (gross_w > 0), gross_w * gross_w / quad, np.nan)
-            conc[idx] = 0.0 / gross_w
-        D = 1.0 - np.abs(Cp)
-        D = np.clip((D + D.transpose(0, 2, 1)) / 2.0, 0.0, 1.0)
-        cand = (D[:, iu[0], iu[1]] <= 1.0 - THRESHOLD).any(1)
-        for g in np.flatnonzero(cand).tolist():
-            j = int(idx[g])
-            groups = cluster_groups(Cp[g], THRESHOLD)
-            if not groups:
-                continue
-            syms, w = i_sym[pos[g]], W[g]
-            aw = np.abs(w)
-            conc[j] = float(aw[np.sort(np.concatenate(groups))].sum() / gross_w[g])
-            for number, members in enumerate(groups, start=1):
-                cl_rows.append((j, number, syms[members], _mean_abs_offdiag(C[g], members),
-                                aw[members] / gross_w[g]))
-        if last:
-            fin = np.isfinite(U)
-            S = col[pos]                                                # symbols as column numbers of R
-            key = np.broadcast_to(idx[:, None], U.shape)[fin]
-            pair_parts.append((key, S[:, iu[0]][fin], S[:, iu[1]][fin], U[fin], N[:, iu[0], iu[1]][fin]))
-    calc = pd.DataFrame({"portfolio_id": pids, "duration_days": WINDOW, "calculation_date": d,
+def _frames(p_date: np.ndarray, p_pid: np.ndarray, n_filtered: np.ndarray, k_all: np.ndarray, i_sym: np.ndarray,
+            res: CorrelationBlocks):
+    """The correlation_calculations and correlation_clusters rows of every (date, portfolio) pair."""
+    calc = pd.DataFrame({"portfolio_id": p_pid, "duration_days": WINDOW, "calculation_date": p_date,
                          "min_position_value": MIN_VALUE, "min_portfolio_weight": MIN_WEIGHT, "filter_mode": "both",
                          "correlation_threshold": THRESHOLD, "positions_included": k_all,
                          "positions_excluded": (n_filtered - k_all).astype(np.int64),
                          "data_quality": np.where(k_all >= 2, "sufficient", "insufficient").astype(object),
-                         "overall_correlation": overall, "effective_positions": eff,
-                         "correlation_concentration_score": conc})
-    pairs = None
-    if pair_parts:
-        key = np.concatenate([p[0] for p in pair_parts])
-        order = np.argsort(key, kind="stable")                          # portfolio order, triangle order within
-        pairs = (pids, key[order], *(np.concatenate([p[i] for p in pair_parts])[order] for i in range(1, 5)))
-    clusters = []
-    if cl_rows:
-        cl_rows.sort(key=lambda x: x[0])                                # portfolio order (stable: numbers)
-        sizes = [len(x[2]) for x in cl_rows]
-        clusters.append(pd.DataFrame({
-            "cluster_number": np.repeat([x[1] for x in cl_rows], sizes).astype(np.int64),
-            "symbol": np.concatenate([x[2] for x in cl_rows]),
-            "portfolio_id": np.repeat(pids[[x[0] for x in cl_rows]], sizes), "duration_days": WINDOW,
-            "calculation_date": d, "avg_correlation": np.repeat([x[3] for x in cl_rows], sizes),
-            "weight": np.concatenate([x[4] for x in cl_rows])}))
-    return calc, clusters, pairs
+                         "overall_correlation": res.overall, "effective_positions": res.effective,
+                         "correlation_concentration_score": res.concentration})
+    clusters = pd.DataFrame()
+    if res.clusters:
+        cl = res.clusters
+        sizes = [len(x[2]) for x in cl]
+        js = [x[0] for x in cl]
+        clusters = pd.DataFrame({
+            "cluster_number": np.repeat([x[1] for x in cl], sizes).astype(np.int64),
+            "symbol": i_sym[np.concatenate([x[2] for x in cl])],
+            "portfolio_id": np.repeat(p_pid[js], sizes), "duration_days": WINDOW,
+            "calculation_date": np.repeat(p_date[js], sizes), "avg_correlation": np.repeat([x[3] for x in cl], sizes),
+            "weight": np.concatenate([x[4] for x in cl])})
+    return calc, clusters
 
 
-def _pairs_frame(pairs: tuple | None, day, symbols: pd.Index) -> pd.DataFrame:
-    """One kept session's pairwise rows of every portfolio, built once (not a frame per portfolio).
+def _pairs_frame(pairs: tuple | None, p_date: np.ndarray, p_pid: np.ndarray, symbols: pd.Index) -> pd.DataFrame:
+    """The kept sessions' pairwise rows of every portfolio, built once (not a frame per portfolio).
 
-    ``pairs`` is ``(pids, portfolio numbers, symbol_1 and symbol_2 as positions in symbols, r, n)``;
-    the id columns are categoricals over ``pids`` and ``symbols`` (~1.6 M rows at L: no Python string
-    per row, and the CSV encoder writes the same bytes)."""
+    ``pairs`` is ``(pair numbers, symbol_1 and symbol_2 as positions in symbols, r, n)``
+    (:class:`~shared.analytics.correlation.CorrelationBlocks`); the id columns are categoricals (~1.6 M rows at L: no Python string per row, and
+    the CSV encoder writes the same bytes)."""
     if pairs is None:
         return pd.DataFrame()
-    pids, key, s1, s2, r, n = pairs
+    key, s1, s2, r, n = pairs
+    pids, p_code = np.unique(p_pid, return_inverse=True)
     names = pd.Index(symbols)
-    return pd.DataFrame({"portfolio_id": pd.Categorical.from_codes(key, categories=pd.Index(pids)),
-                         "duration_days": WINDOW, "calculation_date": day,
+    return pd.DataFrame({"portfolio_id": pd.Categorical.from_codes(p_code[key], categories=pd.Index(pids)),
+                         "duration_days": WINDOW, "calculation_date": p_date[key],
                          "symbol_1": pd.Categorical.from_codes(s1, categories=names),
                          "symbol_2": pd.Categorical.from_codes(s2, categories=names), "correlation_value": r,
                          "data_points": n, "statistical_significance": statistical_significance(r, n)})
-
-
-def _mean_abs_offdiag(C: np.ndarray, members: np.ndarray) -> float:
-    block = np.abs(C[np.ix_(members, members)])
-    return float(np.nanmean(block[~np.eye(len(members), dtype=bool)]))
 
 
 main = entrypoint("risk-correlations", "Phase 6c: position correlations, effective positions and clusters.", run,

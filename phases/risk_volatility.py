@@ -8,8 +8,8 @@ symbol and session in ``symbol_volatility`` (a position's row is the view ``posi
 (:func:`~shared.analytics.volatility.volatility_metrics_at`). A portfolio's
 return series uses d's holdings as static weights, lots merged per symbol, signed MV / equity — the
 same denominator as its beta (domain spec decision 8), so it is the volatility of the NAV (cash earns
-0: half SPY and half cash has half SPY's volatility) — and gets the same metrics. All portfolios are
-computed at once per session.
+0: half SPY and half cash has half SPY's volatility) — and gets the same metrics. All (session,
+portfolio) pairs of a chunk are computed at once (:func:`~shared.analytics.volatility.holding_volatility_at`).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import pandas as pd
 
 from phases._holdings import load_book, nothing_held
 from phases._runtime import PhaseContext, PhaseResult, entrypoint
-from shared.analytics.volatility import holding_returns, volatility_metrics, volatility_metrics_at
+from shared.analytics.volatility import holding_volatility_at, volatility_metrics_at
 from shared.history import History
 from shared.storage import models as m
 from shared.storage import repository as repo
@@ -51,19 +51,16 @@ def run(ctx: PhaseContext) -> PhaseResult:
                                window=WINDOW)
     sym = pd.DataFrame({"symbol": pairs["series"].to_numpy(), "calculation_date": pairs["calculation_date"].to_numpy(),
                         **{col: sm[src].to_numpy() for col, src in SYMBOL_COLUMNS.items()}})
-    snap_rows = []
-    for d, hd in h.groupby("calculation_date", sort=True):
-        end = returns.index.get_indexer([pd.Timestamp(d)])[0]
-        window = returns.iloc[max(1, end - WINDOW + 1): end + 1]
-        port = holding_returns(window, hd[["portfolio_id", "series", "market_value"]].rename(
-            columns={"series": "symbol"}), book.equity.xs(d, level="calculation_date"))
-        pm = volatility_metrics(port)
-        snap_rows.append(pd.DataFrame({
-            "portfolio_id": pm.index, "snapshot_date": d, "realized_volatility_21d": pm["realized_vol_21d"].to_numpy(),
-            "realized_volatility_63d": pm["realized_vol_63d"].to_numpy(),
-            "expected_volatility_21d": pm["expected_vol_21d"].to_numpy(), "volatility_trend": pm["vol_trend"].to_numpy(),
-            "volatility_percentile": pm["vol_percentile"].to_numpy()}))
-    snap = pd.concat(snap_rows, ignore_index=True) if snap_rows else pd.DataFrame()
+    # every (session, portfolio) of the chunk at once: d's holdings as static weights over the 252 returns
+    # ending at d (row 0, the NaN of the first difference, left out)
+    pm = holding_volatility_at(returns, h[["calculation_date", "portfolio_id", "series", "market_value"]].rename(
+        columns={"series": "symbol"}), book.equity, window=WINDOW, first_row=1)
+    snap = pd.DataFrame({
+        "portfolio_id": pm["portfolio_id"].to_numpy(), "snapshot_date": pm["calculation_date"].to_numpy(),
+        "realized_volatility_21d": pm["realized_vol_21d"].to_numpy(),
+        "realized_volatility_63d": pm["realized_vol_63d"].to_numpy(),
+        "expected_volatility_21d": pm["expected_vol_21d"].to_numpy(), "volatility_trend": pm["vol_trend"].to_numpy(),
+        "volatility_percentile": pm["vol_percentile"].to_numpy()})
     with ctx.transaction() as s:
         # an upsert, not a replace: a run over some portfolios must not drop the rows of symbols that other
         # portfolios hold on a date (the values depend on the symbol and date only)

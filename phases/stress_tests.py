@@ -27,11 +27,11 @@ from shared.analytics.stress import (
     DEFAULT_TLT_DURATION,
     FACTOR_EXPOSURES,
     FACTORS,
-    ewma_covariance,
-    implied_factor_moves,
+    ewma_covariances,
+    implied_factor_moves_stack,
     scenario_shocks,
-    stress_summary,
-    stress_test,
+    stress_summary_blocks,
+    stress_test_dates,
 )
 from shared.errors import BadInputError
 from shared.history import History
@@ -88,46 +88,48 @@ def run(ctx: PhaseContext) -> PhaseResult:
                                                               values="beta_value")
     tlt = etf_betas[(etf_betas["symbol"] == "TLT") & (etf_betas["factor"] == "Market Beta (90D)")]
     tlt = dict(zip(tlt["calculation_date"], tlt["beta_value"].astype(float), strict=True))
-    shocks = scenario_shocks(active, duration)
-    fe_by_date = dict(list(fe.groupby("calculation_date", sort=True)))
-    results, summaries, no_cov = [], [], 0
-    for d, day in snaps.groupby("snapshot_date", sort=True):
-        grp = fe_by_date.get(d)
-        exposures = (grp.pivot_table(index="portfolio_id", columns="factor", values="exposure_dollar")
-                     if grp is not None else pd.DataFrame(columns=list(FACTOR_EXPOSURES.values())))
-        cash_only = day.loc[day["gross_exposure"].fillna(0.0) == 0.0, "portfolio_id"]
-        exposures = exposures.reindex(exposures.index.union(pd.Index(cash_only, dtype=object)))
-        if exposures.empty:
-            continue
-        end = fret.index.get_indexer([pd.Timestamp(d)])[0]
-        if end < 0:
-            raise BadInputError(f"the price-cache snapshot does not cover session {d}")
-        window = fret.iloc[max(0, end - COVARIANCE_SESSIONS + 1): end + 1]
-        cov = ewma_covariance(window)
-        used = int(np.isfinite(window.to_numpy()).all(axis=1).sum())
-        has_cov = bool(np.isfinite(cov.to_numpy()).all())
-        no_cov += not has_cov
-        equity = day.set_index("portfolio_id")["equity_balance"]
-        res = stress_test(exposures, active, cov, equity.reindex(exposures.index), duration=duration,
-                          spy_betas=spy.loc[d] if d in spy.index else None, tlt_market_beta=tlt.get(d))
-        res["calculation_date"] = d
-        moves = implied_factor_moves(cov, shocks).round(6)
-        meta: dict[tuple, dict] = {}  # one dict per (scenario, capped): rows share it (encoded once)
-        res["calculation_metadata"] = [
-            meta.get(key) or meta.setdefault(key, {
-                "scenario_name": name, "category": cat, "model": "conditional_ewma_covariance",
-                "covariance_date": d.isoformat(), "data_days": used, "covariance": has_cov,
-                "tlt_duration": duration, "loss_capped": key[1],
-                "implied_moves": moves.loc[key[0]].to_dict()})
-            for key, name, cat in zip(zip(res["scenario_id"].tolist(), [bool(x) for x in res["loss_capped"].tolist()],
-                                          strict=True),
-                                      res["scenario_name"].tolist(), res["category"].tolist(), strict=True)]
-        results.append(res)
-        summ = stress_summary(res).reset_index()
-        summ["calculation_date"] = d
-        summaries.append(summ)
-    out = pd.concat(results, ignore_index=True) if results else pd.DataFrame()
-    summ = pd.concat(summaries, ignore_index=True) if summaries else pd.DataFrame()
+    # every (session, portfolio) of the chunk at once: one row per portfolio with exposures on a session of
+    # the snapshots, plus the cash-only books (no exposure: 0 in every scenario), sorted by (date, portfolio)
+    fe = fe[fe["calculation_date"].isin(set(snaps["snapshot_date"]))]
+    expo = fe.pivot_table(index=["calculation_date", "portfolio_id"], columns="factor", values="exposure_dollar")
+    cash = snaps.loc[snaps["gross_exposure"].fillna(0.0) == 0.0]
+    expo = expo.reindex(expo.index.union(pd.MultiIndex.from_arrays(
+        [cash["snapshot_date"].to_numpy(dtype=object), cash["portfolio_id"].to_numpy(dtype=object)],
+        names=["calculation_date", "portfolio_id"])))
+    row_dates = expo.index.get_level_values(0)
+    days, date_code = np.unique(row_dates.to_numpy(dtype=object), return_inverse=True)
+    ends = fret.index.get_indexer(pd.DatetimeIndex(pd.to_datetime(list(days))))
+    if (ends < 0).any():
+        raise BadInputError(f"the price-cache snapshot does not cover session {days[np.flatnonzero(ends < 0)[0]]}")
+    covs, used = ewma_covariances(fret, ends)
+    has_cov = np.isfinite(covs).all(axis=(1, 2))
+    no_cov = int((~has_cov).sum())
+    eq = snaps.set_index(["snapshot_date", "portfolio_id"])["equity_balance"]
+    equity = eq.reindex(expo.index).to_numpy(dtype=np.float64)
+    spy_d = spy.reindex(index=pd.Index(days, dtype=object)) if len(spy.columns) else None
+    tlt_d = np.array([tlt.get(d, np.nan) for d in days], dtype=np.float64)
+    out = stress_test_dates(expo, date_code, active, covs, equity, duration=duration, spy_betas=spy_d,
+                            tlt_market_beta=tlt_d)
+    n = len(active)
+    row = out.pop("row").to_numpy()
+    out.insert(0, "portfolio_id", expo.index.get_level_values(1).to_numpy(dtype=object)[row])
+    out["calculation_date"] = days[date_code][row]
+    moves = implied_factor_moves_stack(covs, scenario_shocks(active, duration)).round(6)       # (D, n, F)
+    meta = np.empty((len(days), n, 2), dtype=object)  # one dict per (date, scenario, capped): rows share it
+    for di, d in enumerate(days.tolist()):
+        for si, sc in enumerate(active):
+            for capped in (False, True):
+                meta[di, si, int(capped)] = {
+                    "scenario_name": sc.name, "category": sc.category, "model": "conditional_ewma_covariance",
+                    "covariance_date": d.isoformat(), "data_days": int(used[di]), "covariance": bool(has_cov[di]),
+                    "tlt_duration": duration, "loss_capped": capped,
+                    "implied_moves": dict(zip(FACTORS, moves[di, si].tolist(), strict=True))}
+    scen = np.tile(np.arange(n), len(expo))
+    out["calculation_metadata"] = meta[date_code[row], scen, out["loss_capped"].to_numpy(dtype=bool).astype(np.int64)]
+    summ = stress_summary_blocks(out["correlated_pnl"].to_numpy().reshape(-1, n) if n else np.empty((len(expo), 0)),
+                                 out["correlation_effect"].to_numpy().reshape(-1, n) if n else np.empty((len(expo), 0)))
+    summ.insert(0, "portfolio_id", expo.index.get_level_values(1).to_numpy(dtype=object))
+    summ["calculation_date"] = days[date_code]
     if not summ.empty:
         summ = summ.rename(columns={"n_negative": "negative_scenarios", "n_positive": "positive_scenarios"})
     scope = {"portfolio_id": sorted(set(snaps["portfolio_id"])), "calculation_date": sessions}

@@ -6,6 +6,8 @@ positive-semidefinite repair, effective number of positions, clusters and the po
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 import pandas as pd
 from scipy import special
@@ -13,11 +15,14 @@ from scipy.cluster import hierarchy
 from scipy.spatial.distance import squareform
 
 __all__ = [
+    "CorrelationBlocks",
+    "correlation_blocks",
     "correlation_clusters",
     "effective_positions",
     "pair_counts",
     "pairwise_correlation",
     "position_filters",
+    "position_filters_at",
     "repair_psd",
     "statistical_significance",
 ]
@@ -258,6 +263,56 @@ def position_filters(positions: pd.DataFrame, portfolio_value: pd.Series, log_re
     return g
 
 
+def position_filters_at(positions: pd.DataFrame, portfolio_value: pd.Series, log_returns: pd.DataFrame, *,
+                        window: int = 90, first_row: int = 0, min_position_value: float = 10_000.0,
+                        min_weight: float = 0.01, min_returns: int = 20) -> pd.DataFrame:
+    """:func:`position_filters` for many calculation dates at once, each over its own return window.
+
+    Parameters
+    ----------
+    positions : DataFrame
+        Columns ``[calculation_date, portfolio_id, symbol, market_value]`` (dollars; lots merged per
+        symbol as Σ|MV| per date). Every symbol must be a column of ``log_returns`` and every date a row.
+    portfolio_value : Series
+        Gross portfolio value (dollars) indexed by ``(date, portfolio_id)``.
+    log_returns : DataFrame, shape (T, N)
+        Log returns, index = sessions (Timestamps, ascending), columns = symbols.
+    window : int
+        Date d's window is the ``window`` rows ending at d's row, rows before ``first_row`` left out — the
+        frame :func:`position_filters` is given date by date.
+
+    Returns
+    -------
+    DataFrame
+        One row per (calculation_date, portfolio_id, symbol), sorted by the three: ``calculation_date``
+        and the columns of :func:`position_filters`, with the same values as that function date by date.
+
+    Notes
+    -----
+    ``n_returns`` comes from one cumulative count of non-null returns per symbol: the count over rows
+    ``a .. e`` is ``C[e + 1] - C[a]`` — O(T × N) once, not a window sum per date.
+    """
+    g = (positions.assign(abs_value=positions["market_value"].abs())
+         .groupby(["calculation_date", "portfolio_id", "symbol"], sort=True, observed=True)["abs_value"].sum()
+         .reset_index())
+    pv = portfolio_value.reindex(pd.MultiIndex.from_frame(g[["calculation_date", "portfolio_id"]])).to_numpy(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        g["weight"] = np.where(pv > 0, g["abs_value"].to_numpy() / pv, np.nan)
+    C = np.zeros((len(log_returns) + 1, log_returns.shape[1]), dtype=np.int64)
+    np.cumsum(log_returns.notna().to_numpy(), axis=0, out=C[1:])
+    end = log_returns.index.get_indexer(pd.DatetimeIndex(pd.to_datetime(g["calculation_date"])))
+    col = log_returns.columns.get_indexer(g["symbol"])
+    if (end < 0).any() or (col < 0).any():
+        raise ValueError("every date must be a row and every symbol a column of log_returns")
+    start = np.maximum(end - window + 1, first_row)
+    g["n_returns"] = (C[end + 1, col] - C[start, col]).astype(np.int64)
+    g["passes_value"] = g["abs_value"] >= min_position_value
+    g["passes_weight"] = (g["weight"] >= min_weight).fillna(False)
+    g["passes_history"] = g["n_returns"] >= min_returns
+    g["included"] = g["passes_value"] & g["passes_weight"] & g["passes_history"]
+    return g
+
+
 # --- stacked versions: many portfolios' blocks at once (phase 6c) ---------------------------------
 
 def cluster_groups(C: np.ndarray, threshold: float) -> list[np.ndarray]:
@@ -326,3 +381,138 @@ def repair_psd_stack(C: np.ndarray, tol: float = -1e-10) -> np.ndarray:
         R[:, diag, diag] = 1.0
         C[bad] = R
     return C
+
+
+class CorrelationBlocks(NamedTuple):
+    """What :func:`correlation_blocks` computes for P (date, portfolio) pairs.
+
+    ``overall``, ``effective``, ``concentration``: arrays (P,), NaN where not defined. ``clusters``: one
+    tuple per cluster, ``(pair j, cluster number from 1, member rows of the included frame (array),
+    average |ρ| among the members, member weights |MV| / Σ|MV|)``, in pair order. ``pairs``: ``(pair j,
+    column of symbol 1, column of symbol 2, ρ, data points)`` arrays of every finite upper-triangle entry
+    of the kept pairs, pair order then triangle order (None when no pair is kept).
+    """
+
+    overall: np.ndarray
+    effective: np.ndarray
+    concentration: np.ndarray
+    clusters: list
+    pairs: tuple | None
+
+
+def correlation_blocks(log_returns: np.ndarray, ends: np.ndarray, col: np.ndarray, i_start: np.ndarray,
+                       i_stop: np.ndarray, i_mv: np.ndarray, kept: np.ndarray, *, window: int = 90,
+                       first_row: int = 0, min_periods: int = 30, threshold: float = 0.7,
+                       group_block: int = 2048) -> CorrelationBlocks:
+    """Correlation summaries of many (date, portfolio) pairs at once, each over its own date's window.
+
+    Parameters
+    ----------
+    log_returns : ndarray, shape (T, N)
+        Log returns of the whole history, rows = sessions (oldest first), columns = symbols.
+    ends : ndarray of int, shape (P,)
+        Row of each pair's calculation date; its window is the ``window`` rows ending there, rows before
+        ``first_row`` (and before row 0) missing.
+    col : ndarray of int, shape (I,)
+        Column of ``log_returns`` of each row of the included frame (positions that passed
+        :func:`position_filters_at`, sorted by pair).
+    i_start, i_stop : ndarray of int, shape (P,)
+        Pair j's included positions are rows ``i_start[j]:i_stop[j]`` (k_j of them).
+    i_mv : ndarray, shape (I,)
+        Market value of each included row (dollars, lots merged): the weights of the effective number.
+    kept : ndarray of bool, shape (P,)
+        Pairs whose upper triangle is returned in ``pairs``.
+    min_periods, threshold : int, float
+        As in :func:`pairwise_correlation` and :func:`correlation_clusters`.
+    group_block : int
+        Pairs of one size computed at once: memory O(group_block × window × k).
+
+    Returns
+    -------
+    CorrelationBlocks
+        Per pair: ``overall`` = mean |ρ| over the finite non-zero upper-triangle entries; ``effective`` =
+        :func:`effective_positions` of the PSD-repaired block with the MV weights (1 for one position);
+        ``concentration`` = the weight share of the positions in some cluster (0 when none, and for one
+        position); the clusters (average linkage, |ρ| ≥ threshold after repair) and the kept pairs.
+        The same values as :func:`pairwise_correlation`, :func:`repair_psd`, :func:`effective_positions`
+        and :func:`correlation_clusters` pair by pair, up to floating-point summation order.
+
+    Notes
+    -----
+    Pairs are batched by their number of positions k across dates: a size group is a (G, window, k) stack
+    gathered from ``log_returns`` (masked Gram products for the correlations, one stacked ``eigh`` for
+    the PSD check and repair, reductions over the stack for the rest); only pairs with some entry at
+    |ρ| ≥ threshold after repair go through the linkage (no entry within the cut means no cluster).
+    """
+    P = len(ends)
+    k_all = (i_stop - i_start).astype(np.int64)
+    overall, eff, conc = np.full(P, np.nan), np.full(P, np.nan), np.full(P, np.nan)
+    clusters: list[tuple] = []
+    parts: list[tuple] = []
+    single = k_all == 1                                 # one position: no pair, but one effective position
+    eff[single], conc[single] = 1.0, 0.0
+    offsets = np.arange(-window + 1, 1)
+    for k in np.unique(k_all[k_all >= 2]).tolist():
+        of_size = np.flatnonzero(k_all == k)
+        for b0 in range(0, len(of_size), group_block):
+            idx = of_size[b0:b0 + group_block]
+            pos = i_start[idx][:, None] + np.arange(k)[None, :]             # (G, k) rows of the included frame
+            rows = ends[idx][:, None] + offsets[None, :]                    # (G, T) rows of log_returns
+            Rp = np.where((rows >= max(first_row, 0))[:, :, None],
+                          log_returns[np.maximum(rows, 0)[:, :, None], col[pos][:, None, :]], np.nan)  # (G, T, k)
+            _size_group(Rp, idx, pos, i_mv, col, kept[idx], min_periods, threshold, overall, eff, conc,
+                        clusters, parts)
+    pairs = None
+    if parts:
+        key = np.concatenate([p[0] for p in parts])
+        order = np.argsort(key, kind="stable")                          # pair order, triangle order within
+        pairs = (key[order], *(np.concatenate([p[i] for p in parts])[order] for i in range(1, 5)))
+    clusters.sort(key=lambda x: x[0])                                   # pair order (stable: numbers)
+    return CorrelationBlocks(overall, eff, conc, clusters, pairs)
+
+
+def _size_group(Rp, idx, pos, i_mv, col, keep, min_periods, threshold, overall, eff, conc, clusters, parts) -> None:
+    """The pairs ``idx`` of one size k (returns ``Rp``, (G, T, k)): fills ``overall``, ``eff``, ``conc``
+    at ``idx``, appends their clusters and, for ``keep``, their upper triangles."""
+    k = Rp.shape[2]
+    if k <= _BLOCK:
+        C, N = pairwise_correlation_stack(Rp, min_periods)
+    else:
+        C = np.stack([pairwise_correlation(x, min_periods=min_periods) for x in Rp])
+        N = np.stack([pair_counts(x) for x in Rp])
+    iu = np.triu_indices(k, 1)
+    U = C[:, iu[0], iu[1]]                                              # (G, m)
+    A = np.abs(U)
+    ok = np.isfinite(A) & (A != 0)
+    cnt = ok.sum(1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        overall[idx] = np.where(cnt > 0, np.where(ok, A, 0.0).sum(1) / cnt, np.nan)
+    diag = np.arange(k)
+    Cf = np.where(np.isfinite(C), C, 0.0)
+    Cf[:, diag, diag] = 1.0
+    Cp = repair_psd_stack(Cf)
+    W = i_mv[pos]
+    gross_w = np.abs(W).sum(1)
+    quad = np.einsum("pi,pij,pj->p", W, Cp, W)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        eff[idx] = np.where((quad > 0) & (gross_w > 0), gross_w * gross_w / quad, np.nan)
+        conc[idx] = 0.0 / gross_w
+    D = 1.0 - np.abs(Cp)
+    D = np.clip((D + D.transpose(0, 2, 1)) / 2.0, 0.0, 1.0)
+    cand = (D[:, iu[0], iu[1]] <= 1.0 - threshold).any(1)
+    for g in np.flatnonzero(cand).tolist():
+        j = int(idx[g])
+        groups = cluster_groups(Cp[g], threshold)
+        if not groups:
+            continue
+        aw = np.abs(W[g])
+        conc[j] = float(aw[np.sort(np.concatenate(groups))].sum() / gross_w[g])
+        for number, members in enumerate(groups, start=1):
+            block = np.abs(C[g][np.ix_(members, members)])
+            avg = float(np.nanmean(block[~np.eye(len(members), dtype=bool)]))
+            clusters.append((j, number, pos[g][members], avg, aw[members] / gross_w[g]))
+    if keep.any():
+        fin = np.isfinite(U) & keep[:, None]
+        S = col[pos]                                                    # symbols as columns of log_returns
+        key = np.broadcast_to(idx[:, None], U.shape)[fin]
+        parts.append((key, S[:, iu[0]][fin], S[:, iu[1]][fin], U[fin], N[:, iu[0], iu[1]][fin]))

@@ -40,7 +40,9 @@ other views of the same moves and are not used. The means of the factor returns 
 scenario is a move, not a forecast.
 
 Everything here is pure: arrays / frames in, frames out, vectorised over portfolios (P × F exposures
-against F × scenarios moves); the only loop is over the scenarios' small linear systems.
+against F × scenarios moves); the only loop is over the scenarios' small linear systems. The ``*_dates``
+/ ``*_stack`` / ``*s`` variants do the same for many calculation dates at once (dates × portfolios ×
+factors, one stacked solve per scenario over all dates), equal to a loop over the single-date functions.
 """
 
 from __future__ import annotations
@@ -64,11 +66,15 @@ __all__ = [
     "MIN_COVARIANCE_SESSIONS",
     "Scenario",
     "ewma_covariance",
+    "ewma_covariances",
     "implied_factor_moves",
+    "implied_factor_moves_stack",
     "scenario_shocks",
     "stress_exposures",
     "stress_summary",
+    "stress_summary_blocks",
     "stress_test",
+    "stress_test_dates",
 ]
 
 MARKET = "Market"
@@ -388,3 +394,239 @@ def stress_summary(results: pd.DataFrame) -> pd.DataFrame:
         "n_scenarios": c.size(),
     })
     return out
+
+
+# --- many calculation dates at once -------------------------------------------------------------------
+
+def ewma_covariances(factor_returns: pd.DataFrame, ends: Sequence[int] | np.ndarray, *,
+                     window: int = COVARIANCE_SESSIONS, decay: float = EWMA_DECAY,
+                     min_obs: int = MIN_COVARIANCE_SESSIONS) -> tuple[np.ndarray, np.ndarray]:
+    r""":func:`ewma_covariance` of the ``window`` rows ending at each of several rows, in one stacked pass.
+
+    Parameters
+    ----------
+    factor_returns : DataFrame, shape (T, F)
+        Daily factor returns (decimal), rows = sessions oldest first.
+    ends : sequence of int, length D
+        Row numbers (0-based, each in ``0 .. T-1``) of the calculation dates; date d's window is rows
+        ``max(0, end_d - window + 1) .. end_d``, exactly the frame the single-date function is given.
+    decay, min_obs : float, int
+        As in :func:`ewma_covariance`.
+
+    Returns
+    -------
+    cov : ndarray, shape (D, F, F)
+        Σ of each date (all NaN where fewer than ``max(min_obs, 2)`` complete rows), equal to
+        :func:`ewma_covariance` of that date's window up to floating-point summation order.
+    used : ndarray of int, shape (D,)
+        Complete rows (every factor finite) in each window.
+
+    Notes
+    -----
+    The windows are gathered into a (D, window, F) stack; rows before the first session are padded with
+    NaN, i.e. incomplete, which the rule drops. A row of age a (0 = the date's own row) weighs
+    :math:`\lambda^a` in every window, so a short window has the same weights as the single-date call.
+    """
+    R = factor_returns.to_numpy(np.float64)
+    ends = np.asarray(ends, dtype=np.int64)
+    D, F = len(ends), R.shape[1]
+    if D == 0:
+        return np.empty((0, F, F)), np.zeros(0, dtype=np.int64)
+    rows = ends[:, None] + np.arange(-window + 1, 1)[None, :]                # (D, window)
+    X = np.where((rows >= 0)[:, :, None], R[np.maximum(rows, 0)], np.nan)      # (D, window, F)
+    ok = np.isfinite(X).all(axis=2)                                            # (D, window)
+    used = ok.sum(1)
+    w = np.where(ok, decay ** np.arange(window - 1, -1, -1, dtype=np.float64)[None, :], 0.0)
+    w /= np.where(used > 0, w.sum(1), 1.0)[:, None]
+    X = np.where(ok[:, :, None], X, 0.0)
+    X -= np.einsum("dt,dtf->df", w, X)[:, None, :]
+    X *= ok[:, :, None]
+    cov = np.einsum("dtf,dtg->dfg", X * w[:, :, None], X)
+    cov[used < max(min_obs, 2)] = np.nan
+    return cov, used
+
+
+def implied_factor_moves_stack(covs: np.ndarray, shocks: pd.DataFrame) -> np.ndarray:
+    r""":func:`implied_factor_moves` for a stack of covariances: :math:`m_d = \Sigma_{d,\cdot S}\Sigma_{d,SS}^{-1}s`.
+
+    Parameters
+    ----------
+    covs : ndarray, shape (D, F, F)
+        Factor covariances in ``shocks``' column order (:func:`ewma_covariances`); a date whose Σ has a
+        NaN has no covariance: its unshocked factors move 0.
+    shocks : DataFrame, shape (n, F)
+        :func:`scenario_shocks`.
+
+    Returns
+    -------
+    ndarray, shape (D, n, F)
+        The moves of every date and scenario; shocked factors take exactly their shock. One stacked solve
+        per scenario over all dates with a covariance (a singular :math:`\Sigma_{SS}` on some date: the
+        minimum-norm least-squares solution there).
+    """
+    s = shocks.to_numpy(np.float64)
+    shocked = np.isfinite(s)
+    D, n = covs.shape[0], len(s)
+    out = np.broadcast_to(np.where(shocked, s, 0.0), (D, n, s.shape[1])).copy()
+    good = np.flatnonzero(np.isfinite(covs).all(axis=(1, 2)))
+    if len(good) == 0:
+        return out
+    C = covs[good]
+    for i in range(n):                                                       # one stacked system per scenario
+        S = np.flatnonzero(shocked[i])
+        if len(S) == 0:
+            continue
+        A = C[:, S][:, :, S]                                                 # (G, k, k)
+        b = np.broadcast_to(s[i, S], (len(good), len(S)))[..., None]
+        try:
+            z = np.linalg.solve(A, b)[..., 0]
+        except np.linalg.LinAlgError:                                        # some date singular: one by one
+            z = np.stack([_solve_or_lstsq(a, s[i, S]) for a in A])
+        m = np.einsum("gfk,gk->gf", C[:, :, S], z)
+        m[:, S] = s[i, S]
+        out[good, i] = m
+    return out
+
+
+def _solve_or_lstsq(A: np.ndarray, b: np.ndarray) -> np.ndarray:
+    try:
+        return np.linalg.solve(A, b)
+    except np.linalg.LinAlgError:
+        return np.linalg.lstsq(A, b, rcond=None)[0]
+
+
+def stress_test_dates(exposures: pd.DataFrame, date_code: np.ndarray, scenarios: Sequence[Scenario],
+                      covs: np.ndarray, equity: np.ndarray, *, duration: float = DEFAULT_TLT_DURATION,
+                      loss_cap: float = 0.99, spy_betas: pd.DataFrame | None = None,
+                      tlt_market_beta: np.ndarray | None = None, factor_impacts: bool = True) -> pd.DataFrame:
+    r""":func:`stress_test` for the portfolios of many calculation dates at once (rows × scenarios).
+
+    Parameters
+    ----------
+    exposures : DataFrame, shape (R, ·)
+        Dollar factor exposures by factor-definition name, one row per (date, portfolio) (any index,
+        kept in the output's ``row`` column as the row number); NaN and missing columns count as 0.
+    date_code : ndarray of int, shape (R,)
+        Each row's date as a position in ``covs`` (and in ``spy_betas`` / ``tlt_market_beta``).
+    scenarios : sequence of Scenario
+    covs : ndarray, shape (D, F, F)
+        :func:`ewma_covariances` of each date (:data:`FACTORS` order); NaN = no covariance on that date.
+    equity : ndarray, shape (R,)
+        Each row's portfolio equity (dollars).
+    spy_betas : DataFrame, shape (D, ·), optional
+        SPY's own betas per date (rows in ``covs`` order) by factor-definition name (the six styles and
+        ``"IR Beta"``); missing or NaN = 0, as in :func:`stress_exposures`.
+    tlt_market_beta : ndarray, shape (D,), optional
+        TLT's market beta per date; NaN = 0.
+    duration, loss_cap, factor_impacts
+        As in :func:`stress_test`.
+
+    Returns
+    -------
+    DataFrame
+        R × n rows, row-major (row r's n scenarios together, scenario order inside): ``row`` (0..R-1)
+        and the columns of :func:`stress_test` except ``portfolio_id``. Row r's values equal
+        :func:`stress_test` of its date's portfolios up to floating-point summation order.
+    """
+    R, n = len(exposures), len(scenarios)
+    D = covs.shape[0]
+    date_code = np.asarray(date_code, dtype=np.int64)
+    names = [FACTOR_EXPOSURES[k] for k in FACTORS]
+    X = np.nan_to_num(exposures.reindex(columns=names).to_numpy(np.float64), nan=0.0)     # (R, F)
+    spy = (spy_betas.reindex(columns=names[1:]).to_numpy(np.float64) if spy_betas is not None
+           else np.zeros((D, len(names) - 1)))
+    b_spy = np.nan_to_num(spy, nan=0.0)[date_code]                                     # (R, 7)
+    b_tlt = (np.zeros(D) if tlt_market_beta is None
+             else np.nan_to_num(np.asarray(tlt_market_beta, dtype=np.float64), nan=0.0))[date_code]
+    X[:, 1:-1] -= X[:, :1] * b_spy[:, :-1]
+    g_spy = b_spy[:, -1]
+    denom = 1.0 - g_spy * b_tlt
+    X[:, -1] = (X[:, -1] - X[:, 0] * g_spy) / np.where(denom > 1e-9, denom, 1.0)
+
+    shocks = scenario_shocks(scenarios, duration)
+    s = shocks.to_numpy()
+    moves = implied_factor_moves_stack(covs, shocks)                                   # (D, n, F)
+    net = moves.copy()
+    good = np.isfinite(covs).all(axis=(1, 2))
+    good[good] &= covs[good, 0, 0] > 0
+    beta = np.zeros((D, len(FACTORS)))
+    beta[good] = covs[good, :, 0] / covs[good, 0, 0][:, None]
+    net[:, :, 1:] -= moves[:, :, :1] * beta[:, None, 1:]
+    direct = X @ np.nan_to_num(s, nan=0.0).T                                           # (R, n)
+    correlated = np.einsum("rf,rnf->rn", X, net[date_code])
+    market = X[:, :1] * moves[date_code, :, 0]
+
+    eq = np.asarray(equity, dtype=np.float64)
+    floor = np.where(eq > 0, -loss_cap * eq, -np.inf)[:, None]
+    capped = (direct < floor) | (correlated < floor)
+    direct = np.maximum(direct, floor)
+    correlated = np.maximum(correlated, floor)
+
+    def tile(values: list) -> np.ndarray:
+        return np.tile(np.array(values, dtype=object), R)
+
+    out = pd.DataFrame({
+        "row": np.repeat(np.arange(R), n),
+        "scenario_id": tile([sc.id for sc in scenarios]),
+        "scenario_name": tile([sc.name for sc in scenarios]),
+        "category": tile([sc.category for sc in scenarios]),
+        "severity": tile([sc.severity for sc in scenarios]),
+        "direct_pnl": direct.ravel(),
+        "correlated_pnl": correlated.ravel(),
+        "correlation_effect": (correlated - direct).ravel(),
+        "market_pnl": market.ravel(),
+        "loss_capped": capped.ravel(),
+    })
+    if factor_impacts:
+        out["factor_impacts"] = _factor_impacts(X, scenarios, duration)
+    return out
+
+
+def _factor_impacts(X: np.ndarray, scenarios: Sequence[Scenario], duration: float) -> list[dict]:
+    """The ``factor_impacts`` dict of every (row, scenario), row-major (see :func:`stress_test`)."""
+    fpos = {k: i for i, k in enumerate(FACTORS)}
+    per_scen = [[(k, FACTOR_EXPOSURES[RATES if k == IR_SCENARIO_FACTOR else k],
+                  fpos[RATES if k == IR_SCENARIO_FACTOR else k], float(v)) for k, v in sc.shocks.items()]
+                for sc in scenarios]
+    out: list[dict] = []
+    for xr in X.tolist():
+        for entries in per_scen:
+            d: dict[str, dict[str, float | str]] = {}
+            for k, name, j, v in entries:
+                e = xr[j]
+                if k == IR_SCENARIO_FACTOR:
+                    d[k] = {"exposure_factor": f"{name} (net of market)", "exposure": e, "shock_pct": v * 100.0,
+                            "tlt_return": -duration * v, "direct_pnl": e * (-duration * v)}
+                else:
+                    d[k] = {"exposure_factor": name, "exposure": e, "shock_pct": v * 100.0, "direct_pnl": e * v}
+            out.append(d)
+    return out
+
+
+def stress_summary_blocks(correlated: np.ndarray, effect: np.ndarray) -> pd.DataFrame:
+    """:func:`stress_summary` of many portfolios whose scenarios form the rows of a matrix.
+
+    Parameters
+    ----------
+    correlated, effect : ndarray, shape (R, n)
+        Correlated P&L and correlation effect of R (date, portfolio) rows × n scenarios (dollars), e.g.
+        :func:`stress_test_dates`' columns reshaped to (R, n).
+
+    Returns
+    -------
+    DataFrame, R rows in the input's order, the columns of :func:`stress_summary` (reductions along
+    the scenario axis; population std, ddof=0), default RangeIndex.
+    """
+    c = np.asarray(correlated, dtype=np.float64)
+    n = c.shape[1]
+    return pd.DataFrame({
+        "worst_pnl": c.min(1) if n else np.full(len(c), np.nan),
+        "best_pnl": c.max(1) if n else np.full(len(c), np.nan),
+        "mean_pnl": c.mean(1),
+        "median_pnl": np.median(c, axis=1),
+        "std_pnl": c.std(1, ddof=0),
+        "mean_correlation_effect": np.asarray(effect, dtype=np.float64).mean(1),
+        "n_negative": (c < 0).sum(1),
+        "n_positive": (c > 0).sum(1),
+        "n_scenarios": np.full(len(c), n, dtype=np.int64),
+    })

@@ -28,6 +28,7 @@ __all__ = [
     "HarFit",
     "har_fit",
     "har_forecast",
+    "holding_volatility_at",
     "holding_weights",
     "portfolio_returns",
     "realized_vol",
@@ -498,6 +499,80 @@ def holding_returns(asset_returns: pd.DataFrame, positions: pd.DataFrame, equity
     eq = pd.Series(equity).reindex(pids).to_numpy(dtype=np.float64)
     out[:, ~(np.isfinite(eq) & (eq > 0))] = np.nan
     return pd.DataFrame(out, index=asset_returns.index, columns=pd.Index(pids, name=mv.index.names[0]))
+
+
+def holding_volatility_at(asset_returns: pd.DataFrame, positions: pd.DataFrame, equity: pd.Series, *,
+                          window: int = 252, first_row: int = 0, block: int = 4096, **kwargs) -> pd.DataFrame:
+    """:func:`volatility_metrics` of every (date, portfolio)'s :func:`holding_returns`, all dates at once.
+
+    For each (date d, portfolio p) of ``positions``: the NAV return series of p with d's holdings as static
+    weights (lots merged per symbol, signed ``MV / equity`` on d, a missing return counts 0, as in
+    :func:`holding_returns`) over the ``window`` rows of ``asset_returns`` ending at d's row, rows before
+    ``first_row`` left out; its metrics as :func:`volatility_metrics` gives them. Equal to calling
+    :func:`holding_returns` on each date's window and :func:`volatility_metrics` on the result, up to
+    floating-point summation order, without a Python loop per date.
+
+    Parameters
+    ----------
+    asset_returns : DataFrame, shape (T, S)
+        Daily simple returns (decimal), index = sessions (Timestamps, ascending), columns = symbols.
+    positions : DataFrame
+        Columns ``[calculation_date, portfolio_id, symbol, market_value]`` (dollars, signed; several
+        lots per symbol allowed; for options the underlying symbol); dates must be rows of
+        ``asset_returns``. A symbol that is not a column contributes nothing.
+    equity : Series
+        Equity (NAV, dollars) by ``(calculation_date, portfolio_id)``; missing or ≤ 0: NaN metrics.
+    window : int
+        Rows per series (default 252), ending at the date's row.
+    first_row : int
+        First usable row of ``asset_returns`` (1 when row 0 is the NaN of a first difference).
+    block : int
+        (date, portfolio) pairs per pass: memory O(block × (T + window)).
+    kwargs
+        Passed to :func:`volatility_metrics`.
+
+    Returns
+    -------
+    DataFrame
+        One row per (date, portfolio) sorted by both: ``calculation_date``, ``portfolio_id`` and the
+        columns of :func:`volatility_metrics`.
+
+    Notes
+    -----
+    The weights of all pairs form one sparse (pairs, S) matrix W; a block of pairs' full series is
+    ``W_blk · R^T`` (T × block, missing returns as 0), each pair's window is then gathered as in
+    :func:`volatility_metrics_at` (rows before ``first_row`` or before the index are NaN and dropped).
+    """
+    mv = positions.groupby(["calculation_date", "portfolio_id", "symbol"], sort=True, observed=True)["market_value"].sum()
+    keys = mv.index.droplevel(2)
+    pairs = keys.unique()
+    p_code = pairs.get_indexer(keys)
+    eq = pd.Series(equity).reindex(pairs).to_numpy(dtype=np.float64)
+    ok = np.isfinite(eq) & (eq > 0)
+    w = np.where(ok[p_code], mv.to_numpy(dtype=np.float64) / np.where(ok, eq, 1.0)[p_code], 0.0)
+    col = asset_returns.columns.get_indexer(mv.index.get_level_values(2))
+    has = col >= 0
+    W = sparse.csr_matrix((w[has], (p_code[has], col[has])), shape=(len(pairs), asset_returns.shape[1]))
+    R = np.nan_to_num(asset_returns.to_numpy(np.float64), nan=0.0)
+    ends = asset_returns.index.get_indexer(pd.DatetimeIndex(pd.to_datetime(pairs.get_level_values(0))))
+    if (ends < 0).any():
+        raise ValueError("every date must be a row of asset_returns")
+    offsets = np.arange(-window + 1, 1)
+    parts = []
+    for a in range(0, len(pairs), block):
+        b = min(a + block, len(pairs))
+        series = np.asarray(W[a:b] @ R.T)                                 # (k, T): the pairs' full series
+        rows = ends[a:b, None] + offsets[None, :]                         # (k, window)
+        k = np.arange(b - a)[:, None]
+        vals = np.where(rows >= first_row, series[k, np.maximum(rows, 0)], np.nan)   # NaN rows are dropped
+        vals[~ok[a:b]] = np.nan                                           # no equity: no volatility
+        parts.append(volatility_metrics(pd.DataFrame(vals.T), **kwargs))
+    out = (pd.concat(parts, ignore_index=True) if parts
+           else volatility_metrics(pd.DataFrame(np.empty((window, 0))), **kwargs).reset_index(drop=True))
+    out["vol_trend"] = out["vol_trend"].astype(object).where(out["vol_trend"].notna(), None)
+    out.insert(0, "portfolio_id", pairs.get_level_values(1).to_numpy(dtype=object))
+    out.insert(0, "calculation_date", pairs.get_level_values(0).to_numpy(dtype=object))
+    return out
 
 
 def portfolio_returns(asset_returns: pd.DataFrame, weights: pd.DataFrame) -> pd.DataFrame:

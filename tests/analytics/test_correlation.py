@@ -4,11 +4,13 @@ import pytest
 from scipy import stats
 
 from shared.analytics.correlation import (
+    correlation_blocks,
     correlation_clusters,
     effective_positions,
     pair_counts,
     pairwise_correlation,
     position_filters,
+    position_filters_at,
     repair_psd,
     statistical_significance,
 )
@@ -138,3 +140,81 @@ def test_stacked_kernels_equal_the_single_matrix_ones():
     ref = correlation_clusters(P[0], [str(i) for i in range(k)], threshold=0.7)
     assert sorted(sorted(map(int, g["symbol"])) for _, g in ref.groupby("cluster_number")) == \
         sorted(sorted(int(i) for i in grp) for grp in groups)
+
+
+def test_position_filters_at_equals_the_per_date_function():
+    """Many dates at once == position_filters on each date's window (rows max(1, end - 89) .. end): the
+    history count at the edge of 20 returns, a short window at the start, gaps, no portfolio value."""
+    rng = np.random.default_rng(11)
+    T = 200
+    idx = pd.bdate_range("2024-01-01", periods=T)
+    L = pd.DataFrame(rng.normal(0, 0.01, (T, 5)), index=idx, columns=list("ABCDE"))
+    L.iloc[0] = np.nan                                                   # the first difference
+    L.iloc[:150, 3] = np.nan                                             # D starts trading late
+    L.iloc[100:130, 4] = np.nan
+    dates = [idx[k].date() for k in (10, 25, 95, 169, 170, 171, 199)]
+    rows = [(d, p, sym, float(rng.choice([-1, 1]) * rng.uniform(5e3, 2e5)))
+            for d in dates for p in ("a", "b") for sym in "ABCDE" for _ in range(2)]
+    pos = pd.DataFrame(rows, columns=["calculation_date", "portfolio_id", "symbol", "market_value"])
+    pos = pos.groupby(["calculation_date", "portfolio_id", "symbol"], as_index=False)["market_value"].sum()
+    pv = pd.Series({(d, p): 2e6 for d in dates for p in "ab"})
+    pv = pv.drop((dates[2], "b"))                                         # no snapshot: no weight
+    got = position_filters_at(pos, pv, L, window=90, first_row=1)
+    assert got["passes_history"].any() and not got["passes_history"].all()
+    for d in dates:
+        end = L.index.get_loc(pd.Timestamp(d))
+        ref = position_filters(pos[pos["calculation_date"] == d].drop(columns="calculation_date"),
+                               pv.xs(d) if d in pv.index.get_level_values(0) else pd.Series(dtype=float),
+                               L.iloc[max(1, end - 89): end + 1])
+        mine = got[got["calculation_date"] == d].drop(columns="calculation_date").reset_index(drop=True)
+        pd.testing.assert_frame_equal(mine, ref.reset_index(drop=True), check_dtype=False)
+
+
+def test_correlation_blocks_equal_the_per_portfolio_functions():
+    """(date, portfolio) pairs of several dates and sizes at once == pairwise_correlation on each date's
+    window (rows max(1, end - 89) .. end), repair_psd, effective_positions and correlation_clusters pair
+    by pair: a short window at the start, a planted correlated group (a cluster), gaps, one position, a
+    block of 2; the kept pairs' triangles; a window shifted by one date (the misalignment bug) differs."""
+    rng = np.random.default_rng(3)
+    T, N = 160, 8
+    base = rng.normal(0, 0.01, T)
+    L = rng.normal(0, 0.01, (T, N))
+    L[:, :3] += 3 * base[:, None]                                          # columns 0-2 move together
+    L[0] = np.nan
+    L[20:50, 5] = np.nan
+    ends = np.array([40, 95, 120, 159, 159])
+    members = [[0, 1, 2, 4], [0, 3], [1, 2, 5, 6, 7], [6], [0, 1, 2, 3, 4, 5, 6, 7]]
+    col = np.concatenate(members)
+    i_stop = np.cumsum([len(x) for x in members])
+    i_start = i_stop - [len(x) for x in members]
+    mv = rng.choice([-1, 1], len(col)) * rng.uniform(1e4, 1e5, len(col))
+    kept = np.array([False, True, False, False, True])
+    res = correlation_blocks(L, ends, col, i_start, i_stop, mv, kept, window=90, first_row=1, group_block=1)
+    n_clusters = 0
+    for j, e in enumerate(ends):
+        cols = members[j]
+        if len(cols) == 1:
+            assert res.effective[j] == 1.0 and res.concentration[j] == 0.0 and np.isnan(res.overall[j])
+            continue
+        C = pairwise_correlation(L[max(1, e - 89): e + 1][:, cols], min_periods=30)
+        iu = np.triu_indices(len(cols), 1)
+        u = np.abs(C[iu])
+        u = u[np.isfinite(u) & (u != 0)]
+        assert res.overall[j] == pytest.approx(u.mean(), rel=1e-12)
+        Cf = np.where(np.isfinite(C), C, 0.0)
+        np.fill_diagonal(Cf, 1.0)
+        Cp = repair_psd(Cf)
+        w = mv[i_start[j]:i_stop[j]]
+        assert res.effective[j] == pytest.approx(effective_positions(Cp, w), rel=1e-10)
+        ref = correlation_clusters(Cp, np.array(cols), 0.7)
+        mine = [(x[1], col[m]) for x in res.clusters if x[0] == j for m in x[2]]
+        assert [(int(a), int(b)) for a, b in mine] == list(zip(ref["cluster_number"], ref["symbol"], strict=True))
+        n_clusters += ref["cluster_number"].nunique()
+        if kept[j]:
+            sel = res.pairs[0] == j
+            fin = np.isfinite(C[iu])
+            np.testing.assert_allclose(res.pairs[3][sel], C[iu][fin], rtol=1e-12)
+            assert (res.pairs[1][sel] == np.array(cols)[iu[0]][fin]).all()
+    assert n_clusters >= 2 and set(res.pairs[0]) == {1, 4}
+    shifted = correlation_blocks(L, ends - 1, col, i_start, i_stop, mv, kept, window=90, first_row=1)
+    assert not np.allclose(shifted.overall[:3], res.overall[:3], rtol=1e-9)

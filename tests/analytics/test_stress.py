@@ -20,11 +20,15 @@ from shared.analytics.stress import (
     FACTORS,
     Scenario,
     ewma_covariance,
+    ewma_covariances,
     implied_factor_moves,
+    implied_factor_moves_stack,
     scenario_shocks,
     stress_exposures,
     stress_summary,
+    stress_summary_blocks,
     stress_test,
+    stress_test_dates,
 )
 from shared.analytics.symbol_betas import compute_symbol_betas
 from shared.calendar import session_index
@@ -319,3 +323,86 @@ def test_loss_cap_flags_a_correlated_loss_and_never_caps_at_zero_equity():
     assert out.loc["zero", "correlated_pnl"] == pytest.approx(uncapped) and not out.loc["zero", "loss_capped"]
     summary = stress_summary(out.reset_index().assign(correlation_effect=0.0))
     assert summary.loc["big", "worst_pnl"] == summary.loc["big", "best_pnl"] == pytest.approx(uncapped)
+
+
+# --- many dates at once (the phase's batched path) ------------------------------------------------------
+
+def test_ewma_covariances_equal_the_single_date_function(rng):
+    """Short windows at the start (padding), missing rows, a window below min_obs (NaN): date by date."""
+    T = 400
+    R = rng.normal(0, 0.01, (T, 8)) @ rng.normal(0, 1, (8, 8))
+    R[[5, 70, 300], [2, 0, 7]] = np.nan
+    fret = pd.DataFrame(R, columns=list(FACTORS))
+    ends = np.array([0, 40, 59, 60, 61, 100, 251, 252, 300, 399])
+    covs, used = ewma_covariances(fret, ends)
+    assert covs.shape == (len(ends), 8, 8)
+    for k, e in enumerate(ends):
+        window = fret.iloc[max(0, e - 251): e + 1]
+        ref = ewma_covariance(window).to_numpy()
+        np.testing.assert_allclose(covs[k], ref, rtol=1e-12, atol=1e-20)
+        assert used[k] == np.isfinite(window.to_numpy()).all(1).sum()
+    assert np.isnan(covs[:2]).all() and np.isfinite(covs[5:]).all()
+
+
+def test_stress_test_dates_equals_a_loop_over_dates(rng):
+    """Several dates (one without covariance, different SPY/TLT betas, cash books, capped losses) in one
+    call == stress_test and stress_summary date by date; a shifted date code (the bug of aligning rows
+    with the neighbouring date's covariance) does not."""
+    T = 300
+    R = rng.normal(0, 0.01, (T, 8)) @ rng.normal(0, 1, (8, 8))
+    fret = pd.DataFrame(R, columns=list(FACTORS))
+    ends = np.array([30, 120, 200, 299])                   # the first has too little history: no covariance
+    covs, _ = ewma_covariances(fret, ends)
+    cols = [*FACTOR_EXPOSURES.values(), "Momentum Spread"]
+    P = 7
+    rows, codes, eqs = [], [], []
+    for k in range(len(ends)):
+        e = pd.DataFrame(rng.normal(0, 3e5, (P, len(cols))), columns=cols, index=[f"p{i}" for i in range(P)])
+        e.iloc[0] = np.nan                                  # a cash-only book
+        rows.append(e)
+        codes.append(np.full(P, k))
+        eqs.append(rng.uniform(1e4, 1e6, P))
+    eqs[2][1] = -5.0                                        # no cap at non-positive equity
+    expo = pd.concat(rows, ignore_index=True)
+    code = np.concatenate(codes)
+    equity = np.concatenate(eqs)
+    spy = pd.DataFrame(rng.uniform(0, 0.4, (len(ends), 7)), columns=[*STYLE_FACTORS, "IR Beta"])
+    spy.iloc[3, 2] = np.nan
+    tlt = np.array([-0.2, np.nan, -0.3, -0.25])
+    out = stress_test_dates(expo, code, ACTIVE, covs, equity, spy_betas=spy, tlt_market_beta=tlt)
+    n = len(ACTIVE)
+    assert len(out) == len(expo) * n and out["loss_capped"].any()
+    summ = stress_summary_blocks(out["correlated_pnl"].to_numpy().reshape(-1, n),
+                                 out["correlation_effect"].to_numpy().reshape(-1, n))
+    num = ["direct_pnl", "correlated_pnl", "correlation_effect", "market_pnl"]
+    for k in range(len(ends)):
+        sel = code == k
+        cov = pd.DataFrame(covs[k], index=list(FACTORS), columns=list(FACTORS))
+        ref = stress_test(rows[k], ACTIVE, cov, pd.Series(eqs[k], index=rows[k].index), spy_betas=spy.iloc[k],
+                          tlt_market_beta=None if np.isnan(tlt[k]) else tlt[k])
+        got = out[np.repeat(sel, n)]
+        np.testing.assert_allclose(got[num].to_numpy(), ref[num].to_numpy(), rtol=1e-12, atol=1e-6)
+        assert got["loss_capped"].tolist() == ref["loss_capped"].tolist()
+        assert got["scenario_id"].tolist() == ref["scenario_id"].tolist()
+        assert got["factor_impacts"].tolist() == ref["factor_impacts"].tolist()
+        rs = stress_summary(ref)
+        np.testing.assert_allclose(summ[sel].drop(columns="n_scenarios").to_numpy(dtype=float),
+                                   rs.drop(columns="n_scenarios").to_numpy(dtype=float), rtol=1e-12, atol=1e-6)
+    first = np.repeat(code == 0, n)                         # no covariance: correlated = direct
+    np.testing.assert_allclose(out["correlated_pnl"][first], out["direct_pnl"][first], rtol=1e-12, atol=1e-6)
+    shifted = stress_test_dates(expo, np.minimum(code + 1, len(ends) - 1), ACTIVE, covs, equity, spy_betas=spy,
+                                tlt_market_beta=tlt)
+    assert not np.allclose(shifted["correlated_pnl"], out["correlated_pnl"], rtol=1e-6)
+
+
+def test_implied_moves_stack_singular_date_falls_back_to_lstsq():
+    """A date whose Σ_SS is singular (two shocked factors perfectly collinear) gets the single-date answer."""
+    C = np.eye(8) * 1e-4
+    C[0, 1] = C[1, 0] = 1e-4                                 # Market and Value identical: singular 2×2 block
+    good = np.eye(8) * 2e-4
+    covs = np.stack([good, C, np.full((8, 8), np.nan)])
+    shocks = scenario_shocks([sc("two", Market=-0.1, Value=-0.1), sc("one", Market=0.05)])
+    m = implied_factor_moves_stack(covs, shocks)
+    for k in range(3):
+        ref = implied_factor_moves(pd.DataFrame(covs[k], index=list(FACTORS), columns=list(FACTORS)), shocks)
+        np.testing.assert_allclose(m[k], ref.to_numpy(), rtol=1e-12, atol=1e-15)

@@ -12,6 +12,7 @@ from shared.analytics.volatility import (
     har_fit,
     har_forecast,
     holding_returns,
+    holding_volatility_at,
     holding_weights,
     portfolio_returns,
     realized_vol,
@@ -238,3 +239,40 @@ def test_metrics_at_many_dates_equal_one_window_per_date(returns_with_gaps):
                 assert g == v, (d, sym, col)
             else:
                 np.testing.assert_allclose(g, v, rtol=1e-12, atol=1e-15, err_msg=f"{d} {sym} {col}")
+
+
+def test_holding_volatility_at_equals_the_per_date_path(make_returns):
+    """All (date, portfolio) pairs at once == holding_returns on each date's window (rows before row 1
+    left out, as the phase does) + volatility_metrics: short windows at the start, a symbol with gaps, a
+    symbol that is not a column, lots of one symbol, a book without equity, holdings changing by date."""
+    rng = np.random.default_rng(5)
+    T, S = 330, 6
+    idx = pd.bdate_range("2024-01-01", periods=T)
+    R = pd.DataFrame(make_returns(T, S), index=idx, columns=[f"S{i}" for i in range(S)])
+    R.iloc[0] = np.nan                                                    # the first difference's NaN row
+    R.iloc[40:60, 2] = np.nan
+    dates = [idx[k].date() for k in (5, 90, 200, 251, 252, 329)]
+    rows = []
+    for d in dates:
+        for p in ("a", "b", "c"):
+            for sym in rng.choice([*R.columns, "GONE"], size=3, replace=False):
+                rows.append((d, p, sym, float(rng.normal(1e5, 5e4))))
+        rows.append((d, "a", "S1", 2.5e4))                                # a second lot
+    pos = pd.DataFrame(rows, columns=["calculation_date", "portfolio_id", "symbol", "market_value"])
+    equity = pd.Series({(d, p): 1e6 if p != "c" or d != dates[2] else -1.0 for d in dates for p in "abc"})
+    equity.index = equity.index.set_names(["calculation_date", "portfolio_id"])
+    got = holding_volatility_at(R, pos, equity, window=252, first_row=1)
+    assert list(got[["calculation_date", "portfolio_id"]].itertuples(index=False, name=None)) == [
+        (d, p) for d in dates for p in "abc"]
+    cols = [c for c in got.columns if c not in ("calculation_date", "portfolio_id", "vol_trend")]
+    for d in dates:
+        end = R.index.get_loc(pd.Timestamp(d))
+        window = R.iloc[max(1, end - 251): end + 1]
+        ref = volatility_metrics(holding_returns(window, pos[pos["calculation_date"] == d], equity.xs(d)))
+        mine = got[got["calculation_date"] == d].set_index("portfolio_id")
+        np.testing.assert_allclose(mine[cols].to_numpy(float), ref[cols].to_numpy(float), rtol=1e-12, atol=1e-15)
+        def trend(x):
+            return [None if pd.isna(v) else v for v in x]              # None / NaN: both stored as NULL
+        assert trend(mine["vol_trend"]) == trend(ref["vol_trend"])
+    assert got.loc[(got["calculation_date"] == dates[2]) & (got["portfolio_id"] == "c"), "n_obs"].item() == 0
+    assert got.loc[got["calculation_date"] == dates[-1], "n_obs"].min() == 252
