@@ -189,8 +189,10 @@ REPORT_STEP = Step("report", "7", "Run report (HTML with charts)", "phases.repor
 STEPS: tuple[Step, ...] = (*_WORK, REPORT_STEP)
 
 #: The step that always runs last, whatever happened (Argo ``onExit``): records the run's outcome.
+#: Its retention deletes old pairwise matrices of every portfolio (and, with SIGMABATCH_RETAIN_SESSIONS set,
+#: old rows of the tables in shared.retention), after every other step.
 EXIT_STEP = Step("record-run", "-", "Record the run's status", "phases.record_run",
-                 retry=Retry(limit=3, backoff="10s"),
+                 writes=("pairwise_correlations",), retry=Retry(limit=3, backoff="10s"),
                  resources=Resources("100m", "256Mi", "512Mi"), deadline_seconds=600)
 
 #: The batch lock's lease on Argo (SIGMABATCH_LOCK_LEASE of every step): no process holds the lock between
