@@ -7,7 +7,8 @@ snapshot. Descriptive fields (sector, industry, company name) come from the prof
 so copying them onto a session would make the session's row depend on when it was computed (they live
 in ``company_profiles``, as of ``last_updated``). Data quality (0-100) = 30 has a price + 30 has a
 1-day return + 20 has a profile + 20 has enough history for factor betas (≥ 30 returns in the last 90
-sessions) — the last one is checked on prices, so this phase does not wait for 1.5.
+sessions) — the last one is checked on prices, so this phase does not wait for 1.5. A symbol shard
+(``--shard K/N``) computes and upserts only its shard's symbols (:meth:`PhaseContext.symbol_scope`).
 """
 
 from __future__ import annotations
@@ -30,6 +31,10 @@ HISTORY = History(sessions=BETA_WINDOW, years=1)
 def run(ctx: PhaseContext) -> PhaseResult:
     rng = ctx.range
     prices = scoped_prices(ctx)
+    own = set(ctx.symbol_scope(prices.columns))  # a symbol's row depends on its own closes only
+    prices = prices[[c for c in prices.columns if c in own]]
+    if prices.shape[1] == 0:  # a symbol shard that holds none of the snapshot's symbols
+        return PhaseResult(rows={"symbol_daily_metrics": 0}, details={"symbols": 0, "sessions": len(rng.sessions)})
     with ctx.transaction() as s:
         profiles = repo.load_profiles(s, list(prices.columns))
     prof = profiles.set_index("symbol") if not profiles.empty else pd.DataFrame(
