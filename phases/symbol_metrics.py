@@ -67,7 +67,12 @@ def run(ctx: PhaseContext) -> PhaseResult:
                                 "mean_quality_last_session": float(np.round(last["data_quality_score"].mean(), 2))
                                 if last is not None and len(last) else None,
                                 "null_ytd_last_session": int(last["return_ytd"].isna().sum())
-                                if last is not None and len(last) else 0})
+                                if last is not None and len(last) else 0,
+                                # integer sums (scores are multiples of 10), so the symbol shards' records fold
+                                # into the mean over every symbol (shared.runs.fold_shards sums integers)
+                                "quality_points_last_session": int(last["data_quality_score"].sum())
+                                if last is not None and len(last) else 0,
+                                "symbols_last_session": len(last) if last is not None else 0})
 
 
 main = entrypoint("symbol-metrics", "Phase 1.75: symbol returns (1d, MTD, YTD, 1m, 3m, 1y), valuation and data "

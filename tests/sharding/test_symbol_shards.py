@@ -57,3 +57,15 @@ def test_a_portfolio_shard_waits_for_every_symbol_shard():
         assert {f"symbol-factors[{j}]" for j in shards} <= ups
         assert f"pnl-snapshots[{k}]" in ups and not ups & {f"pnl-snapshots[{j}]" for j in shards if j != k}
     assert sorted(steps["symbol-metrics"].shards) == shards
+
+
+def test_the_mean_data_quality_is_over_every_symbol_shard():
+    """symbol-metrics' shards record integer sums; folded, the report's mean is over all symbols, not the
+    first shard's."""
+    from shared.report.findings import mean_quality
+    from shared.runs import _merge_details
+
+    shard1 = {"mean_quality_last_session": 100.0, "quality_points_last_session": 300, "symbols_last_session": 3}
+    shard2 = {"mean_quality_last_session": 50.0, "quality_points_last_session": 50, "symbols_last_session": 1}
+    assert mean_quality(_merge_details([shard1, shard2])) == 87.5  # (300 + 50) / 4, not 100
+    assert mean_quality({"mean_quality_last_session": 90.0}) == 90.0  # a record from before the sums
