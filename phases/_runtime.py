@@ -14,7 +14,9 @@ it commits only while the run still holds the batch lock at the generation the p
 
 A step that fans out over portfolio shards (``fan_out`` in :mod:`workflows.dag`) takes ``--shard K/N``:
 :attr:`PhaseContext.portfolio_scope` is then the shard's portfolios (:mod:`shared.sharding`), what the
-step reads and replaces is limited to them, and its record is ``step[K/N]`` (folded per step by
+step reads and replaces is limited to them, and its record is ``step[K/N]``. A step sharded by symbol
+(``shard_by="symbol"``: the symbol steps) keeps every portfolio and limits the symbols it writes to
+:meth:`PhaseContext.symbol_scope`. Either way its record is ``step[K/N]`` (folded per step by
 :func:`shared.runs.fold_shards`). The shards of a run run side by side under the run's lock and run id.
 
 The last stdout line is ``sigmabatch-result: {json}`` with the row counts, for the local runner.
@@ -79,6 +81,7 @@ class PhaseContext:
     latest: date | None = None  # the last completed session at the run's reference time (clock or schedule)
     fence: Any = None  # shared.locking.Fence: the lock generation this phase writes under
     shard: Shard | None = None  # --shard K/N of a fanned-out step (None: no shard)
+    shard_by: str = "portfolio"  # what the shard splits: "portfolio" or "symbol" (workflows.dag.Step.shard_by)
 
     def __post_init__(self) -> None:
         if self.run_range is None:
@@ -88,8 +91,8 @@ class PhaseContext:
     def portfolio_scope(self) -> list[str] | None:
         """The portfolio ids the step reads and writes: ``[--portfolio]``, the shard's portfolios (of every
         portfolio row, active or not: membership depends on the id only), both (the one portfolio if it is
-        in the shard, else none), or None for all."""
-        if self.shard is None or self.shard.whole:
+        in the shard, else none), or None for all. A symbol shard keeps every portfolio."""
+        if self.shard is None or self.shard.whole or self.shard_by != "portfolio":
             return [self.portfolio_id] if self.portfolio_id else None
         if self.portfolio_id:
             return self.shard.select([self.portfolio_id])
@@ -98,6 +101,13 @@ class PhaseContext:
         with self.transaction() as s:
             ids = repo.load_portfolios(s, active_only=False)["id"].tolist()
         return self.shard.select(ids)
+
+    def symbol_scope(self, symbols) -> list[str]:
+        """The symbols of ``symbols`` this process writes, sorted: those of its symbol shard (the jump hash of
+        the symbol string, :func:`shared.sharding.shard_of`), or all of them with no symbol shard."""
+        if self.shard is None or self.shard.whole or self.shard_by != "symbol":
+            return sorted(symbols)
+        return self.shard.select(symbols)
 
     def narrowed(self, chunk: RunRange) -> PhaseContext:
         """The same context for one chunk of the run's sessions, sharing what it has already loaded
@@ -177,7 +187,7 @@ def build_parser(step: str, description: str) -> argparse.ArgumentParser:
                    "the business date comes from it instead of the clock")
     if fans_out(step):
         p.add_argument("--shard", default="", metavar="K/N",
-                       help="limit the phase to portfolio shard K of N (plan's shards; empty or 1/1 = all)")
+                       help=f"limit the phase to {shard_key(step)} shard K of N (plan's shards; empty or 1/1 = all)")
     return p
 
 
@@ -186,6 +196,13 @@ def fans_out(step: str) -> bool:
     from workflows import dag
 
     return bool(getattr(dag.steps_by_name().get(step), "fan_out", False))
+
+
+def shard_key(step: str) -> str:
+    """What the shards of ``step`` split: ``"portfolio"`` or ``"symbol"`` (:attr:`workflows.dag.Step.shard_by`)."""
+    from workflows import dag
+
+    return getattr(dag.steps_by_name().get(step), "shard_by", "portfolio")
 
 
 def reference_time(settings: Settings, scheduled: str) -> datetime:
@@ -318,9 +335,13 @@ def _work(step, run, settings, engine, run_id, args, plog, fence, *, allow_empty
         plog.info("nothing to do: every portfolio is up to date")
         return PhaseResult(status="skipped", message="up to date: no missing session")
     ctx = PhaseContext(step, settings, engine, run_id, rng, args.portfolio or None, bool(args.force), args, plog,
-                       latest=latest, fence=fence, shard=shard)
+                       latest=latest, fence=fence, shard=shard, shard_by=shard_key(step))
     plog.info("start", extra={"run_id": run_id, "range": str(rng or "up to date"), "portfolio": args.portfolio or "all",
                               **({"shard": str(shard)} if shard else {})})
+    if shard is not None and not shard.whole and ctx.shard_by == "symbol":
+        res = _run_chunks(run, ctx) if chunked else run(ctx)
+        res.details = {**res.details, "shard": str(shard)}
+        return res
     if shard is not None and not shard.whole:
         scope = ctx.portfolio_scope
         if not scope:

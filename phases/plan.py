@@ -4,10 +4,10 @@ Writes ``start-date``, ``end-date`` and ``has-work`` files into ``--outputs-dir`
 the local runner reads them too), so every later step gets the same explicit dates even though phase 3
 moves the snapshot watermark while the run is under way.
 
-It also decides the run's portfolio shards (:mod:`shared.sharding`): ``ceil(positions held in the range /
+It also decides the run's shards (:mod:`shared.sharding`): ``ceil(positions held in the range /
 SIGMABATCH_SHARD_POSITIONS)`` of them, or ``SIGMABATCH_SHARDS``, one for a ``--portfolio`` run, and writes
 them to ``shards`` as a JSON list (``["1/4", "2/4", "3/4", "4/4"]``): the steps that fan out (``fan_out`` in
-:mod:`workflows.dag`) run once per item with ``--shard K/N``. Its details give the positions per shard.
+:mod:`workflows.dag`, by portfolio or by symbol: the same list) run once per item with ``--shard K/N``. Its details give the positions per shard.
 """
 
 from __future__ import annotations

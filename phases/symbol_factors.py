@@ -5,7 +5,9 @@ Reads closes from the price-cache snapshot only (never the database). For each s
 ridge loadings on the six style ETFs (90 sessions, ≥ 30 observations, α = 1 on z-scored regressors),
 four spread betas (180 sessions, ≥ 60), OLS market beta vs SPY and rate beta vs TLT (90 sessions, ≥ 30)
 and the provider's beta from the profile (:func:`shared.analytics.symbol_betas.compute_symbol_betas`).
-Scoped runs (``--portfolio``) compute the portfolio's symbols and the factor ETFs only.
+Scoped runs (``--portfolio``) compute the portfolio's symbols and the factor ETFs only. A symbol shard
+(``--shard K/N``) computes and writes only its shard's symbols (:meth:`PhaseContext.symbol_scope`); every
+shard reads the factor ETFs as regressors, but an ETF's own rows are written by the shard of its symbol only.
 """
 
 from __future__ import annotations
@@ -33,9 +35,14 @@ def run(ctx: PhaseContext) -> PhaseResult:
     rng = ctx.range
     prices = scoped_prices(ctx)
     require_etfs(prices, REQUIRED_ETFS, "symbol factor betas")
+    # the symbols this process writes (its shard's), and the closes it regresses them on (plus the ETFs)
+    own = ctx.symbol_scope(prices.columns)
+    if len(own) < prices.shape[1]:
+        keep = set(own) | set(REQUIRED_ETFS)
+        prices = prices[[c for c in prices.columns if c in keep]]
     with ctx.transaction() as s:
         ids = repo.seed_factor_definitions(s)
-        profiles = repo.load_profiles(s, list(prices.columns))
+        profiles = repo.load_profiles(s, own)
     provider = profiles.set_index("symbol")["beta"] if not profiles.empty else None
     # Memory grows with symbols x sessions: a long backfill goes in chunks of sessions, each committed on its
     # own (a session's betas depend on the session alone, so the rows are the same whatever the chunking).
@@ -44,9 +51,12 @@ def run(ctx: PhaseContext) -> PhaseResult:
     for i, chunk in enumerate(chunks, start=1):
         betas = compute_symbol_betas(prices, list(chunk.sessions), provider_betas=provider)
         betas["factor_id"] = betas["factor"].map(ids)
+        if len(own) < prices.shape[1]:  # an ETF outside the shard was only a regressor here
+            betas = betas[betas["symbol"].isin(own)].reset_index(drop=True)
         with ctx.transaction() as s:
-            # the run's symbols × sessions are recomputed whole: a beta that no longer qualifies loses its old row
-            n += repo.replace(s, m.SymbolFactorExposure, betas, {"symbol": list(prices.columns),
+            # the run's (shard's) symbols × sessions are recomputed whole: a beta that no longer qualifies
+            # loses its old row; another shard's symbols are left alone
+            n += repo.replace(s, m.SymbolFactorExposure, betas, {"symbol": own,
                                                                   "calculation_date": list(chunk.sessions)})
         if len(betas):
             per_method.update(betas.groupby("calculation_method").size().to_dict())
@@ -55,7 +65,7 @@ def run(ctx: PhaseContext) -> PhaseResult:
             ctx.log.info("chunk %d/%d done: %s", i, len(chunks), chunk)
         del betas
     return PhaseResult(rows={"symbol_factor_exposures": n},
-                       details={"symbols": prices.shape[1], "sessions": len(rng.sessions), "chunks": len(chunks),
+                       details={"symbols": len(own), "sessions": len(rng.sessions), "chunks": len(chunks),
                                 "rows_by_method": {k: int(v) for k, v in per_method.items()},
                                 "symbols_with_market_beta": len(with_market)})
 

@@ -7,7 +7,8 @@ snapshot. Descriptive fields (sector, industry, company name) come from the prof
 so copying them onto a session would make the session's row depend on when it was computed (they live
 in ``company_profiles``, as of ``last_updated``). Data quality (0-100) = 30 has a price + 30 has a
 1-day return + 20 has a profile + 20 has enough history for factor betas (≥ 30 returns in the last 90
-sessions) — the last one is checked on prices, so this phase does not wait for 1.5.
+sessions) — the last one is checked on prices, so this phase does not wait for 1.5. A symbol shard
+(``--shard K/N``) computes and upserts only its shard's symbols (:meth:`PhaseContext.symbol_scope`).
 """
 
 from __future__ import annotations
@@ -30,6 +31,10 @@ HISTORY = History(sessions=BETA_WINDOW, years=1)
 def run(ctx: PhaseContext) -> PhaseResult:
     rng = ctx.range
     prices = scoped_prices(ctx)
+    own = set(ctx.symbol_scope(prices.columns))  # a symbol's row depends on its own closes only
+    prices = prices[[c for c in prices.columns if c in own]]
+    if prices.shape[1] == 0:  # a symbol shard that holds none of the snapshot's symbols
+        return PhaseResult(rows={"symbol_daily_metrics": 0}, details={"symbols": 0, "sessions": len(rng.sessions)})
     with ctx.transaction() as s:
         profiles = repo.load_profiles(s, list(prices.columns))
     prof = profiles.set_index("symbol") if not profiles.empty else pd.DataFrame(
@@ -62,7 +67,12 @@ def run(ctx: PhaseContext) -> PhaseResult:
                                 "mean_quality_last_session": float(np.round(last["data_quality_score"].mean(), 2))
                                 if last is not None and len(last) else None,
                                 "null_ytd_last_session": int(last["return_ytd"].isna().sum())
-                                if last is not None and len(last) else 0})
+                                if last is not None and len(last) else 0,
+                                # integer sums (scores are multiples of 10), so the symbol shards' records fold
+                                # into the mean over every symbol (shared.runs.fold_shards sums integers)
+                                "quality_points_last_session": int(last["data_quality_score"].sum())
+                                if last is not None and len(last) else 0,
+                                "symbols_last_session": len(last) if last is not None else 0})
 
 
 main = entrypoint("symbol-metrics", "Phase 1.75: symbol returns (1d, MTD, YTD, 1m, 3m, 1y), valuation and data "

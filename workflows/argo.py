@@ -19,8 +19,8 @@ How the DAG becomes Argo:
 4. The step with ``writes_report`` (last in the DAG) writes the run's HTML report as a key-only S3 output
    artifact, unarchived, so the Argo UI can show it.
 5. :data:`dag.EXIT_STEP` is the ``onExit`` handler and also receives ``--workflow-status`` and ``--failures``.
-6. A step that fans out (``fan_out``) is one task with ``withParam`` over plan's ``shards`` output (a JSON
-   list of ``K/N``): Argo runs one pod per shard with ``--shard {{item}}``, each retried on its own, each
+6. A step that fans out (``fan_out``, by portfolio or by symbol: the same list) is one task with ``withParam``
+   over plan's ``shards`` output (a JSON list of ``K/N``): Argo runs one pod per shard with ``--shard {{item}}``, each retried on its own, each
    receiving the same price-cache artifact; the task succeeds when every shard has, and the steps after it
    wait for all of its shards. The ``main`` DAG's ``parallelism`` (:data:`workflows.dag.MAX_PARALLEL_PODS`)
    caps the pods running at once, shards included (database connections: one or two per pod).
@@ -91,7 +91,7 @@ DATE_PARAMETERS = ("start-date", "end-date")
 #: (a holiday, or a day a backfill already covered). Every other task runs only ``when`` it is "true":
 #: a quiet night is a short, Succeeded workflow whose other nodes are Skipped.
 HAS_WORK = "has-work"
-#: plan's fourth output parameter: the run's portfolio shards, a JSON list of "K/N" (``withParam`` of the
+#: plan's fourth output parameter: the run's shards (portfolio and symbol shards alike), a JSON list of "K/N" (``withParam`` of the
 #: steps that fan out).
 SHARDS = "shards"
 

@@ -94,9 +94,27 @@ class Step:
     #: Seconds the step waits for the batch lock before exiting 4 (SIGMABATCH_LOCK_TIMEOUT); only ``plan``
     #: takes the lock for a run, the other steps find it held by their run.
     lock_timeout_seconds: int = 0
-    #: The step fans out over the run's portfolio shards (plan's ``shards`` output): one process (pod) per
-    #: shard with ``--shard K/N``, each reading and writing only its shard's portfolios.
+    #: The step fans out over the run's shards (plan's ``shards`` output): one process (pod) per shard with
+    #: ``--shard K/N``, each reading and writing only its shard's portfolios or symbols (``shard_by``).
     fan_out: bool = False
+    #: What a fanned-out step's shard ``K/N`` holds: :data:`BY_PORTFOLIO` (the portfolios whose id hashes to
+    #: K) or :data:`BY_SYMBOL` (the symbols whose string hashes to K; the same ``N``). A shard waits for the
+    #: same shard of a fanned-out upstream step only when both split by the same key, else for all of them.
+    shard_by: str = "portfolio"
+
+    def __post_init__(self) -> None:
+        if self.shard_by not in SHARD_KEYS:
+            raise ValueError(f"{self.name}: shard_by {self.shard_by!r} is not one of {SHARD_KEYS}")
+
+
+#: What the shards of a fanned-out step split (:attr:`Step.shard_by`).
+BY_PORTFOLIO, BY_SYMBOL = "portfolio", "symbol"
+SHARD_KEYS = (BY_PORTFOLIO, BY_SYMBOL)
+
+
+def same_shards(a: Step, b: Step) -> bool:
+    """Whether shard ``K/N`` of step ``b`` needs only shard ``K/N`` of ``a`` (both fan out, by the same key)."""
+    return a.fan_out and b.fan_out and a.shard_by == b.shard_by
 
 
 #: Columns of a table that another step writes than the one that writes its rows: ``table.group`` is then
@@ -139,10 +157,10 @@ _WORK: tuple[Step, ...] = (
     Step("symbol-factors", "1.5", "Symbol factor betas", "phases.symbol_factors",
          ("market-data", "company-profiles"), reads_price_cache=True, resources=Resources("1", "1Gi", "4Gi"),
          reads=("portfolios", "company_profiles", "factor_definitions"),
-         writes=("factor_definitions", "symbol_factor_exposures")),
+         writes=("factor_definitions", "symbol_factor_exposures"), fan_out=True, shard_by=BY_SYMBOL),
     Step("symbol-metrics", "1.75", "Symbol metrics", "phases.symbol_metrics",
          ("market-data", "company-profiles"), reads_price_cache=True, reads=("portfolios", "company_profiles"),
-         writes=("symbol_daily_metrics",)),
+         writes=("symbol_daily_metrics",), fan_out=True, shard_by=BY_SYMBOL),
     Step("fundamentals", "2", "Fundamentals", "phases.fundamentals", ("company-profiles",),
          reads=(*_BOOK, "company_profiles"), writes=("financial_statements", "company_profiles.fundamentals")),
     Step("pnl-snapshots", "3", "P&L, equity roll-forward and snapshots", "phases.pnl_snapshots",

@@ -22,10 +22,11 @@ The algorithm:
    130). A step it could not stop (a runner killed with SIGKILL leaves its steps orphaned) is fenced: its
    next commit finds the lock gone or taken over and writes nothing (:mod:`shared.locking`).
 
-Portfolio shards: plan's ``shards`` output (a JSON list of ``K/N``) fans out every step marked ``fan_out`` in
+Shards: plan's ``shards`` output (a JSON list of ``K/N``) fans out every step marked ``fan_out`` in
 :mod:`workflows.dag`: one process per shard with ``--shard K/N``, within ``max_parallel`` like any step. A
-shard's step waits for the same shard of its fanned-out upstream steps (a per-shard sub-DAG: a slow shard
-holds no other) and for the whole of the others; a step after a fanned-out one (the report) waits for
+shard's step waits for the same shard of its fanned-out upstream steps split by the same key (a per-shard
+sub-DAG: a slow shard holds no other) and for the whole of the others (a portfolio shard of
+``risk-exposures`` waits for every symbol shard of ``symbol-factors``); a step after a fanned-out one (the report) waits for
 every shard. A shard is retried on its own. :class:`StepOutcome` of a fanned-out step folds its shards
 (worst status, rows summed, the slowest shard's time); :attr:`StepOutcome.shards` has each.
 
@@ -287,8 +288,12 @@ class LocalRunner:
             for shard in (shards if s.fan_out and sharded else [None]):
                 ups: list[str] = []
                 for u in s.upstream:
-                    if dag.steps_by_name()[u].fan_out and sharded:
-                        ups += [f"{u}[{shard}]"] if shard is not None else [f"{u}[{k}]" for k in shards]
+                    up = dag.steps_by_name()[u]
+                    if up.fan_out and sharded:
+                        # the same shard of an upstream split by the same key; else all its shards (a
+                        # portfolio shard needs the factors of symbols of every symbol shard)
+                        same = shard is not None and dag.same_shards(up, s)
+                        ups += [f"{u}[{shard}]"] if same else [f"{u}[{k}]" for k in shards]
                     else:
                         ups.append(u)
                 key = s.name if shard is None else f"{s.name}[{shard}]"

@@ -35,6 +35,15 @@ def _names(items, limit: int = 8) -> str:
     return ", ".join(str(i) for i in items[:limit]) + more
 
 
+def mean_quality(details: dict) -> float | None:
+    """symbol-metrics' mean data-quality score on the last session, over every symbol: from the integer sums
+    (summed over the symbol shards when the step fanned out), else the unsharded record's own mean."""
+    n = details.get("symbols_last_session")
+    if isinstance(n, int) and n > 0 and isinstance(details.get("quality_points_last_session"), int):
+        return round(details["quality_points_last_session"] / n, 2)
+    return details.get("mean_quality_last_session")
+
+
 def coverage(data: ReportData) -> list[Coverage]:
     run, out = data.run, []
     if run.start and run.end:
@@ -110,7 +119,7 @@ def _detail_findings(data: ReportData) -> list[Finding]:
                            "position-day(s) marked at entry price (no close yet)"))
     sm = run.phase("symbol-metrics")
     if sm:
-        q = sm.details.get("mean_quality_last_session")
+        q = mean_quality(sm.details)
         if q is not None and q < 100:
             out.append(Finding("info", "symbol-metrics", f"mean data-quality score {q:.1f} / 100 on the last session"))
         if sm.details.get("null_ytd_last_session"):

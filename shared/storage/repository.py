@@ -461,7 +461,8 @@ def table_counts(session: Session) -> dict[str, int]:
 
 def load_symbol_betas(session: Session, dates: Sequence[date], symbols: Sequence[str] | None = None) -> pd.DataFrame:
     """Symbol factor betas on ``dates``: [calculation_date, symbol, factor, beta_value, alpha, r_squared,
-    std_error, p_value, observations]."""
+    std_error, p_value, observations], ordered by (date, symbol, factor id): the sums over them must not
+    depend on the order the rows were written in (a re-run symbol shard rewrites its rows last)."""
     t = m.SymbolFactorExposure.__table__
     f = m.FactorDefinitionRow.__table__
     stmt = (
@@ -469,6 +470,7 @@ def load_symbol_betas(session: Session, dates: Sequence[date], symbols: Sequence
                t.c.r_squared, t.c.std_error, t.c.p_value, t.c.observations)
         .join(f, f.c.id == t.c.factor_id)
         .where(t.c.calculation_date.in_(list(dates)))
+        .order_by(t.c.calculation_date, t.c.symbol, t.c.factor_id)
     )
     frame = read_frame(session, stmt)
     if symbols is not None and not frame.empty:
@@ -479,13 +481,14 @@ def load_symbol_betas(session: Session, dates: Sequence[date], symbols: Sequence
 def load_symbol_beta_values(session: Session, dates: Sequence[date], symbols: Sequence[str],
                             factors: Sequence[str]) -> pd.DataFrame:
     """``beta_value`` of a few symbols and factors on ``dates`` (filtered in SQL, e.g. the factor ETFs'
-    own betas): [calculation_date, symbol, factor, beta_value]."""
+    own betas): [calculation_date, symbol, factor, beta_value], ordered as :func:`load_symbol_betas`."""
     t = m.SymbolFactorExposure.__table__
     f = m.FactorDefinitionRow.__table__
     stmt = (
         select(t.c.calculation_date, t.c.symbol, f.c.name.label("factor"), t.c.beta_value)
         .join(f, f.c.id == t.c.factor_id)
         .where(t.c.calculation_date.in_(list(dates)), t.c.symbol.in_(list(symbols)), f.c.name.in_(list(factors)))
+        .order_by(t.c.calculation_date, t.c.symbol, t.c.factor_id)
     )
     return read_frame(session, stmt)
 

@@ -1,4 +1,4 @@
-"""Issue 18: a run fanned out over portfolio shards writes exactly the tables the unsharded run writes.
+"""Issue 18: a run fanned out over portfolio and symbol shards writes exactly the tables the unsharded run writes.
 
 The five demo books, cloned three times (15 portfolios with distinct ids, the same 20 synthetic stocks
 and the ETFs), entered 20 sessions before ``D``; one run over ``[D−20, D]`` (a backfill: the risk steps go
@@ -7,7 +7,8 @@ DAG's steps in this process (:mod:`tests.dagrun`, one shard after another). Ever
 records must hold the same rows (every column but run metadata), the numbers to 1e-12 relative: a
 portfolio's numbers do not depend on which other portfolios share its process, only the vectorised
 kernels' blocking does (stacks of other sizes, other session chunks: the last bit, as for the launch
-shapes of ``test_range_invariance.py``). A forced re-run of one shard then
+shapes of ``test_range_invariance.py``). The symbol steps split the symbols (the same 4 shards): every
+symbol's rows are written by its own shard only, the factor ETFs' included. A forced re-run of one shard then
 leaves every table as it was, to the bit (the same work: the same range and shard). On SQLite and on
 PostgreSQL.
 
@@ -107,7 +108,8 @@ def all_rows(url: str) -> dict[str, pd.DataFrame]:
 def _phase_records(url: str) -> pd.DataFrame:
     eng = get_engine(url)
     with eng.connect() as c:
-        frame = pd.read_sql(text("select run_id, phase, status from batch_phase_runs"), c)
+        frame = pd.read_sql(text("select run_id, phase, status, rows_written from batch_phase_runs"), c)
+    frame["rows_written"] = frame["rows_written"].map(lambda v: json.loads(v) if isinstance(v, str) else v or {})
     eng.dispose()
     return frame
 
@@ -165,6 +167,7 @@ def test_sharded_run_writes_the_same_tables_as_the_unsharded_run(built):
     one, four = built[1]["rows"], built[4]["rows"]
     assert one["portfolio_snapshots"].shape[0] >= 15 * BOOK_SESSIONS
     assert len(one["pairwise_correlations"]) and len(one["stress_test_results"])
+    assert len(one["symbol_factor_exposures"]) and len(one["symbol_daily_metrics"])
     diff = differences(one, four)
     assert not diff, "4 shards differ from 1:\n  " + "\n  ".join(diff)
 
@@ -174,14 +177,27 @@ def test_rerunning_one_shard_leaves_the_tables_unchanged(built):
     assert not diff, "re-running shard 2 changed:\n  " + "\n  ".join(diff)
 
 
+def test_each_symbol_shard_writes_only_its_own_symbols(built):
+    """The symbol shards' rows add up to the table: no symbol (not even a factor ETF, which every shard reads
+    as a regressor) is written by two shards, and every shard wrote some."""
+    phases = built[4]["phases"]
+    first = phases[phases["run_id"] == phases["run_id"].iloc[0]].set_index("phase")
+    for step, table in (("symbol-factors", "symbol_factor_exposures"), ("symbol-metrics", "symbol_daily_metrics")):
+        per = [first.loc[f"{step}[{k}/4]", "rows_written"].get(table, 0) for k in range(1, 5)]
+        assert all(per) and sum(per) == len(built[1]["rows"][table]) == len(built[4]["rows"][table]), (step, per)
+    etfs = built[4]["rows"]["symbol_factor_exposures"]
+    assert {"SPY", "TLT", "MTUM"} <= set(etfs["symbol"])  # the ETFs' own betas are there, once
+
+
 def test_each_shard_is_recorded_and_folded_per_step(built):
     from shared import runs
 
     phases = built[4]["phases"]
     run_id = phases["run_id"].iloc[0]
     names = set(phases.loc[phases["run_id"] == run_id, "phase"])
-    assert {f"pnl-snapshots[{k}/4]" for k in range(1, 5)} <= names
-    assert "pnl-snapshots" not in names and "market-data" in names
+    assert {f"{step}[{k}/4]" for k in range(1, 5) for step in ("pnl-snapshots", "symbol-factors",
+                                                                 "symbol-metrics")} <= names
+    assert not names & {"pnl-snapshots", "symbol-factors", "symbol-metrics"} and "market-data" in names
     assert set(built[1]["phases"]["phase"]) >= {"pnl-snapshots", "stress-tests"}
     frame = phases.assign(started_at=pd.Timestamp("2026-01-01"), finished_at=pd.Timestamp("2026-01-01"),
                           duration_seconds=1.0, attempt=1, rows_written=[{}] * len(phases),
