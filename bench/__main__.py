@@ -244,14 +244,17 @@ def compare_table(cases: list[dict]) -> str:
     sp = {c.get("shard_positions") for c in cases}
     lines = [f"shard size: {', '.join(f'{x:,}' for x in sp if x) or 'none'} positions; "
              + "; ".join(f"{c['size']}: {c['symbols']:,} symbols / {c['portfolios']:,} portfolios / "
-                         f"{c['positions']:,} positions, load average {c.get('loadavg_start')}" for c in cases)]
+                         f"{c['positions']:,} positions, load average {c.get('loadavg_start')} at the start, "
+                         f"{c.get('loadavg_end')} at the end" for c in cases)]
     lines += _head("step", *(f"{x}: peak RSS" for x in label), "memory limit", *(f"{x}: wall (slowest)" for x in label))
     for name in names:
         by = [next((s for s in c["steps"] if s["step"] == name), None) for c in cases]
-        rss = [f"{s['peak_rss_mb']:.0f} MB" if s else "–" for s in by]
+        limit = memory_limit(name)
+        rss = [(f"{s['peak_rss_mb']:.0f} MB" + (" **over**" if limit and s["peak_rss_mb"] > _mib(limit) else ""))
+               if s else "–" for s in by]
         wall = [(f"{s['wall_s']:.1f} s" + (f" ({s['wall_max_s']:.1f})" if s.get("n_shards", 1) > 1 else "")) if s
                 else "–" for s in by]
-        lines.append(f"| {name} | {' | '.join(rss)} | {memory_limit(name) or '–'} | {' | '.join(wall)} |")
+        lines.append(f"| {name} | {' | '.join(rss)} | {limit or '–'} | {' | '.join(wall)} |")
     lines += _head("size", "positions", "processes", "wall (summed)", "DB write", "bare COPY", "rows written",
                    "largest peak RSS", "wall ×", "DB write ×", "rows ×", "peak ×")
     prev = None
