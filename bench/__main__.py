@@ -8,6 +8,8 @@ Examples::
     python -m bench --kernels-only                # the side-by-side kernel table only
     python -m bench --phase15-only                # only the phase-1.5 regression timings (about 1 minute)
     python -m bench M --retention                 # 30 nights of pairwise inserts, retention 10 (issue 19)
+    python -m bench XL --case nightly --shard-positions 50000 --repeat 1 --no-kernels   # sharded (issue 18)
+    python -m bench --compare bench/results/raw/latest-*.json    # sizes side by side (peak RSS per step)
 
 Results: ``<out>/raw/<timestamp>.json`` (every measurement; gitignored) and ``<out>/latest.json`` (the
 summary the tables of docs/performance.md are made from), and the table on stdout.
@@ -80,7 +82,10 @@ def summarize_case(res: dict) -> dict:
         walls = [r["steps"][i]["wall_s"] for r in runs]
         first = runs[0]["steps"][i]
         wall = statistics.median(walls)
+        slowest = statistics.median(r["steps"][i].get("wall_max_s") or r["steps"][i]["wall_s"] for r in runs)
         steps.append({"step": name, "wall_s": round(wall, 3), "wall_min_s": round(min(walls), 3),
+                      "wall_max_s": round(slowest, 3), "n_shards": first.get("n_shards", 1),
+                      "peak_rss_min_mb": first.get("peak_rss_min_mb"),
                       "rows": first["rows"], "rows_per_s": round(first["rows"] / wall) if wall > 0 else None,
                       "peak_rss_mb": round(max(r["steps"][i]["peak_rss_mb"] or 0 for r in runs), 1),
                       "db_write_s": round(first["db_write_s"], 3), "copy_floor_s": round(first["copy_floor_s"], 3)})
@@ -89,8 +94,8 @@ def summarize_case(res: dict) -> dict:
     write = sum(s["db_write_s"] for s in runs[0]["steps"])
     floor = sum(s["copy_floor_s"] for s in runs[0]["steps"])
     rows = sum(s["rows"] for s in runs[0]["steps"])
-    return {k: res[k] for k in ("size", "case", "db", "symbols", "portfolios", "positions", "sessions", "start",
-                                "end")} | {
+    return {k: res.get(k) for k in ("size", "case", "db", "symbols", "portfolios", "positions", "sessions", "start",
+                                    "end", "shard_positions", "shard_parallel", "loadavg_start", "loadavg_end")} | {
         "repeats": len(runs), "wall_s": round(statistics.median(total), 2), "wall_runs_s": [round(x, 2) for x in total],
         "rows": rows, "rows_per_s": round(rows / statistics.median(total)),
         "peak_rss_mb": round(max(s["peak_rss_mb"] for s in steps), 1),
@@ -181,12 +186,19 @@ def table(summary: dict) -> str:
         for c in summary["cases"]:
             lines.append("")
             lines.append(f"{c['size']} {c['case']} per phase (median of {c['repeats']}; wall = process spawn to exit):")
-            lines += _head("phase", "wall", "rows", "rows/s", "peak RSS", "memory limit (manifest)", "DB write",
-                           "bare COPY")
+            sharded = any(s.get("n_shards", 1) > 1 for s in c["steps"])
+            if sharded:
+                lines.append(f"(sharded: {c['shard_positions']:,} positions a shard; a fanned-out step's wall is "
+                             f"summed over its shards, peak RSS is its largest shard's)")
+            lines += _head("phase", *(["processes"] if sharded else []), "wall", *(["slowest shard"] if sharded else []),
+                           "rows", "rows/s", "peak RSS", "memory limit (manifest)", "DB write", "bare COPY")
             for s in c["steps"]:
                 limit = memory_limit(s["step"])
                 over = " **over**" if limit and s["peak_rss_mb"] > _mib(limit) else ""
-                lines.append(f"| {s['step']} | {s['wall_s']:.2f} s | {s['rows']:,} | "
+                extra = [f"{s.get('n_shards', 1)}"] if sharded else []
+                slow = [f"{s.get('wall_max_s') or s['wall_s']:.2f} s"] if sharded else []
+                lines.append(f"| {s['step']} | {''.join(x + ' | ' for x in extra)}{s['wall_s']:.2f} s | "
+                             f"{''.join(x + ' | ' for x in slow)}{s['rows']:,} | "
                              f"{s['rows_per_s'] if s['rows_per_s'] is not None else '–':,} | "
                              f"{s['peak_rss_mb']:.0f} MB | {limit or '–'}{over} | {s['db_write_s']:.2f} s "
                              f"| {s['copy_floor_s']:.2f} s |")
@@ -218,12 +230,53 @@ def table(summary: dict) -> str:
     return "\n".join(lines)
 
 
+def _ratio(a: float, b: float | None) -> str:
+    return f"{a / b:.1f}×" if b else "–"
+
+
+def compare_table(cases: list[dict]) -> str:
+    """Sizes side by side (issue 18): peak RSS of every step per size, its manifest limit; then wall, DB
+    write, rows and peak per size, and each figure's growth from one size to the next (ratios)."""
+    cases = sorted(cases, key=lambda c: c["positions"])
+    names = [s["step"] for s in cases[0]["steps"]]
+    label = [f"{c['size']} ({max(s.get('n_shards', 1) for s in c['steps'])} "
+             f"shard{'s' if max(s.get('n_shards', 1) for s in c['steps']) > 1 else ''})" for c in cases]
+    sp = {c.get("shard_positions") for c in cases}
+    lines = [f"shard size: {', '.join(f'{x:,}' for x in sp if x) or 'none'} positions; "
+             + "; ".join(f"{c['size']}: {c['symbols']:,} symbols / {c['portfolios']:,} portfolios / "
+                         f"{c['positions']:,} positions, load average {c.get('loadavg_start')} at the start, "
+                         f"{c.get('loadavg_end')} at the end" for c in cases)]
+    lines += _head("step", *(f"{x}: peak RSS" for x in label), "memory limit", *(f"{x}: wall (slowest)" for x in label))
+    for name in names:
+        by = [next((s for s in c["steps"] if s["step"] == name), None) for c in cases]
+        limit = memory_limit(name)
+        rss = [(f"{s['peak_rss_mb']:.0f} MB" + (" **over**" if limit and s["peak_rss_mb"] > _mib(limit) else ""))
+               if s else "–" for s in by]
+        wall = [(f"{s['wall_s']:.1f} s" + (f" ({s['wall_max_s']:.1f})" if s.get("n_shards", 1) > 1 else "")) if s
+                else "–" for s in by]
+        lines.append(f"| {name} | {' | '.join(rss)} | {limit or '–'} | {' | '.join(wall)} |")
+    lines += _head("size", "positions", "processes", "wall (summed)", "DB write", "bare COPY", "rows written",
+                   "largest peak RSS", "wall ×", "DB write ×", "rows ×", "peak ×")
+    prev = None
+    for c in cases:
+        procs = sum(s.get("n_shards", 1) for s in c["steps"])
+        lines.append(f"| {c['size']} | {c['positions']:,} | {procs} | {c['wall_s']:.0f} s | {c['db_write_s']:.1f} s "
+                     f"| {c['copy_floor_s']:.1f} s | {c['rows']:,} | {c['peak_rss_mb']:.0f} MB "
+                     f"| {_ratio(c['wall_s'], prev['wall_s'] if prev else None)} "
+                     f"| {_ratio(c['db_write_s'], prev['db_write_s'] if prev else None)} "
+                     f"| {_ratio(c['rows'], prev['rows'] if prev else None)} "
+                     f"| {_ratio(c['peak_rss_mb'], prev['peak_rss_mb'] if prev else None)} |")
+        prev = c
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("sizes", nargs="*", choices=["S", "M", "L", []], metavar="SIZE",
+    p.add_argument("sizes", nargs="*", choices=["S", "M", "L", "XL", []], metavar="SIZE",
                    help="S (500 symbols, 100 portfolios, 2,000 positions), M (2,000 / 2,000 / 40,000), "
-                        "L (10,000 / 10,000 / 200,000); none = the default plan")
+                        "L (10,000 / 10,000 / 200,000), XL (20,000 / 100,000 / 2,000,000: not in the default "
+                        "plan, run it sharded); none = the default plan")
     p.add_argument("--case", choices=["nightly", "backfill", "both"], default="both",
                    help="nightly: one new session on a year of history; backfill: a one-year onboarding")
     p.add_argument("--db", choices=["postgres", "sqlite"], default="postgres",
@@ -237,6 +290,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", default="",
                    help="comma-separated steps to run (with plan and their upstream steps), e.g. market-data; "
                         "default every step")
+    p.add_argument("--shard-positions", type=int, default=0,
+                   help="run sharded: SIGMABATCH_SHARD_POSITIONS for plan (e.g. 50000: M 1 shard, L 4, XL 40); every "
+                        "fanned-out step runs once per shard (--shard K/N) and reports the largest shard's peak RSS, "
+                        "the summed and the slowest wall")
+    p.add_argument("--shard-parallel", type=int, default=1, choices=[1, 2],
+                   help="shards of a fanned-out step run at once (default 1: one after another)")
+    p.add_argument("--compare", nargs="+", default=[], metavar="SUMMARY",
+                   help="only print the sizes of these summary files (latest*.json) side by side: peak RSS of every "
+                        "step, wall and DB write per size, and the growth ratios between consecutive sizes")
     p.add_argument("--kernels-only", action="store_true", help="only the kernel side-by-side table")
     p.add_argument("--no-kernels", action="store_true", help="skip the kernel side-by-side table")
     p.add_argument("--phase15-only", action="store_true",
@@ -257,6 +319,10 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.retention:
         return _retention(args)
+    if args.compare:
+        cases = [c for f in args.compare for c in json.loads(Path(f).read_text())["cases"]]
+        print(compare_table(cases))
+        return 0
 
     from bench.kernels import run_kernels
     from bench.kernels_symbol import phase15_timings
@@ -282,7 +348,8 @@ def main(argv: list[str] | None = None) -> int:
         workdir = Path(args.workdir) / f"{size}-{case}" if args.workdir else None
         raw["cases"].append(bench_case(size, case, args.db, repeat, workdir, progress=lambda m: print(m, flush=True),
                                        backfill_sessions=args.backfill_sessions, portfolios=args.portfolios,
-                                       only=tuple(x for x in args.steps.split(",") if x)))
+                                       only=tuple(x for x in args.steps.split(",") if x),
+                                       shard_positions=args.shard_positions, shard_parallel=args.shard_parallel))
     if args.phase15_only:
         raw["phase15"] = phase15_timings(progress=lambda m: print(m, flush=True))
     elif not args.no_kernels:

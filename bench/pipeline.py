@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,7 +74,7 @@ class Database:
                 p.unlink(missing_ok=True)
 
 
-def _env(db: Database, plan: Plan, artifacts: Path, floor: bool) -> dict[str, str]:
+def _env(db: Database, plan: Plan, artifacts: Path, floor: bool, shard_positions: int = 0) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SIGMABATCH_")}
     env.update(BLAS)
     env.update({
@@ -82,6 +83,8 @@ def _env(db: Database, plan: Plan, artifacts: Path, floor: bool) -> dict[str, st
         "SIGMABATCH_SYNTHETIC_SEED": "7", "SIGMABATCH_NOW": NOW, "SIGMABATCH_LOG_LEVEL": "WARNING",
         "SIGMABATCH_BENCH_COPY_FLOOR": "1" if floor else "0",
     })
+    if shard_positions:  # plan splits the book into ceil(positions / this) portfolio shards
+        env["SIGMABATCH_SHARD_POSITIONS"] = str(shard_positions)
     return env
 
 
@@ -126,19 +129,63 @@ class PipelineRun:
     end: str
     env: dict[str, str]
 
-    def args(self, step: dag.Step) -> list[str]:
+    def args(self, step: dag.Step, shard: str | None = None) -> list[str]:
         cache = str(self.run_dir / dag.PRICE_CACHE_FILE)
         return dag.step_args(step, start_date=self.start, end_date=self.end, price_cache_in=cache,
                              price_cache_out=cache, outputs_dir=str(self.run_dir / "outputs"), trigger="manual",
-                             portfolio="", run_id=self.run_id, force="false")
+                             portfolio="", run_id=self.run_id, force="false", shard=shard)
+
+    def shards(self) -> list[str]:
+        """The shards plan decided (its ``shards`` output), ``["1/1"]`` when it wrote none."""
+        path = self.run_dir / "outputs" / "shards"
+        return json.loads(path.read_text()) if path.exists() else ["1/1"]
+
+
+def run_sharded(step: dag.Step, run: PipelineRun, shards: list[str], parallel: int, progress=None) -> dict:
+    """Run a fanned-out step once per shard (``--shard K/N``, the same arguments otherwise), at most
+    ``parallel`` processes at once. Folded like the local runner folds a fanned-out step: peak RSS = the
+    largest shard's, wall = summed over the shards (``wall_s``) and the slowest shard (``wall_max_s``),
+    ``elapsed_s`` = first start to last exit; rows and DB write time summed. ``shards`` has each."""
+    def one(shard: str) -> dict:
+        tag = shard.replace("/", "of")
+        res = run_step(step, run.args(step, shard), run.env, run.run_dir / f"{step.name}.{tag}.log")
+        if progress:
+            progress(f"    {step.name}[{shard}] {res['wall_s']:.1f} s, {res['peak_rss_mb'] or 0:.0f} MB, "
+                     f"{res['rows']:,} rows")
+        return res | {"shard": shard}
+
+    t0 = time.perf_counter()
+    if parallel > 1:
+        with ThreadPoolExecutor(max_workers=parallel) as pool:  # each thread waits on its own child
+            parts = list(pool.map(one, shards))
+    else:
+        parts = [one(k) for k in shards]
+    elapsed = time.perf_counter() - t0
+    rss = [p["peak_rss_mb"] for p in parts if p["peak_rss_mb"] is not None]
+    rows_by_table: dict[str, int] = {}
+    for p in parts:
+        for t, n in p["rows_by_table"].items():
+            rows_by_table[t] = rows_by_table.get(t, 0) + int(n)
+    return {"step": step.name, "status": ",".join(sorted({str(p["status"]) for p in parts})),
+            "wall_raw_s": sum(p["wall_raw_s"] for p in parts), "wall_s": sum(p["wall_s"] for p in parts),
+            "wall_max_s": max(p["wall_s"] for p in parts), "elapsed_s": elapsed,
+            "phase_s": sum(p["phase_s"] or 0 for p in parts), "peak_rss_mb": max(rss) if rss else None,
+            "peak_rss_min_mb": min(rss) if rss else None, "rows": sum(p["rows"] for p in parts),
+            "rows_by_table": rows_by_table, "db_write_s": sum(p["db_write_s"] for p in parts),
+            "db_serialize_s": sum(p["db_serialize_s"] for p in parts),
+            "copy_floor_s": sum(p["copy_floor_s"] for p in parts), "db_rows": sum(p["db_rows"] for p in parts),
+            "n_shards": len(parts), "shards": parts}
 
 
 def run_pipeline(db: Database, plan: Plan, start: str, end: str, workdir: Path, floor: bool,
-                 only: tuple[str, ...] = ()) -> tuple[list[dict], PipelineRun]:
+                 only: tuple[str, ...] = (), shard_positions: int = 0, shard_parallel: int = 1,
+                 progress=None) -> tuple[list[dict], PipelineRun]:
+    """Every step once, in DAG order. With ``shard_positions``, plan splits the book into portfolio shards
+    and every fanned-out step runs once per shard (:func:`run_sharded`)."""
     run_id = f"bench-{plan.size}-{int(time.time() * 1000) % 10**9}"
     run_dir = workdir / run_id
     run_dir.mkdir(parents=True, exist_ok=True)
-    run = PipelineRun(run_id, run_dir, start, end, _env(db, plan, run_dir / "artifacts", floor))
+    run = PipelineRun(run_id, run_dir, start, end, _env(db, plan, run_dir / "artifacts", floor, shard_positions))
     out = []
     steps = [dag.steps_by_name()["plan"], *[s for s in dag.topological_order() if s.name != "plan"], dag.EXIT_STEP]
     if only:  # plan, then the named steps (and their upstream steps) in DAG order
@@ -147,8 +194,21 @@ def run_pipeline(db: Database, plan: Plan, start: str, end: str, workdir: Path, 
             if step.name in keep:
                 keep.update(step.upstream)
         steps = [s for s in steps if s.name in keep]
+    shards = ["1/1"]
     for step in steps:
-        out.append(run_step(step, run.args(step), run.env, run_dir / f"{step.name}.log"))
+        if step.fan_out and len(shards) > 1:
+            out.append(run_sharded(step, run, shards, shard_parallel, progress))
+        else:
+            out.append(run_step(step, run.args(step), run.env, run_dir / f"{step.name}.log")
+                       | {"n_shards": 1, "wall_max_s": None, "elapsed_s": None})
+            out[-1]["wall_max_s"] = out[-1]["elapsed_s"] = out[-1]["wall_s"]
+        if step.name == "plan" and shard_positions:
+            shards = run.shards()
+        if progress:
+            s = out[-1]
+            progress(f"  {step.name}: {s['wall_s']:.1f} s summed over {s['n_shards']} process(es), "
+                     f"slowest {s['wall_max_s']:.1f} s, peak RSS {s['peak_rss_mb'] or 0:.0f} MB, {s['rows']:,} rows, "
+                     f"DB write {s['db_write_s']:.2f} s")
     return out, run
 
 
@@ -194,13 +254,17 @@ def run_subdag_concurrently(run: PipelineRun, names: tuple[str, ...], max_parall
 
 def bench_case(size: str, case: str, db_kind: str, repeat: int, workdir: Path | None = None,
                progress=print, backfill_sessions: int = 252, portfolios: int | None = None,
-               only: tuple[str, ...] = ()) -> dict:
-    """Load the universe for (size, case) and run the pipeline ``repeat`` times; all measurements."""
+               only: tuple[str, ...] = (), shard_positions: int = 0, shard_parallel: int = 1) -> dict:
+    """Load the universe for (size, case) and run the pipeline ``repeat`` times; all measurements.
+
+    ``shard_positions``: run sharded (``SIGMABATCH_SHARD_POSITIONS``; fanned-out steps once per shard, at most
+    ``shard_parallel`` at once); phase 6 is then not re-run as the DAG schedules it."""
     plan = Plan.of(size, backfill_sessions=backfill_sessions, portfolios=portfolios)
     workdir = workdir or Path(tempfile.mkdtemp(prefix=f"sigmabatch-bench-{size}-"))
     start = plan.end if case == "nightly" else plan.backfill_start
     name = f"bench_{size.lower()}_{case}" + (f"_p{portfolios}" if portfolios else "") + ("_steps" if only else "")
     runs, loads = [], []
+    loadavg = [round(x, 2) for x in os.getloadavg()]
     db = None
     try:
         for r in range(repeat):
@@ -215,13 +279,14 @@ def bench_case(size: str, case: str, db_kind: str, repeat: int, workdir: Path | 
                 reset_nightly(db.url, plan.end)
             t0 = time.perf_counter()
             steps, run = run_pipeline(db, plan, start.isoformat(), plan.end.isoformat(), workdir, floor=(r == 0),
-                                      only=only)
+                                      only=only, shard_positions=shard_positions, shard_parallel=shard_parallel,
+                                      progress=progress if shard_positions else None)
             total = time.perf_counter() - t0
             floor = sum(s["copy_floor_s"] for s in steps)
             runs.append({"repeat": r + 1, "wall_raw_s": total, "wall_s": total - floor, "steps": steps})
             progress(f"  [{size} {case}] run {r + 1}/{repeat}: {total - floor:.1f} s "
                      f"(peak RSS {max(s['peak_rss_mb'] for s in steps):.0f} MB)")
-            if case == "nightly" and not only:
+            if case == "nightly" and not only and not shard_positions:
                 # Phase 6 once more, as the DAG schedules it (the sequential run above attributes time per step),
                 # on the same state: the date's phase-6 results deleted first, as before a night's first run.
                 clear_phase6_results(db.url, plan.end)
@@ -231,6 +296,8 @@ def bench_case(size: str, case: str, db_kind: str, repeat: int, workdir: Path | 
     finally:
         if db is not None and os.environ.get("SIGMABATCH_BENCH_KEEP") != "1":  # keep: for profiling a phase
             db.drop()
-    return {"size": size, "case": case, "db": db_kind, "symbols": plan.symbols, "portfolios": plan.portfolios,
+    return {"size": size, "case": case, "db": db_kind, "shard_positions": shard_positions,
+            "shard_parallel": shard_parallel, "loadavg_start": loadavg,
+            "loadavg_end": [round(x, 2) for x in os.getloadavg()], "symbols": plan.symbols, "portfolios": plan.portfolios,
             "positions": plan.positions, "sessions": len(calendar.sessions(start, plan.end)),
             "start": start.isoformat(), "end": plan.end.isoformat(), "load": loads, "runs": runs}

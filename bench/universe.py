@@ -8,6 +8,7 @@ size  symbols  portfolios  positions
 S         500         100      2,000
 M       2,000       2,000     40,000
 L      10,000      10,000    200,000
+XL     20,000     100,000  2,000,000
 ====  =======  ==========  =========
 
 Every portfolio holds ``positions / portfolios`` distinct symbols (90 % stocks, 10 % factor ETFs, 80 %
@@ -44,6 +45,7 @@ SIZES: dict[str, tuple[int, int, int]] = {
     "S": (500, 100, 2_000),
     "M": (2_000, 2_000, 40_000),
     "L": (10_000, 10_000, 200_000),
+    "XL": (20_000, 100_000, 2_000_000),  # issue 18: run sharded (python -m bench XL --shard-positions 50000)
 }
 NOW = "2026-11-27T18:00:00-05:00"
 BACKFILL_SESSIONS = 252

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import and_, any_, delete, func, literal, or_, select
+from sqlalchemy import and_, any_, bindparam, delete, func, literal, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
@@ -26,6 +26,19 @@ from shared.storage import models as m
 
 CHUNK = 2000
 SQLITE_IN_CHUNK = 10_000  # values per IN list of a SQLite DELETE (its limit: 32,766 variables)
+
+#: Above this many values an IN list is rendered inline (PostgreSQL's protocol takes at most 65,535 bound
+#: parameters a statement, SQLite 32,766): the whole-book portfolio lists of an XL book (100,000 ids).
+INLINE_IN_ABOVE = 10_000
+
+
+def _in(column, values: Iterable[Any]):
+    """``column IN (values)``; a long list is rendered as literals (quoted by the column's type) instead of
+    one bound parameter per value, which both databases cap."""
+    values = list(values)
+    if len(values) <= INLINE_IN_ABOVE:
+        return column.in_(values)
+    return column.in_(bindparam(None, values, type_=column.type, expanding=True, literal_execute=True))
 
 
 # --- conversion helpers -------------------------------------------------------------------------
@@ -261,7 +274,7 @@ def load_positions(
     t = m.Position.__table__
     stmt = (select(t) if columns is None else select(*(t.c[c] for c in columns))).where(t.c.deleted_at.is_(None))
     if portfolio_ids is not None:
-        stmt = stmt.where(t.c.portfolio_id.in_(list(portfolio_ids)))
+        stmt = stmt.where(_in(t.c.portfolio_id, portfolio_ids))
     if end is not None:
         stmt = stmt.where(t.c.entry_date <= end)
     if start is not None:
@@ -272,7 +285,7 @@ def load_positions(
 def load_equity_changes(session: Session, portfolio_ids: Sequence[str], start: date, end: date) -> pd.DataFrame:
     t = m.EquityChange.__table__
     stmt = select(t.c.portfolio_id, t.c.change_date, t.c.amount).where(
-        t.c.deleted_at.is_(None), t.c.portfolio_id.in_(list(portfolio_ids)), t.c.change_date.between(start, end)
+        t.c.deleted_at.is_(None), _in(t.c.portfolio_id, portfolio_ids), t.c.change_date.between(start, end)
     )
     return read_frame(session, stmt)
 
@@ -343,7 +356,7 @@ def snapshot_watermarks(session: Session, portfolio_ids: Sequence[str] | None = 
         .group_by(p.c.id)
     )
     if portfolio_ids is not None:
-        stmt = stmt.where(p.c.id.in_(list(portfolio_ids)))
+        stmt = stmt.where(_in(p.c.id, portfolio_ids))
     return read_frame(session, stmt)
 
 
@@ -356,7 +369,7 @@ def load_snapshots(
     t = m.PortfolioSnapshot.__table__
     stmt = select(t) if columns is None else select(*(t.c[c] for c in columns))
     if portfolio_ids is not None:
-        stmt = stmt.where(t.c.portfolio_id.in_(list(portfolio_ids)))
+        stmt = stmt.where(_in(t.c.portfolio_id, portfolio_ids))
     if start is not None:
         stmt = stmt.where(t.c.snapshot_date >= start)
     if end is not None:
@@ -369,7 +382,7 @@ def latest_snapshots_before(session: Session, portfolio_ids: Sequence[str], befo
     t = m.PortfolioSnapshot.__table__
     last = (
         select(t.c.portfolio_id, func.max(t.c.snapshot_date).label("d"))
-        .where(t.c.portfolio_id.in_(list(portfolio_ids)), t.c.snapshot_date < before)
+        .where(_in(t.c.portfolio_id, portfolio_ids), t.c.snapshot_date < before)
         .group_by(t.c.portfolio_id)
         .subquery()
     )
@@ -535,7 +548,7 @@ def load_factor_exposures(session: Session, portfolio_ids: Sequence[str], on: da
         select(t.c.portfolio_id, f.c.name.label("factor"), f.c.display_order, t.c.exposure_value,
                t.c.exposure_dollar, t.c.coverage)
         .join(f, f.c.id == t.c.factor_id)
-        .where(t.c.portfolio_id.in_(list(portfolio_ids)), t.c.calculation_date == on)
+        .where(_in(t.c.portfolio_id, portfolio_ids), t.c.calculation_date == on)
         .order_by(t.c.portfolio_id, f.c.display_order)
     )
     return read_frame(session, stmt)
@@ -553,7 +566,7 @@ def load_exposure_dollars(session: Session, dates: Sequence[date], factors: Sequ
         .where(t.c.calculation_date.in_(list(dates)), f.c.name.in_(list(factors)))
     )
     if portfolio_ids is not None:
-        stmt = stmt.where(t.c.portfolio_id.in_(list(portfolio_ids)))
+        stmt = stmt.where(_in(t.c.portfolio_id, portfolio_ids))
     return read_frame(session, stmt)
 
 
@@ -565,7 +578,7 @@ def load_stress_results(session: Session, portfolio_ids: Sequence[str], on: date
         select(t.c.portfolio_id, t.c.scenario_id, sc.c.name, sc.c.category, sc.c.severity, t.c.direct_pnl,
                t.c.correlated_pnl, t.c.correlation_effect)
         .join(sc, sc.c.scenario_id == t.c.scenario_id)
-        .where(t.c.portfolio_id.in_(list(portfolio_ids)), t.c.calculation_date == on)
+        .where(_in(t.c.portfolio_id, portfolio_ids), t.c.calculation_date == on)
         .order_by(t.c.portfolio_id, t.c.correlated_pnl)
     )
     return read_frame(session, stmt)
@@ -573,7 +586,7 @@ def load_stress_results(session: Session, portfolio_ids: Sequence[str], on: date
 
 def load_stress_summaries(session: Session, portfolio_ids: Sequence[str], on: date) -> pd.DataFrame:
     t = m.StressTestSummary.__table__
-    stmt = select(t).where(t.c.portfolio_id.in_(list(portfolio_ids)), t.c.calculation_date == on)
+    stmt = select(t).where(_in(t.c.portfolio_id, portfolio_ids), t.c.calculation_date == on)
     return read_frame(session, stmt)
 
 
@@ -596,5 +609,5 @@ def load_pairwise_correlations(session: Session, portfolio_id: str, on_or_before
 
 def load_correlation_calculations(session: Session, portfolio_ids: Sequence[str], on: date) -> pd.DataFrame:
     t = m.CorrelationCalculation.__table__
-    stmt = select(t).where(t.c.portfolio_id.in_(list(portfolio_ids)), t.c.calculation_date == on)
+    stmt = select(t).where(_in(t.c.portfolio_id, portfolio_ids), t.c.calculation_date == on)
     return read_frame(session, stmt)

@@ -185,6 +185,26 @@ def test_replace_with_a_scope_longer_than_sqlites_variable_limit(engine):
         assert repo.table_counts(s)["symbol_volatility"] == 5
 
 
+def test_reads_with_more_portfolios_than_the_databases_parameter_limits(engine):
+    """A whole-book read at XL (100,000 portfolios): PostgreSQL takes at most 65,535 bound parameters a
+    statement (SQLite 32,766 unless built with more), so a long IN list is rendered inline (quoted); only the
+    listed rows come. (Fails on PostgreSQL with one parameter per value: plan failed so at XL.)"""
+    ids = [f"p{i}" for i in range(70_000)] + ["o'brien"]
+    book = pd.DataFrame([{"id": pid, "name": pid, "equity_balance": 1e5, "currency": "USD", "is_active": True}
+                         for pid in ("o'brien", "p7", "unlisted")])
+    required = {c.name: 0 for c in m.PortfolioSnapshot.__table__.columns if not c.nullable and c.default is None
+                and c.server_default is None}
+    snaps = pd.DataFrame([{**required, "portfolio_id": pid, "snapshot_date": d, "run_id": "r"}
+                          for pid in ("o'brien", "p7", "unlisted") for d in (date(2026, 3, 2), date(2026, 3, 3))])
+    with transaction(engine) as s:
+        repo.upsert(s, m.Portfolio, book)
+        repo.upsert(s, m.PortfolioSnapshot, snaps)
+        got = repo.latest_snapshots_before(s, ids, date(2026, 3, 4))
+        assert sorted(got["portfolio_id"]) == ["o'brien", "p7"]
+        assert set(got["snapshot_date"].astype(str)) == {"2026-03-03"}
+        assert sorted(repo.load_snapshots(s, ids, None, None)["portfolio_id"]) == ["o'brien", "o'brien", "p7", "p7"]
+
+
 def test_load_positions_can_select_columns(engine):
     with transaction(engine) as s:
         repo.upsert(s, m.Portfolio, pd.DataFrame([{"id": "p1", "name": "P1", "equity_balance": 1e5,
