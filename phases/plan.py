@@ -34,9 +34,8 @@ def plan_shards(ctx: PhaseContext) -> tuple[int, list[int]]:
     if rng is None or ctx.portfolio_id:
         return 1, []
     with ctx.transaction() as s:
-        held = repo.load_positions(s, None, start=rng.start, end=rng.end, columns=("portfolio_id",))
-    counts = held["portfolio_id"].value_counts().to_dict()
-    n = sharding.shard_count(len(held), ctx.settings.shard_positions, ctx.settings.shards)
+        counts = repo.count_positions(s, start=rng.start, end=rng.end)
+    n = sharding.shard_count(sum(counts.values()), ctx.settings.shard_positions, ctx.settings.shards)
     return n, sharding.shard_positions(counts, n)
 
 

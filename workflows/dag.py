@@ -148,7 +148,8 @@ _WORK: tuple[Step, ...] = (
     Step("plan", "-", "Plan the run: resolve the dates, record the run", "phases.plan",
          outputs_dates=True, reads=_BOOK, reads_earlier_runs=("portfolio_snapshots",),
          retry=Retry(limit=4, backoff="60s"),
-         resources=Resources("100m", "256Mi", "512Mi"), deadline_seconds=1800, lock_timeout_seconds=1200),
+         # 1,158 MiB at XL (2 M positions; docs/performance.md "Shards at M, L and XL"): the book's size
+         resources=Resources("100m", "256Mi", "2Gi"), deadline_seconds=1800, lock_timeout_seconds=1200),
     Step("company-profiles", "0", "Company profiles", "phases.company_profiles", ("plan",),
          reads=(*_BOOK, "company_profiles", "symbol_universe"),
          writes=("company_profiles", "symbol_universe", "benchmarks_sector_weights", "macro_series")),
@@ -202,7 +203,8 @@ def leaves(steps: tuple[Step, ...]) -> tuple[str, ...]:
 #: fails, Argo's DAG does not start it; ``sigmabatch report --run ID`` renders that run afterwards.
 REPORT_STEP = Step("report", "7", "Run report (HTML with charts)", "phases.report", leaves(_WORK),
                    writes_report=True, reads=("*",), retry=Retry(limit=2, backoff="10s"),
-                   resources=Resources("250m", "512Mi", "1Gi", cpu_limit="2"), deadline_seconds=900)
+                   # 1,065 MiB at XL (100,000 portfolios, docs/performance.md): 2Gi
+                   resources=Resources("250m", "512Mi", "2Gi", cpu_limit="2"), deadline_seconds=900)
 
 STEPS: tuple[Step, ...] = (*_WORK, REPORT_STEP)
 

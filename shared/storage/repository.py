@@ -282,6 +282,19 @@ def load_positions(
     return read_frame(session, stmt.order_by(t.c.portfolio_id, t.c.id))
 
 
+def count_positions(session: Session, *, start: date | None = None, end: date | None = None) -> dict[str, int]:
+    """Positions per portfolio, counted as :func:`load_positions` selects them (non-deleted, held at some
+    point in ``[start, end]``): one row a portfolio read, never one a position."""
+    t = m.Position.__table__
+    stmt = select(t.c.portfolio_id, func.count().label("n")).where(t.c.deleted_at.is_(None))
+    if end is not None:
+        stmt = stmt.where(t.c.entry_date <= end)
+    if start is not None:
+        stmt = stmt.where(or_(t.c.exit_date.is_(None), t.c.exit_date >= start))
+    rows = session.execute(stmt.group_by(t.c.portfolio_id)).all()
+    return {str(pid): int(n) for pid, n in rows}
+
+
 def load_equity_changes(session: Session, portfolio_ids: Sequence[str], start: date, end: date) -> pd.DataFrame:
     t = m.EquityChange.__table__
     stmt = select(t.c.portfolio_id, t.c.change_date, t.c.amount).where(
