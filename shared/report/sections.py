@@ -48,7 +48,11 @@ def run_section(data: ReportData, charts: Charts) -> str:
         updated = (p.details or {}).get("rows_updated") or {}
         written = ", ".join([*(f"{k} {v:,}" for k, v in p.rows.items() if v),
                              *(f"{k} {v:,} updated" for k, v in updated.items() if v)]) or "–"
-        rows.append([p.number, p.name, Raw(badge(p.status)), p.started_at.strftime("%H:%M:%S") if p.started_at else "–", Num(fmt.seconds(p.seconds)),
+        d = p.details or {}
+        # a fanned-out step: its shards, how many recorded, and the slowest (the step's duration is its)
+        name = (f"{p.name} ×{d['shards']} shards ({d.get('shards_recorded', d['shards'])} recorded, slowest "
+                f"{d.get('slowest_shard', '–')})" if d.get("shards") else p.name)
+        rows.append([p.number, name, Raw(badge(p.status)), p.started_at.strftime("%H:%M:%S") if p.started_at else "–", Num(fmt.seconds(p.seconds)),
                      Num(str(p.attempt)), written, p.error or ""])
     phase_table = table(["phase", "step", "status", "started", "duration", "attempts", "rows inserted / updated",
                          "error"],

@@ -98,3 +98,13 @@ def test_status_is_said_once():
     assert badges[0] == "running"
     assert "partial (so far)" in parse(html).by_id("run").text()
 
+
+
+def test_a_fanned_out_step_shows_its_shards():
+    """Issue 18: the report's phase table names a folded step's shards and its slowest shard."""
+    row = PhaseRow("pnl-snapshots", "3", "P&L", "ok", 1, datetime(2026, 11, 27, 18, 0, 2),
+                   datetime(2026, 11, 27, 18, 0, 9), 7.0, {"portfolio_snapshots": 40},
+                   {"shards": 4, "shards_recorded": 4, "slowest_shard": "2/4"}, None)
+    html = render(ReportData(run=_run(phases=[*_run().phases, row]), as_of=None, portfolios=[]))[0]
+    assert "pnl-snapshots ×4 shards (4 recorded, slowest 2/4)" in html
+    assert "plan ×" not in html
