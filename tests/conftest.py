@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from pathlib import Path
@@ -32,18 +33,28 @@ def pg_available() -> None:
         pytest.skip(f"PostgreSQL unreachable ({err}); set CI=true to make this a failure")
 
 
-@pytest.fixture
-def pg_url(pg_available) -> str:
-    """A fresh schema in the test database; the URL pins search_path to it."""
+@contextlib.contextmanager
+def pg_schema():
+    """A fresh schema in the test database, dropped afterwards; yields a URL that pins search_path to it.
+    Callers depend on ``pg_available`` (which fails under CI=true instead of skipping)."""
     import psycopg
 
     schema = f"sbtest_{uuid.uuid4().hex[:10]}"
     raw = PG_BASE.replace("+psycopg", "")
     with psycopg.connect(raw, autocommit=True) as conn:
         conn.execute(f"CREATE SCHEMA {schema}")
-    yield f"{PG_BASE}?options=-csearch_path%3D{schema}"
-    with psycopg.connect(raw, autocommit=True) as conn:
-        conn.execute(f"DROP SCHEMA {schema} CASCADE")
+    try:
+        yield f"{PG_BASE}?options=-csearch_path%3D{schema}"
+    finally:
+        with psycopg.connect(raw, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@pytest.fixture
+def pg_url(pg_available) -> str:
+    """A fresh schema in the test database; the URL pins search_path to it."""
+    with pg_schema() as url:
+        yield url
 
 
 @pytest.fixture

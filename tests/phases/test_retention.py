@@ -84,24 +84,13 @@ def thirty_nights(request, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def pg_module_url(request):
-    """A PostgreSQL schema for the module (the 30 nights are built once per database)."""
-    import uuid
+def pg_module_url(pg_available):
+    """A PostgreSQL schema for the module (the 30 nights are built once per database); unreachable
+    PostgreSQL fails under CI=true, as everywhere (tests/conftest.py)."""
+    from tests.conftest import pg_schema
 
-    import psycopg
-
-    from tests.conftest import PG_BASE, _pg_reachable
-
-    err = _pg_reachable()
-    if err:
-        pytest.skip(f"PostgreSQL unreachable ({err})")
-    schema = f"sbtest_{uuid.uuid4().hex[:10]}"
-    raw = PG_BASE.replace("+psycopg", "")
-    with psycopg.connect(raw, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
-    yield f"{PG_BASE}?options=-csearch_path%3D{schema}"
-    with psycopg.connect(raw, autocommit=True) as conn:
-        conn.execute(f"DROP SCHEMA {schema} CASCADE")
+    with pg_schema() as url:
+        yield url
 
 
 def test_after_30_nights_the_tables_hold_the_latest_sessions_only(thirty_nights):
