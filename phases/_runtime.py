@@ -346,7 +346,7 @@ def _work(step, run, settings, engine, run_id, args, plog, fence, *, allow_empty
         scope = ctx.portfolio_scope
         if not scope:
             plog.info("shard %s holds no portfolio: nothing to do", shard)
-            return PhaseResult(status="skipped", message=f"shard {shard} holds no portfolio",
+            return PhaseResult(status="skipped", message="no portfolio in this shard: nothing to do",
                                details={"shard": str(shard), "shard_portfolios": 0})
         plog.info("shard %s: %d portfolios", shard, len(scope))
         res = _run_chunks(run, ctx) if chunked else run(ctx)
