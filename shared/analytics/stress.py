@@ -319,7 +319,6 @@ def stress_test(exposures: pd.DataFrame, scenarios: Sequence[Scenario], cov: pd.
     shock gives correlated = direct = market beta × equity × shock.
     """
     pids = exposures.index
-    P, n = len(pids), len(scenarios)
     shocks = scenario_shocks(scenarios, duration)
     x = stress_exposures(exposures, spy_betas, tlt_market_beta).to_numpy()        # (P, F)
     s = shocks.to_numpy()                                                         # (n, F)
@@ -329,45 +328,9 @@ def stress_test(exposures: pd.DataFrame, scenarios: Sequence[Scenario], cov: pd.
     market = x[:, :1] * moves[None, :, 0]
 
     eq = equity.reindex(pids).to_numpy(np.float64)
-    floor = np.where(eq > 0, -loss_cap * eq, -np.inf)[:, None]
-    capped = (direct < floor) | (correlated < floor)
-    direct = np.maximum(direct, floor)
-    correlated = np.maximum(correlated, floor)
-
-    def tile(values: list) -> np.ndarray:
-        return np.tile(np.array(values, dtype=object), P)
-
-    out = pd.DataFrame({
-        "portfolio_id": np.repeat(pids.to_numpy(), n),
-        "scenario_id": tile([sc.id for sc in scenarios]),
-        "scenario_name": tile([sc.name for sc in scenarios]),
-        "category": tile([sc.category for sc in scenarios]),
-        "severity": tile([sc.severity for sc in scenarios]),
-        "direct_pnl": direct.ravel(),
-        "correlated_pnl": correlated.ravel(),
-        "correlation_effect": (correlated - direct).ravel(),
-        "market_pnl": market.ravel(),
-        "loss_capped": capped.ravel(),
-    })
+    out = _scenario_frame("portfolio_id", pids.to_numpy(), scenarios, direct, correlated, market, eq, loss_cap)
     if factor_impacts:
-        fpos = {k: i for i, k in enumerate(FACTORS)}
-        per_scen = [[(k, FACTOR_EXPOSURES[RATES if k == IR_SCENARIO_FACTOR else k],
-                      fpos[RATES if k == IR_SCENARIO_FACTOR else k], float(v)) for k, v in sc.shocks.items()]
-                    for sc in scenarios]
-        xl = x.tolist()
-
-        def impacts(p: int, i: int) -> dict[str, dict[str, float | str]]:
-            d: dict[str, dict[str, float | str]] = {}
-            for k, name, j, v in per_scen[i]:
-                e = xl[p][j]
-                if k == IR_SCENARIO_FACTOR:
-                    d[k] = {"exposure_factor": f"{name} (net of market)", "exposure": e, "shock_pct": v * 100.0,
-                            "tlt_return": -duration * v, "direct_pnl": e * (-duration * v)}
-                else:
-                    d[k] = {"exposure_factor": name, "exposure": e, "shock_pct": v * 100.0, "direct_pnl": e * v}
-            return d
-
-        out["factor_impacts"] = [impacts(p, i) for p in range(P) for i in range(n)]
+        out["factor_impacts"] = _factor_impacts(x, scenarios, duration)
     return out
 
 
@@ -528,7 +491,7 @@ def stress_test_dates(exposures: pd.DataFrame, date_code: np.ndarray, scenarios:
         and the columns of :func:`stress_test` except ``portfolio_id``. Row r's values equal
         :func:`stress_test` of its date's portfolios up to floating-point summation order.
     """
-    R, n = len(exposures), len(scenarios)
+    R = len(exposures)
     D = covs.shape[0]
     date_code = np.asarray(date_code, dtype=np.int64)
     names = [FACTOR_EXPOSURES[k] for k in FACTORS]
@@ -557,16 +520,27 @@ def stress_test_dates(exposures: pd.DataFrame, date_code: np.ndarray, scenarios:
     market = X[:, :1] * moves[date_code, :, 0]
 
     eq = np.asarray(equity, dtype=np.float64)
-    floor = np.where(eq > 0, -loss_cap * eq, -np.inf)[:, None]
+    out = _scenario_frame("row", np.arange(R), scenarios, direct, correlated, market, eq, loss_cap)
+    if factor_impacts:
+        out["factor_impacts"] = _factor_impacts(X, scenarios, duration)
+    return out
+
+
+def _scenario_frame(key: str, keys: np.ndarray, scenarios: Sequence[Scenario], direct: np.ndarray,
+                    correlated: np.ndarray, market: np.ndarray, equity: np.ndarray, loss_cap: float) -> pd.DataFrame:
+    """One row per (key, scenario), key-major: the P&L arrays (rows, scenarios) capped at ``-loss_cap``
+    × equity (where equity > 0; ``loss_capped`` says where), with the scenarios' labels."""
+    rows, n = direct.shape
+    floor = np.where(equity > 0, -loss_cap * equity, -np.inf)[:, None]
     capped = (direct < floor) | (correlated < floor)
     direct = np.maximum(direct, floor)
     correlated = np.maximum(correlated, floor)
 
     def tile(values: list) -> np.ndarray:
-        return np.tile(np.array(values, dtype=object), R)
+        return np.tile(np.array(values, dtype=object), rows)
 
-    out = pd.DataFrame({
-        "row": np.repeat(np.arange(R), n),
+    return pd.DataFrame({
+        key: np.repeat(keys, n),
         "scenario_id": tile([sc.id for sc in scenarios]),
         "scenario_name": tile([sc.name for sc in scenarios]),
         "category": tile([sc.category for sc in scenarios]),
@@ -577,9 +551,6 @@ def stress_test_dates(exposures: pd.DataFrame, date_code: np.ndarray, scenarios:
         "market_pnl": market.ravel(),
         "loss_capped": capped.ravel(),
     })
-    if factor_impacts:
-        out["factor_impacts"] = _factor_impacts(X, scenarios, duration)
-    return out
 
 
 def _factor_impacts(X: np.ndarray, scenarios: Sequence[Scenario], duration: float) -> list[dict]:
