@@ -95,26 +95,35 @@ def _market_data_run(tmp_path, monkeypatch, capsys, name: str, chunk: str) -> tu
     return rows.drop(columns=["updated_at", "id"], errors="ignore"), result, pq.read_table(cache)
 
 
-def _pnl_run(tmp_path, monkeypatch, capsys, chunk: str) -> tuple[pd.DataFrame, dict]:
-    """pnl-snapshots over the market-data run above ("whole"), from an empty portfolio_snapshots table."""
+def _phase_run(tmp_path, monkeypatch, capsys, phase, setting: str, chunk: str, table: str,
+               order: str) -> tuple[pd.DataFrame, dict]:
+    """``phase`` (a module of ``phases``) over the market-data run above ("whole") with its chunk
+    ``setting`` at ``chunk``, from an empty ``table``: the table's rows (run metadata dropped) and the
+    phase's result line."""
     import json
 
-    from phases import pnl_snapshots
     from shared.storage.db import get_engine
 
-    monkeypatch.setenv("SIGMABATCH_CHUNK_PORTFOLIO_DATES", chunk)
+    monkeypatch.setenv(setting, chunk)
     engine = get_engine(f"sqlite:///{tmp_path / 'whole.db'}")
     with engine.begin() as c:
-        c.execute(text("delete from portfolio_snapshots"))
-    code = pnl_snapshots.main(["--start-date", "2026-10-01", "--end-date", "2026-11-27",
-                               "--price-cache", str(tmp_path / "whole.parquet")])
+        c.execute(text(f"delete from {table}"))
+    code = phase.main(["--start-date", "2026-10-01", "--end-date", "2026-11-27",
+                       "--price-cache", str(tmp_path / "whole.parquet")])
     line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("sigmabatch-result: "))
     result = json.loads(line.removeprefix("sigmabatch-result: "))
     assert code == 0, result
     with engine.connect() as c:
-        rows = pd.read_sql(text("select * from portfolio_snapshots order by portfolio_id, snapshot_date"), c)
+        rows = pd.read_sql(text(f"select * from {table} order by {order}"), c)
     engine.dispose()
     return rows.drop(columns=["id", "run_id", "created_at", "updated_at"], errors="ignore"), result
+
+
+def _pnl_run(tmp_path, monkeypatch, capsys, chunk: str) -> tuple[pd.DataFrame, dict]:
+    from phases import pnl_snapshots
+
+    return _phase_run(tmp_path, monkeypatch, capsys, pnl_snapshots, "SIGMABATCH_CHUNK_PORTFOLIO_DATES", chunk,
+                      "portfolio_snapshots", "portfolio_id, snapshot_date")
 
 
 def test_market_data_in_chunks_of_symbols_writes_the_same_rows_and_snapshot(tmp_path, monkeypatch, capsys):
@@ -157,24 +166,10 @@ def test_pnl_snapshots_in_chunks_of_portfolios_writes_the_same_rows(tmp_path, mo
 
 
 def _metrics_run(tmp_path, capsys, monkeypatch, chunk: str) -> tuple[pd.DataFrame, dict]:
-    import json
-
     from phases import symbol_metrics
-    from shared.storage.db import get_engine
 
-    monkeypatch.setenv("SIGMABATCH_CHUNK_SYMBOL_DATES", chunk)
-    engine = get_engine(f"sqlite:///{tmp_path / 'whole.db'}")
-    with engine.begin() as c:
-        c.execute(text("delete from symbol_daily_metrics"))
-    code = symbol_metrics.main(["--start-date", "2026-10-01", "--end-date", "2026-11-27",
-                                "--price-cache", str(tmp_path / "whole.parquet")])
-    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("sigmabatch-result: "))
-    result = json.loads(line.removeprefix("sigmabatch-result: "))
-    assert code == 0, result
-    with engine.connect() as c:
-        rows = pd.read_sql(text("select * from symbol_daily_metrics order by symbol, metrics_date"), c)
-    engine.dispose()
-    return rows.drop(columns=["id", "run_id", "created_at", "updated_at"], errors="ignore"), result
+    return _phase_run(tmp_path, monkeypatch, capsys, symbol_metrics, "SIGMABATCH_CHUNK_SYMBOL_DATES", chunk,
+                      "symbol_daily_metrics", "symbol, metrics_date")
 
 
 def test_symbol_metrics_in_chunks_of_sessions_writes_the_same_rows(tmp_path, monkeypatch, capsys):
