@@ -94,6 +94,11 @@ HAS_WORK = "has-work"
 #: plan's fourth output parameter: the run's shards (portfolio and symbol shards alike), a JSON list of "K/N" (``withParam`` of the
 #: steps that fan out).
 SHARDS = "shards"
+#: The input parameter of a fanned-out step's template (and of the per-shard sub-DAG): one ``K/N``.
+SHARD = "shard"
+#: The DAG template (and the ``main`` task running it ``withParam`` over plan's shards) of the steps that fan
+#: out by portfolio (:func:`workflows.dag.shard_chain`): one sub-DAG per shard.
+SHARD_DAG = "portfolio-shard"
 
 #: Environment variable -> key in the secret (only ever referenced, never a value).
 SECRET_ENV = {"SIGMABATCH_DATABASE_URL": "database-url"}
@@ -235,7 +240,7 @@ def _step_template(step: dag.Step, image: str) -> Container:
         outputs += [Parameter(name=p, value_from=m.ValueFrom(path=f"{OUTPUTS_DIR}/{p}"))
                     for p in (*DATE_PARAMETERS, HAS_WORK, SHARDS)]
     if step.fan_out:
-        inputs.append(Parameter(name="shard"))
+        inputs.append(Parameter(name=SHARD))
     if step.reads_price_cache:
         inputs.append(Artifact(name=dag.PRICE_CACHE, path=PRICE_CACHE_IN))
     if step.writes_price_cache:
@@ -282,18 +287,66 @@ def exit_step_args() -> list[str]:
 # ---- the DAG ---------------------------------------------------------------------------------------
 
 
+def _shard_dag(templates: dict[str, Container], chain: tuple[dag.Step, ...]) -> DAG:
+    """The ``portfolio-shard`` DAG template (inside a workflow context): the chain's steps for one shard.
+
+    Its inputs are the dates, the shard (``K/N``) and the price cache; each inner task passes them on to its
+    step's Container template (the same templates as the steps', each with its own retries and resources),
+    with the edges among the chain's steps. ``{{item}}`` is not in scope here: the shard is an input.
+    """
+    names = {s.name for s in chain}
+    inputs: list = [Parameter(name=p) for p in (*DATE_PARAMETERS, SHARD)]
+    if any(s.reads_price_cache for s in chain):
+        inputs.append(Artifact(name=dag.PRICE_CACHE))  # no path: a DAG template's input artifact
+    with DAG(name=SHARD_DAG, inputs=inputs) as sub:
+        for step in chain:
+            arguments: list = [Parameter(name=p, value=f"{{{{inputs.parameters.{p}}}}}")
+                               for p in (*DATE_PARAMETERS, SHARD)]
+            if step.reads_price_cache:
+                arguments.append(Artifact(name=dag.PRICE_CACHE, from_=f"{{{{inputs.artifacts.{dag.PRICE_CACHE}}}}}"))
+            Task(name=step.name, template=templates[step.name], arguments=arguments,
+                 depends=" && ".join(u for u in step.upstream if u in names) or None)
+    return sub
+
+
 def _dag(templates: dict[str, Container]) -> None:
-    """The ``main`` DAG (inside a workflow context): one task per step, edges from ``step.upstream``."""
+    """The ``main`` DAG (inside a workflow context): one task per step, edges from ``step.upstream``; the
+    portfolio-fanned steps (:func:`workflows.dag.shard_chain`) are one ``withParam`` task over plan's shards
+    running the ``portfolio-shard`` sub-DAG, which waits for every step the chain needs outside it."""
     plan = [s for s in dag.STEPS if s.outputs_dates]
     writers = [s for s in dag.STEPS if s.writes_price_cache]
     if len(plan) != 1 or len(writers) != 1:
         raise ValueError("the DAG needs exactly one step with outputs_dates and one with writes_price_cache")
     plan_name, writer_name = plan[0].name, writers[0].name
     has_work = f"{{{{tasks.{plan_name}.outputs.parameters.{HAS_WORK}}}}} == true"
+    shards = f"{{{{tasks.{plan_name}.outputs.parameters.{SHARDS}}}}}"
+    price_cache = Artifact(name=dag.PRICE_CACHE, from_=f"{{{{tasks.{writer_name}.outputs.artifacts.{dag.PRICE_CACHE}}}}}")
+    chain = dag.shard_chain()
+    in_chain = {s.name for s in chain}
+    sub = _shard_dag(templates, chain) if chain else None
+
+    def task_of(name: str) -> str:
+        return SHARD_DAG if name in in_chain else name
+
+    def depends(upstream) -> str | None:
+        return " && ".join(dict.fromkeys(task_of(u) for u in upstream)) or None
+
     with DAG(name="main", parallelism=dag.MAX_PARALLEL_PODS):
         for step in dag.topological_order():
+            if step.name in in_chain:
+                if step is not chain[0]:
+                    continue
+                arguments: list = [Parameter(name=p, value=f"{{{{tasks.{plan_name}.outputs.parameters.{p}}}}}")
+                                   for p in DATE_PARAMETERS]
+                arguments.append(Parameter(name=SHARD, value="{{item}}"))
+                if any(s.reads_price_cache for s in chain):
+                    arguments.append(price_cache)
+                outside = [u for s in chain for u in s.upstream if u not in in_chain]
+                Task(name=SHARD_DAG, template=sub, arguments=arguments, depends=depends(outside),
+                     when=has_work, with_param=shards)
+                continue
             if step.outputs_dates:
-                arguments: list = [
+                arguments = [
                     Parameter(name="start-date", value="{{workflow.parameters.start-date}}"),
                     Parameter(name="end-date", value="{{workflow.parameters.end-date}}"),
                     Parameter(name="scheduled-time", value=dag.ARGO_VALUES["scheduled_time"]),
@@ -304,17 +357,16 @@ def _dag(templates: dict[str, Container]) -> None:
                     for p in DATE_PARAMETERS
                 ]
             if step.fan_out:
-                arguments.append(Parameter(name="shard", value="{{item}}"))
+                arguments.append(Parameter(name=SHARD, value="{{item}}"))
             if step.reads_price_cache:
-                arguments.append(Artifact(name=dag.PRICE_CACHE,
-                                          from_=f"{{{{tasks.{writer_name}.outputs.artifacts.{dag.PRICE_CACHE}}}}}"))
+                arguments.append(price_cache)
             Task(
                 name=step.name,
                 template=templates[step.name],
                 arguments=arguments,
-                depends=" && ".join(step.upstream) or None,
+                depends=depends(step.upstream),
                 when=None if step.outputs_dates else has_work,
-                with_param=f"{{{{tasks.{plan_name}.outputs.parameters.{SHARDS}}}}}" if step.fan_out else None,
+                with_param=shards if step.fan_out else None,
             )
 
 
@@ -355,6 +407,7 @@ def _template(*, name: str, image: str, namespace: str, portfolio: str | None, t
             seccomp_profile=m.SeccompProfile(type="RuntimeDefault"),
         ),
         synchronization=m.Synchronization(mutexes=[m.Mutex(name=MUTEX)]),
+        parallelism=dag.MAX_PARALLEL_PODS,  # every pod of the run, the sub-DAGs' included
         artifact_repository_ref=m.ArtifactRepositoryRef(config_map=ARTIFACT_REPOSITORY_CONFIGMAP,
                                                         key=ARTIFACT_REPOSITORY_KEY),
         artifact_gc=m.WorkflowLevelArtifactGC(

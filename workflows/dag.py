@@ -286,6 +286,28 @@ def retry_window_seconds(step: Step) -> int:
     return explicit
 
 
+def shard_chain(steps: tuple[Step, ...] = STEPS) -> tuple[Step, ...]:
+    """The steps that fan out by portfolio, in topological order: on Argo each portfolio shard runs them as
+    one sub-DAG (shard K's step waits only for shard K's steps it needs), started when the steps they need
+    outside the chain are done. A step outside the chain that needs one of its steps and feeds another
+    would make the sub-DAG wait for itself: a ValueError."""
+    chain = [s for s in topological_order(steps) if s.fan_out and s.shard_by == BY_PORTFOLIO]
+    names = {s.name for s in chain}
+    upstream = {s.name: set(s.upstream) for s in steps}
+    ancestors: dict[str, set[str]] = {}
+    for s in topological_order(steps):
+        ancestors[s.name] = set().union(*({u} | ancestors[u] for u in upstream[s.name])) if upstream[s.name] else set()
+    for s in steps:
+        if s.name in names:
+            continue
+        after = ancestors[s.name] & names
+        before = {c for c in names if s.name in ancestors[c]}
+        if after and before:
+            raise ValueError(f"{s.name} runs after {sorted(after)} and before {sorted(before)}: "
+                             "it would sit inside the per-shard chain")
+    return tuple(chain)
+
+
 def steps_by_name() -> dict[str, Step]:
     return {s.name: s for s in STEPS}
 

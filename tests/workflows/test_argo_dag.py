@@ -7,9 +7,12 @@ import re
 
 import pytest
 
+from tests.workflows.manifest_graph import step_upstream
 from workflows import argo, dag
 
 LEAF_KEYS = ("container", "script")
+#: The steps of the per-shard sub-DAG (issue 18), from dag.py.
+CHAIN = {s.name for s in dag.shard_chain()}
 
 
 def _templates(doc: dict) -> dict[str, dict]:
@@ -30,11 +33,49 @@ def template_doc(request: pytest.FixtureRequest, rendered_docs: dict[str, dict])
     return rendered_docs[request.param]
 
 
+def _inner(doc: dict) -> dict[str, dict]:
+    """The tasks of the per-shard sub-DAG template."""
+    return {t["name"]: t for t in _templates(doc)[argo.SHARD_DAG]["dag"]["tasks"]}
+
+
+def _task_of(step: str) -> str:
+    return argo.SHARD_DAG if step in CHAIN else step
+
+
 def test_dag_edges_equal_dag_py(template_doc: dict) -> None:
-    tasks = _tasks(template_doc)
-    assert set(tasks) == {s.name for s in dag.STEPS}
-    assert {(u, name) for name, t in tasks.items() for u in _depends(t)} == dag.edges()
-    assert all("dependencies" not in t for t in tasks.values())
+    """The portfolio-fanned steps are one task (the sub-DAG over plan's shards) whose inner edges are dag.py's
+    among them; the task waits for what they need outside; the other edges are dag.py's."""
+    tasks, inner = _tasks(template_doc), _inner(template_doc)
+    assert {"pnl-snapshots", "market-values", "risk-exposures", "risk-volatility", "risk-correlations",
+                     "stress-tests"} == CHAIN
+    assert set(tasks) == {s.name for s in dag.STEPS} - CHAIN | {argo.SHARD_DAG}
+    assert set(inner) == CHAIN
+    edges = dag.edges()
+    assert {(u, name) for name, t in inner.items() for u in _depends(t)} == {
+        (u, d) for u, d in edges if u in CHAIN and d in CHAIN}
+    assert _depends(tasks[argo.SHARD_DAG]) == {u for u, d in edges if d in CHAIN and u not in CHAIN}
+    assert {(u, name) for name, t in tasks.items() if name != argo.SHARD_DAG for u in _depends(t)} == {
+        (_task_of(u), d) for u, d in edges if d not in CHAIN}
+    assert all("dependencies" not in t for t in (*tasks.values(), *inner.values()))
+    # step by step: every edge of dag.py holds; the only additions are the sub-DAG's outside needs
+    upstream = step_upstream(template_doc)
+    assert {(u, d) for d, ups in upstream.items() for u in ups} >= edges
+
+
+def test_the_chain_comes_from_dag_py() -> None:
+    """shard_chain follows the steps' fan_out/shard_by and refuses a step wedged between two of its steps."""
+    import dataclasses
+
+    by = dag.steps_by_name()
+    steps = tuple(dataclasses.replace(s, fan_out=False) if s.name == "market-values" else s for s in dag.STEPS)
+    assert "market-values" not in {s.name for s in dag.shard_chain(steps)}
+    assert [s.name for s in dag.shard_chain()] == [s.name for s in dag.topological_order() if s.name in CHAIN]
+    wedged = tuple(dataclasses.replace(s, upstream=(*s.upstream, "risk-volatility")) if s.name == "sector-tags"
+                   else dataclasses.replace(s, upstream=(*s.upstream, "sector-tags")) if s.name == "stress-tests"
+                   else s for s in dag.STEPS)
+    with pytest.raises(ValueError, match="sector-tags"):
+        dag.shard_chain(wedged)
+    assert by["symbol-factors"].name not in CHAIN, "symbol shards stay withParam tasks of their own"
 
 
 def _reachable(tasks: dict[str, dict], a: str, b: str) -> bool:
@@ -177,15 +218,27 @@ def test_plan_outputs_feed_every_other_step(nightly: dict) -> None:
     assert plan_args == {"start-date": "{{workflow.parameters.start-date}}",
                          "end-date": "{{workflow.parameters.end-date}}",
                          "scheduled-time": "{{workflow.parameters.scheduled-time}}"}
+    for name, task in tasks.items():
+        if name == "plan":
+            continue
+        # a quiet night: every task but plan is Skipped, and a Skipped upstream satisfies `depends`
+        assert task["when"] == "{{tasks.plan.outputs.parameters.has-work}} == true"
+        values = {p["name"]: p["value"] for p in task["arguments"]["parameters"]}
+        fanned = name == argo.SHARD_DAG or dag.steps_by_name()[name].fan_out
+        assert values == {"start-date": "{{tasks.plan.outputs.parameters.start-date}}",
+                          "end-date": "{{tasks.plan.outputs.parameters.end-date}}",
+                          **({"shard": "{{item}}"} if fanned else {})}
+    # the sub-DAG passes its inputs on: {{item}} and tasks.plan are not in scope inside it
+    sub = templates[argo.SHARD_DAG]
+    assert [p["name"] for p in sub["inputs"]["parameters"]] == ["start-date", "end-date", "shard"]
+    for name, task in _inner(nightly).items():
+        assert "when" not in task and "withParam" not in task, name
+        values = {p["name"]: p["value"] for p in task["arguments"]["parameters"]}
+        assert values == {p: f"{{{{inputs.parameters.{p}}}}}" for p in ("start-date", "end-date", "shard")}
+    assert "{{item}}" not in json.dumps(sub) and "{{tasks.plan" not in json.dumps(sub)
     for step in dag.STEPS:
         if step.name == "plan":
             continue
-        # a quiet night: every task but plan is Skipped, and a Skipped upstream satisfies `depends`
-        assert tasks[step.name]["when"] == "{{tasks.plan.outputs.parameters.has-work}} == true"
-        values = {p["name"]: p["value"] for p in tasks[step.name]["arguments"]["parameters"]}
-        assert values == {"start-date": "{{tasks.plan.outputs.parameters.start-date}}",
-                          "end-date": "{{tasks.plan.outputs.parameters.end-date}}",
-                          **({"shard": "{{item}}"} if step.fan_out else {})}
         args = templates[step.name]["container"]["args"]
         assert args[args.index("--start-date") + 1] == "{{inputs.parameters.start-date}}"
         assert args[args.index("--end-date") + 1] == "{{inputs.parameters.end-date}}"
@@ -211,11 +264,17 @@ def test_price_cache_flows_as_an_artifact(nightly: dict) -> None:
     assert out["s3"]["key"] == "sigmabatch/{{inputs.parameters.end-date}}/{{workflow.name}}/price_cache.parquet"
     args = templates[writer.name]["container"]["args"]
     assert args[args.index("--price-cache-out") + 1] == out["path"]
+    from_writer = [{"name": dag.PRICE_CACHE, "from": f"{{{{tasks.{writer.name}.outputs.artifacts.price-cache}}}}"}]
+    # the sub-DAG gets the price cache as an input artifact (no path: not a container) and passes it on
+    assert tasks[argo.SHARD_DAG]["arguments"]["artifacts"] == from_writer
+    assert templates[argo.SHARD_DAG]["inputs"]["artifacts"] == [{"name": dag.PRICE_CACHE}]
+    inner = _inner(nightly)
     for step in dag.STEPS:
-        arts = tasks[step.name].get("arguments", {}).get("artifacts", [])
+        arts = (inner if step.name in CHAIN else tasks)[step.name].get("arguments", {}).get("artifacts", [])
         inputs = templates[step.name].get("inputs", {}).get("artifacts", [])
         if step.reads_price_cache:
-            assert arts == [{"name": dag.PRICE_CACHE, "from": f"{{{{tasks.{writer.name}.outputs.artifacts.price-cache}}}}"}]
+            assert arts == ([{"name": dag.PRICE_CACHE, "from": "{{inputs.artifacts.price-cache}}"}]
+                            if step.name in CHAIN else from_writer)
             assert inputs == [{"name": dag.PRICE_CACHE, "path": "/scratch/in/price_cache.parquet"}]
             args = templates[step.name]["container"]["args"]
             assert args[args.index("--price-cache") + 1] == "/scratch/in/price_cache.parquet"
@@ -270,7 +329,7 @@ def test_report_runs_last_and_is_an_html_artifact(nightly: dict) -> None:
     assert [s.name for s in reporters] == ["report"]
     report = reporters[0]
     assert all(dag.has_path(s.name, report.name) for s in dag.STEPS if s is not report), "report runs last"
-    assert _depends(tasks[report.name]) == set(dag.leaves(dag.STEPS[:-1]))
+    assert _depends(tasks[report.name]) == {_task_of(n) for n in dag.leaves(dag.STEPS[:-1])}
     out = {a["name"]: a for a in templates[report.name]["outputs"]["artifacts"]}[dag.REPORT]
     assert out["path"] == "/scratch/out/report.html" and out["archive"] == {"none": {}}
     assert out["s3"] == {"key": "sigmabatch/{{inputs.parameters.end-date}}/{{workflow.name}}/report.html"}
@@ -286,8 +345,9 @@ def test_triggers_are_the_run_records_triggers() -> None:
 
 
 def test_portfolio_steps_fan_out_over_plans_shards(nightly: dict) -> None:
-    """Issue 18: each fan_out step is one withParam task over plan's shards, --shard {{item}} per pod,
-    under the main DAG's parallelism cap; the other steps run once, without --shard."""
+    """Issue 18: the symbol steps are withParam tasks over plan's shards (--shard {{item}} per pod), the
+    portfolio steps one withParam task running a sub-DAG per shard (--shard {{inputs.parameters.shard}} per
+    pod), under the parallelism caps (the workflow's counts every pod); the other steps run once."""
     templates, tasks = _templates(nightly), _tasks(nightly)
     fanned = {s.name for s in dag.STEPS if s.fan_out}
     assert fanned == {"pnl-snapshots", "market-values", "risk-exposures", "risk-volatility", "risk-correlations",
@@ -295,9 +355,11 @@ def test_portfolio_steps_fan_out_over_plans_shards(nightly: dict) -> None:
     # the symbol steps split the symbols, over the same list of shards
     assert {s.name for s in dag.STEPS if s.fan_out and s.shard_by == dag.BY_SYMBOL} == {"symbol-factors",
                                                                                        "symbol-metrics"}
-    assert {n for n, t in tasks.items() if "withParam" in t} == fanned
-    for name in fanned:
+    assert {n for n, t in tasks.items() if "withParam" in t} == fanned - CHAIN | {argo.SHARD_DAG}
+    assert {s.name for s in dag.STEPS if s.fan_out and s.shard_by == dag.BY_PORTFOLIO} == CHAIN
+    for name in fanned - CHAIN | {argo.SHARD_DAG}:
         assert tasks[name]["withParam"] == "{{tasks.plan.outputs.parameters.shards}}"
+    for name in fanned:
         args = templates[name]["container"]["args"]
         assert args[args.index("--shard") + 1] == "{{inputs.parameters.shard}}"
         assert "shard" in {p["name"] for p in templates[name]["inputs"]["parameters"]}
@@ -305,3 +367,6 @@ def test_portfolio_steps_fan_out_over_plans_shards(nightly: dict) -> None:
         if s.name not in fanned:
             assert "--shard" not in templates[s.name]["container"]["args"]
     assert templates[nightly["spec"]["entrypoint"]]["parallelism"] == dag.MAX_PARALLEL_PODS
+    # the main DAG's parallelism counts a running sub-DAG once; the workflow's counts the pods inside it
+    assert nightly["spec"]["parallelism"] == dag.MAX_PARALLEL_PODS
+    assert "parallelism" not in templates[argo.SHARD_DAG]

@@ -39,9 +39,12 @@ FRIDAY = "2026-11-27T23:30:00Z"
 BACKFILL_END = "2026-11-25"
 ONBOARDED = "demo-etf-heavy"
 BOOK_SESSIONS = 8
+#: The main DAG's tasks after plan: the portfolio-fanned steps are one task, the per-shard sub-DAG.
 AFTER_PLAN = ["company-profiles", "market-data", "symbol-factors", "symbol-metrics", "fundamentals",
-              "pnl-snapshots", "market-values", "sector-tags", "risk-exposures", "risk-volatility",
-              "risk-correlations", "stress-tests", "report"]
+              "portfolio-shard", "sector-tags", "report"]
+SHARD_DAG = "portfolio-shard"
+#: The per-shard sub-DAG's tasks (issue 18): each shard's chain of portfolio steps.
+CHAIN = ["pnl-snapshots", "market-values", "risk-exposures", "risk-volatility", "risk-correlations", "stress-tests"]
 
 
 def _stub_report(args: list[str]) -> int:
@@ -116,7 +119,9 @@ def test_1_backfill_range(world) -> None:
     assert wf.phase == "Succeeded", "\n".join(emu.logs)
     assert set(wf.phases().values()) == {"Succeeded"}
     assert wf.exit_node.phase == "Succeeded"
-    assert [len(n.attempts) for n in wf.nodes.values()] == [1] * len(wf.nodes)
+    pods = [n for n in wf.all_nodes().values() if n.runs_pods]
+    assert [len(n.attempts) for n in pods] == [1] * len(pods)
+    assert len(pods) == 1 + len(AFTER_PLAN) - 1 + len(CHAIN)  # plan, the other tasks (one shard), the chain
     sessions = {d.isoformat() for d in calendar.sessions(date.fromisoformat(first),
                                                           date.fromisoformat(BACKFILL_END))}
     assert sessions <= _snapshot_dates(engine)
@@ -165,9 +170,13 @@ def test_4_a_step_fails_then_argo_retry_completes_the_run(world) -> None:
         emu.fault = None
     assert wf.phase == "Failed"
     phases = wf.phases()
-    assert phases["risk-exposures"] == "Failed" and len(wf.nodes["risk-exposures"].attempts) == 4
-    assert phases["stress-tests"] == "Omitted" and phases["report"] == "Omitted"
-    assert {phases[n] for n in AFTER_PLAN if n not in ("risk-exposures", "stress-tests", "report")} == {"Succeeded"}
+    [shard] = wf.nodes[SHARD_DAG].children.values()  # one shard: the small book
+    inner = {name: n.phase for name, n in shard.tasks.items()}
+    assert inner["risk-exposures"] == "Failed" and len(shard.tasks["risk-exposures"].attempts) == 4
+    assert inner["stress-tests"] == "Omitted"
+    assert {inner[n] for n in CHAIN if n not in ("risk-exposures", "stress-tests")} == {"Succeeded"}
+    assert phases[SHARD_DAG] == "Failed" and phases["report"] == "Omitted"
+    assert {phases[n] for n in AFTER_PLAN if n not in (SHARD_DAG, "report")} == {"Succeeded"}
     assert wf.exit_node.phase == "Succeeded"  # the exit handler records the failure
     status, name, _, errors, _ = _history(engine, wf.name)
     assert status == "partial" and name == wf.name
@@ -176,13 +185,15 @@ def test_4_a_step_fails_then_argo_retry_completes_the_run(world) -> None:
     friday = "2026-11-27"
     assert friday in _snapshot_dates(engine)
     assert _q(engine, "select count(*) from factor_exposures where calculation_date = :d", d=friday)[0][0] == 0
-    kept = {n: len(wf.nodes[n].attempts) for n in ("plan", "market-data", "pnl-snapshots")}
+    kept = {n: len(wf.all_nodes()[n].attempts) for n in ("plan", "market-data", f"{shard.name}.pnl-snapshots")}
 
     wf = emu.retry(wf)
     assert wf.phase == "Succeeded"
     assert set(wf.phases().values()) == {"Succeeded"}
-    assert {n: len(wf.nodes[n].attempts) for n in kept} == kept, "argo retry keeps the succeeded nodes"
-    assert len(wf.nodes["risk-exposures"].attempts) == 1 and len(wf.nodes["stress-tests"].attempts) == 1
+    nodes = wf.all_nodes()
+    assert {n: len(nodes[n].attempts) for n in kept} == kept, "argo retry keeps the succeeded nodes"
+    assert len(nodes[f"{shard.name}.risk-exposures"].attempts) == 1
+    assert len(nodes[f"{shard.name}.stress-tests"].attempts) == 1
     assert _history(engine, wf.name)[0] == "completed"
     assert _q(engine, "select count(*) from factor_exposures where calculation_date = :d", d=friday)[0][0] > 0
     assert _q(engine, "select count(*) from stress_test_results where calculation_date = :d", d=friday)[0][0] > 0
@@ -245,21 +256,21 @@ def test_6_error_nodes_and_lock_busy_are_retried(world) -> None:
         emu.fault = None
     assert wf.phase == "Succeeded", {n: (x.phase, x.message) for n, x in wf.nodes.items()}
     assert [a.phase for a in wf.nodes["market-data"].attempts] == ["Error", "Succeeded"]
-    assert [a.exit_code for a in wf.nodes["pnl-snapshots"].attempts] == [4, 0]
+    assert [a.exit_code for n in wf.step_nodes("pnl-snapshots") for a in n.attempts] == [4, 0]
 
 
 def test_7_hopeless_exit_codes_are_not_retried(world) -> None:
     """Exit 2 (bad input), 5 (fenced out) and 137 (out of memory at the same limit) fail at once."""
     emu, engine, _ = world
-    faults = {"symbol-metrics": 2, "fundamentals": 5, "sector-tags": 137, "market-values": 1}
+    faults = {"symbol-metrics": 2, "fundamentals": 5, "sector-tags": 137, "symbol-factors": 1}
     emu.fault = lambda template, attempt: faults.get(template)
     try:
         wf = emu.submit(NIGHTLY, {"start-date": "2026-11-27", "end-date": "2026-11-27", "force": "true"})
     finally:
         emu.fault = None
     assert wf.phase == "Failed"
-    attempts = {n: [a.exit_code for a in wf.nodes[n].attempts] for n in faults}
-    assert attempts == {"symbol-metrics": [2], "fundamentals": [5], "sector-tags": [137], "market-values": [1] * 4}
+    attempts = {n: [a.exit_code for x in wf.step_nodes(n) for a in x.attempts] for n in faults}
+    assert attempts == {"symbol-metrics": [2], "fundamentals": [5], "sector-tags": [137], "symbol-factors": [1] * 4}
     assert _history(engine, wf.name)[0] == "partial"
 
 
@@ -272,7 +283,7 @@ def test_8_the_next_night_completes_what_a_failed_step_missed(world) -> None:
         wf = emu.cron_tick(CRON, "2026-11-30T23:30:00Z")
     finally:
         emu.fault = None
-    assert wf.phase == "Failed" and wf.phases()["risk-exposures"] == "Failed"
+    assert wf.phase == "Failed" and [n.phase for n in wf.step_nodes("risk-exposures")] == ["Failed"]
     assert monday in _snapshot_dates(engine)  # snapshots alone would call Monday done
     # (the onboarded book already has Monday: its onboarding ran to the clock's last session)
     count = f"select count(*) from {{}} where calculation_date = :d and portfolio_id <> '{ONBOARDED}'"
@@ -298,7 +309,7 @@ def test_9_a_terminated_run_leaves_the_lock_until_its_lease_runs_out(world) -> N
     wf = emu.submit(NIGHTLY, {"start-date": "2026-12-01", "end-date": "2026-12-01", "force": "true"},
                     terminate_after="market-data")
     assert wf.phase == "Failed" and wf.exit_node is None, "terminate: no exit handler"
-    assert wf.phases()["market-data"] == "Succeeded" and wf.phases()["stress-tests"] == "-"
+    assert wf.phases()["market-data"] == "Succeeded" and wf.phases()[SHARD_DAG] == "-"
     assert _q(engine, "select run_id from batch_locks where run_id <> ''") == [(wf.name,)]
     assert _history(engine, wf.name)[0] == "running"
 
@@ -334,6 +345,52 @@ def test_10_a_stopped_run_is_recorded_and_frees_the_lock(world) -> None:
     assert _q(engine, "select run_id from batch_locks where run_id <> ''") == []
     nxt = emu.cron_tick(CRON, "2026-12-01T23:50:00Z")
     assert nxt.phase == "Succeeded" and len(nxt.nodes["plan"].attempts) == 1
+
+
+def test_11_a_failing_shard_holds_no_other_shard_and_argo_retry_reruns_only_it(world) -> None:
+    """Issue 18, one sub-DAG per portfolio shard: risk-exposures fails in shard 2/3 only. That shard's
+    stress-tests is Omitted (its other steps run); shards 1/3 and 3/3 run their whole chain; the report
+    waits. ``argo retry`` then runs shard 2's risk-exposures and stress-tests, the report and the exit
+    handler — nothing else."""
+    emu, engine, _ = world
+    failing = f"{SHARD_DAG}(1:2/3).risk-exposures"
+    emu.base_env["SIGMABATCH_SHARDS"] = "3"
+    emu.node_fault = lambda node, attempt: 1 if node == failing else None
+    try:
+        wf = emu.submit(NIGHTLY, {"start-date": "2026-12-01", "end-date": "2026-12-01", "force": "true"})
+    finally:
+        emu.node_fault = None
+    try:
+        assert wf.phase == "Failed"
+        shards = wf.nodes[SHARD_DAG].children
+        assert list(shards) == ["1/3", "2/3", "3/3"]
+        for item in ("1/3", "3/3"):
+            assert shards[item].phase == "Succeeded"
+            assert {k: n.phase for k, n in shards[item].tasks.items()} == dict.fromkeys(CHAIN, "Succeeded"), item
+        bad = shards["2/3"].tasks
+        assert shards["2/3"].phase == "Failed" and bad["risk-exposures"].phase == "Failed"
+        assert [a.exit_code for a in bad["risk-exposures"].attempts] == [1] * 4
+        assert bad["stress-tests"].phase == "Omitted"
+        assert {bad[n].phase for n in CHAIN if n not in ("risk-exposures", "stress-tests")} == {"Succeeded"}
+        assert wf.phases()[SHARD_DAG] == "Failed" and wf.phases()["report"] == "Omitted"
+        status, _, _, errors, _ = _history(engine, wf.name)
+        assert status == "partial" and {"risk-exposures", "risk-exposures(3)"} <= {e.get("node") for e in errors}
+
+        def recorded() -> set[str]:
+            return {r[0] for r in _q(engine, "select phase from batch_phase_runs where run_id = :r", r=wf.name)}
+
+        every = {f"{step}[{k}/3]" for step in CHAIN for k in (1, 2, 3)}
+        assert every - recorded() == {"risk-exposures[2/3]", "stress-tests[2/3]"}
+
+        ran = len(emu.logs)
+        wf = emu.retry(wf)
+        assert wf.phase == "Succeeded", {n: (x.phase, x.message) for n, x in wf.all_nodes().items()}
+        assert [line.split(" exit ")[0] for line in emu.logs[ran:]] == [
+            f"{failing}(0)", f"{SHARD_DAG}(1:2/3).stress-tests(0)", "report(0)", f"{wf.name}.onExit(0)"]
+        assert {n.phase for n in wf.all_nodes().values()} == {"Succeeded"}
+        assert every <= recorded() and _history(engine, wf.name)[0] == "completed"
+    finally:
+        del emu.base_env["SIGMABATCH_SHARDS"]
 
 
 # ---- the rendered DAG computes what the local runner computes -----------------------------------------
@@ -372,7 +429,8 @@ def _tables(url: str) -> dict:
 @pytest.mark.parametrize("shards", [1, 3])
 def test_the_rendered_dag_writes_the_same_tables_as_the_local_runner(tmp_path, shards) -> None:
     """The rendered DAG and the local one (unsharded) write the same tables; with 3 shards (issue 18) every
-    fanned-out task runs one pod per shard (withParam) and the numbers agree to 1e-12 relative (other stack
+    symbol step runs one pod per shard (withParam), every shard runs its sub-DAG of portfolio steps (one
+    pod per step) with ``--shard K/N``, and the numbers agree to 1e-12 relative (other stack
     sizes in the vectorised kernels), the rows exactly."""
     import pandas as pd
 
@@ -393,10 +451,13 @@ def test_the_rendered_dag_writes_the_same_tables_as_the_local_runner(tmp_path, s
     assert wf.phase == "Succeeded", "\n".join(emu.logs[-3:])
     expected = [f"{k}/{shards}" for k in range(1, shards + 1)]
     assert json.loads(wf.nodes["plan"].parameters["shards"]) == expected
-    for step in ("pnl-snapshots", "risk-correlations", "stress-tests"):
-        node = wf.nodes[step]
+    for task in ("symbol-factors", SHARD_DAG):  # a pod per shard; a sub-DAG per shard
+        node = wf.nodes[task]
         assert list(node.children) == expected and all(c.phase == "Succeeded" for c in node.children.values())
-        assert [a.args[a.args.index("--shard") + 1] for a in node.attempts] == expected
+    for step in ("symbol-factors", *CHAIN):
+        assert [a.args[a.args.index("--shard") + 1] for n in wf.step_nodes(step) for a in n.attempts] == expected
+    assert [n.name for n in wf.step_nodes("stress-tests")] == [
+        f"{SHARD_DAG}({k - 1}:{k}/{shards}).stress-tests" for k in range(1, shards + 1)]
     start, end = (wf.nodes["plan"].parameters[p] for p in ("start-date", "end-date"))
     assert end == "2026-11-25" and start < end
     local_env = {**env, "SIGMABATCH_DATABASE_URL": urls["local"],
