@@ -19,11 +19,16 @@ How the DAG becomes Argo:
 4. The step with ``writes_report`` (last in the DAG) writes the run's HTML report as a key-only S3 output
    artifact, unarchived, so the Argo UI can show it.
 5. :data:`dag.EXIT_STEP` is the ``onExit`` handler and also receives ``--workflow-status`` and ``--failures``.
-6. A step that fans out (``fan_out``, by portfolio or by symbol: the same list) is one task with ``withParam``
-   over plan's ``shards`` output (a JSON list of ``K/N``): Argo runs one pod per shard with ``--shard {{item}}``, each retried on its own, each
-   receiving the same price-cache artifact; the task succeeds when every shard has, and the steps after it
-   wait for all of its shards. The ``main`` DAG's ``parallelism`` (:data:`workflows.dag.MAX_PARALLEL_PODS`)
-   caps the pods running at once, shards included (database connections: one or two per pod).
+6. A step that fans out (``fan_out``, by portfolio or by symbol: the same list) runs one pod per shard of plan's
+   ``shards`` output (a JSON list of ``K/N``) with ``--shard K/N``, each retried on its own, each receiving
+   the same price-cache artifact. A symbol step is one task with ``withParam`` over that list (``{{item}}``);
+   the steps after it wait for all of its shards. The portfolio steps (:func:`workflows.dag.shard_chain`) are
+   one DAG template, ``portfolio-shard``, taking the dates, the shard and the price cache as inputs and
+   holding their chain with its edges from ``dag.py``; one ``portfolio-shard`` task runs it ``withParam``
+   over the shards once every step the chain needs outside it is done, so shard K's next step waits only
+   for shard K's (a slow or failed shard holds no other). The workflow's ``parallelism``
+   (:data:`workflows.dag.MAX_PARALLEL_PODS`) caps the pods running at once, the sub-DAGs' included
+   (database connections: one or two per pod); the ``main`` DAG has the same cap on its own tasks.
 7. ``workflow.scheduledTime`` exists only for cron-created runs (otherwise it stays a literal
    ``{{workflow.scheduledTime}}``), so the WorkflowTemplate has a ``scheduled-time`` parameter defaulting to
    "" and only the CronWorkflow sets it to ``{{workflow.scheduledTime}}``.

@@ -220,8 +220,9 @@ EXIT_STEP = Step("record-run", "-", "Record the run's status", "phases.record_ru
 #: a terminated workflow's lock is taken over this long after its last step stopped renewing it.
 LOCK_LEASE_SECONDS = 900
 
-#: Pods of a run's DAG running at once on Argo (the ``main`` DAG's ``parallelism``), the shards of the
-#: fanned-out steps included: each holds one or two database connections while it runs.
+#: Pods of a run running at once on Argo (the workflow's ``parallelism``; the ``main`` DAG's caps its tasks
+#: alike), the shards of the fanned-out steps and the per-shard sub-DAGs' pods included: each holds one or
+#: two database connections while it runs.
 MAX_PARALLEL_PODS = 8
 
 #: What may start a run (``--trigger``; the same list as :data:`shared.runs.TRIGGERS`).
