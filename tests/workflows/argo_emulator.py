@@ -19,8 +19,7 @@ v3.7/v4 controller that the pipeline relies on (workflow/controller/dag.go, oper
   no new task of that DAG starts and the DAG fails (its tasks that depend on the failed one are
   ``Omitted``). (Argo fails a DAG once the branch of one of its target tasks has failed and may start
   other ready tasks until then; this emulator starts none — it does not change which tables a retry
-  completes.) A DAG is Succeeded when every task
-  is Succeeded, Skipped or Omitted without a failure.
+  completes.) A DAG is Succeeded when every task has a node and none Failed or Errored.
 * **Nested DAG** (a task whose template is a ``dag`` template, e.g. the per-shard sub-DAG invoked by a
   ``withParam`` task): the template's ``inputs.parameters`` come from the task's arguments (or defaults;
   else ``Error``), its ``inputs.artifacts`` (no ``path``: only a container/script may have one) from the
