@@ -42,19 +42,27 @@ def test_a_symbol_shard_keeps_every_portfolio():
 def test_the_symbol_steps_fan_out_by_symbol():
     by = {s.name: s.shard_by for s in dag.STEPS if s.fan_out}
     assert by["symbol-factors"] == by["symbol-metrics"] == dag.BY_SYMBOL
-    assert by["pnl-snapshots"] == by["risk-exposures"] == by["stress-tests"] == dag.BY_PORTFOLIO
+    assert by["company-profiles"] == by["fundamentals"] == dag.BY_SYMBOL
+    assert by["pnl-snapshots"] == by["risk-exposures"] == by["stress-tests"] == by["sector-tags"] == dag.BY_PORTFOLIO
+    # every step that grows with the book fans out; plan, market-data and the report run once (fan-in)
+    assert {s.name for s in dag.STEPS if not s.fan_out} == {"plan", "market-data", "report"}
 
 
 def test_a_portfolio_shard_waits_for_every_symbol_shard():
     """risk-exposures[K] reads the factor betas of its portfolios' symbols, which hash to any symbol shard:
-    it waits for all of symbol-factors, but only for its own shard of pnl-snapshots."""
+    it waits for all of symbol-factors, but only for its own shard of pnl-snapshots. A symbol shard waits for
+    the same symbol shard of company-profiles (its symbols' profiles), a portfolio shard for all of them."""
     shards = ["1/3", "2/3", "3/3"]
     steps = {s.name: StepOutcome(s.name) for s in dag.STEPS}
     tasks = {key: ups for key, _s, _shard, ups in LocalRunner._tasks(None, steps, shards)}
+    every_profile_shard = {f"company-profiles[{j}]" for j in shards}
     for k in shards:
-        assert set(tasks[f"symbol-factors[{k}]"]) == {"market-data", "company-profiles"}
+        assert set(tasks[f"symbol-factors[{k}]"]) == {"market-data", f"company-profiles[{k}]"}
+        assert set(tasks[f"fundamentals[{k}]"]) == {f"company-profiles[{k}]"}
+        assert set(tasks[f"company-profiles[{k}]"]) == {"plan"}
+        assert set(tasks[f"sector-tags[{k}]"]) == every_profile_shard
         ups = set(tasks[f"risk-exposures[{k}]"])
-        assert {f"symbol-factors[{j}]" for j in shards} <= ups
+        assert {f"symbol-factors[{j}]" for j in shards} | every_profile_shard <= ups
         assert f"pnl-snapshots[{k}]" in ups and not ups & {f"pnl-snapshots[{j}]" for j in shards if j != k}
     assert sorted(steps["symbol-metrics"].shards) == shards
 
