@@ -77,3 +77,24 @@ def test_the_mean_data_quality_is_over_every_symbol_shard():
     shard2 = {"mean_quality_last_session": 50.0, "quality_points_last_session": 50, "symbols_last_session": 1}
     assert mean_quality(_merge_details([shard1, shard2])) == 87.5  # (300 + 50) / 4, not 100
     assert mean_quality({"mean_quality_last_session": 90.0}) == 90.0  # a record from before the sums
+
+
+def test_missing_profiles_are_counted_over_every_symbol_shard():
+    """company-profiles' shards each list (some of) their own symbols without a profile, and count them all:
+    folded, the report counts every shard's, not the first shard's list."""
+    from shared.report.findings import _names, missing_profiles
+    from shared.runs import _merge_details
+
+    shard1 = {"symbols": 10, "without_profile": ["AAA"], "without_profile_count": 1, "max_age_days": 3}
+    shard2 = {"symbols": 12, "without_profile": ["BBB", "CCC"], "without_profile_count": 2}
+    folded = _merge_details([shard1, shard2])
+    assert missing_profiles(folded) == 3 and folded["symbols"] == 22
+    assert folded["max_age_days"] == 3  # a run-wide detail: written by the lead shard only, never summed
+    assert _names(folded["without_profile"], total=missing_profiles(folded)) == "AAA and 2 more"
+    assert missing_profiles({"without_profile": ["AAA", "BBB"]}) == 2  # a record from before the count
+
+
+def test_the_lead_shard_writes_the_run_wide_rows():
+    assert _ctx("company-profiles", None, dag.BY_SYMBOL).lead_shard
+    assert _ctx("company-profiles", Shard(1, 1), dag.BY_SYMBOL).lead_shard
+    assert [_ctx("company-profiles", Shard(k, 3), dag.BY_SYMBOL).lead_shard for k in (1, 2, 3)] == [True, False, False]
