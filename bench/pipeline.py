@@ -96,7 +96,7 @@ def run_step(step: dag.Step, args: list[str], env: dict[str, str], log: Path) ->
     with open(log, "w") as out, open(log.with_suffix(".err"), "w") as err:
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=out, stderr=err, cwd=ROOT, env=env)
-        _, status, _usage = os.wait4(proc.pid, 0)
+        _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - t0
         proc.returncode = os.waitstatus_to_exitcode(status)
     result = {}
@@ -111,6 +111,7 @@ def run_step(step: dag.Step, args: list[str], env: dict[str, str], log: Path) ->
     rows = int(sum(int(v) for part in ("rows", "updated") for v in (result.get(part) or {}).values()))
     floor = float(io.get("floor_seconds", 0.0))
     return {"step": step.name, "status": result.get("status"), "wall_raw_s": wall, "wall_s": wall - floor,
+            "cpu_s": usage.ru_utime + usage.ru_stime,  # the process's user + system CPU (the machine is shared)
             "phase_s": result.get("seconds"), "peak_rss_mb": int(rss_file.read_text()) / 1024.0 if rss_file.exists() else None, "rows": rows,
             "rows_by_table": result.get("rows") or {}, "db_write_s": float(io.get("seconds", 0.0)),
             "db_serialize_s": float(io.get("serialize_seconds", 0.0)), "copy_floor_s": floor,
@@ -145,12 +146,12 @@ def run_sharded(step: dag.Step, run: PipelineRun, shards: list[str], parallel: i
     """Run a fanned-out step once per shard (``--shard K/N``, the same arguments otherwise), at most
     ``parallel`` processes at once. Folded like the local runner folds a fanned-out step: peak RSS = the
     largest shard's, wall = summed over the shards (``wall_s``) and the slowest shard (``wall_max_s``),
-    ``elapsed_s`` = first start to last exit; rows and DB write time summed. ``shards`` has each."""
+    ``elapsed_s`` = first start to last exit; rows, CPU and DB write time summed. ``shards`` has each."""
     def one(shard: str) -> dict:
         tag = shard.replace("/", "of")
         res = run_step(step, run.args(step, shard), run.env, run.run_dir / f"{step.name}.{tag}.log")
         if progress:
-            progress(f"    {step.name}[{shard}] {res['wall_s']:.1f} s, {res['peak_rss_mb'] or 0:.0f} MB, "
+            progress(f"    {step.name}[{shard}] {res['wall_s']:.1f} s, CPU {res['cpu_s']:.1f} s, {res['peak_rss_mb'] or 0:.0f} MB, "
                      f"{res['rows']:,} rows")
         return res | {"shard": shard}
 
@@ -169,6 +170,7 @@ def run_sharded(step: dag.Step, run: PipelineRun, shards: list[str], parallel: i
     return {"step": step.name, "status": ",".join(sorted({str(p["status"]) for p in parts})),
             "wall_raw_s": sum(p["wall_raw_s"] for p in parts), "wall_s": sum(p["wall_s"] for p in parts),
             "wall_max_s": max(p["wall_s"] for p in parts), "elapsed_s": elapsed,
+            "cpu_s": sum(p["cpu_s"] for p in parts),
             "phase_s": sum(p["phase_s"] or 0 for p in parts), "peak_rss_mb": max(rss) if rss else None,
             "peak_rss_min_mb": min(rss) if rss else None, "rows": sum(p["rows"] for p in parts),
             "rows_by_table": rows_by_table, "db_write_s": sum(p["db_write_s"] for p in parts),
@@ -207,7 +209,7 @@ def run_pipeline(db: Database, plan: Plan, start: str, end: str, workdir: Path, 
         if progress:
             s = out[-1]
             progress(f"  {step.name}: {s['wall_s']:.1f} s summed over {s['n_shards']} process(es), "
-                     f"slowest {s['wall_max_s']:.1f} s, peak RSS {s['peak_rss_mb'] or 0:.0f} MB, {s['rows']:,} rows, "
+                     f"slowest {s['wall_max_s']:.1f} s, CPU {s['cpu_s']:.1f} s, peak RSS {s['peak_rss_mb'] or 0:.0f} MB, {s['rows']:,} rows, "
                      f"DB write {s['db_write_s']:.2f} s")
     return out, run
 

@@ -16,8 +16,10 @@ A step that fans out over portfolio shards (``fan_out`` in :mod:`workflows.dag`)
 :attr:`PhaseContext.portfolio_scope` is then the shard's portfolios (:mod:`shared.sharding`), what the
 step reads and replaces is limited to them, and its record is ``step[K/N]``. A step sharded by symbol
 (``shard_by="symbol"``: the symbol steps) keeps every portfolio and limits the symbols it writes to
-:meth:`PhaseContext.symbol_scope`. Either way its record is ``step[K/N]`` (folded per step by
-:func:`shared.runs.fold_shards`). The shards of a run run side by side under the run's lock and run id.
+:meth:`PhaseContext.symbol_scope`; what such a step writes once for the whole run (not per symbol) is
+written by shard 1 only (:attr:`PhaseContext.lead_shard`). Either way its record is ``step[K/N]`` (folded
+per step by :func:`shared.runs.fold_shards`). The shards of a run run side by side under the run's lock and
+run id.
 
 The last stdout line is ``sigmabatch-result: {json}`` with the row counts, for the local runner.
 """
@@ -108,6 +110,12 @@ class PhaseContext:
         if self.shard is None or self.shard.whole or self.shard_by != "symbol":
             return sorted(symbols)
         return self.shard.select(symbols)
+
+    @property
+    def lead_shard(self) -> bool:
+        """Whether this process writes what a sharded step writes once for the whole run (not split by its
+        shard key, e.g. company-profiles' benchmark weights): with no shard or the whole book, and shard 1."""
+        return self.shard is None or self.shard.whole or self.shard.index == 1
 
     def narrowed(self, chunk: RunRange) -> PhaseContext:
         """The same context for one chunk of the run's sessions, sharing what it has already loaded

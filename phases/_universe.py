@@ -17,6 +17,14 @@ def run_positions(ctx: PhaseContext) -> pd.DataFrame:
                                    start=ctx.range.start, end=ctx.range.end)
 
 
+def held_symbols(ctx: PhaseContext) -> pd.DataFrame:
+    """The distinct (symbol, underlying_symbol, investment_class) of :func:`run_positions`: what the symbol
+    steps need of the book, one row a symbol rather than one a position (bounded by the symbols, not the book)."""
+    with ctx.transaction() as s:
+        return repo.load_held_symbols(s, [ctx.portfolio_id] if ctx.portfolio_id else None,
+                                      start=ctx.range.start, end=ctx.range.end)
+
+
 def position_symbols(positions: pd.DataFrame) -> list[str]:
     """Priceable symbols of ``positions``: their own (unless skipped, e.g. OCC options) and underlyings."""
     under = positions["underlying_symbol"].dropna().unique().tolist() if "underlying_symbol" in positions else []

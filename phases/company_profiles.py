@@ -6,6 +6,12 @@ provider. The symbol universe records first/last seen dates and sectors. The ben
 weights as of every session of the run are stored for phase 6 (each session its own, so a session's
 sector comparison does not depend on the run that computed it; a provider without history for a date
 gives none for that date).
+
+A symbol shard (``--shard K/N``) fetches, upserts and records in the universe only its shard's symbols
+(:meth:`PhaseContext.symbol_scope`; a symbol's profile and universe row depend on that symbol alone). The
+run-wide data, the benchmark's sector weights and the treasury yields, are fetched and written by shard 1
+only (:attr:`PhaseContext.lead_shard`), and so are their details; every step that reads them runs after
+every shard. The book is read as its distinct held symbols, never one row a position.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ from datetime import timedelta
 import pandas as pd
 
 from phases._runtime import PhaseContext, PhaseResult, entrypoint
-from phases._universe import position_symbols, run_positions
+from phases._universe import held_symbols, position_symbols
 from shared.analytics.factors import FACTOR_ETFS
 from shared.storage import models as m
 from shared.storage import repository as repo
@@ -29,10 +35,10 @@ RATES_LOOKBACK_DAYS = 366
 def run(ctx: PhaseContext) -> PhaseResult:
     end = ctx.range.end
     now = ctx.settings.current_time()
-    symbols = sorted(set(position_symbols(run_positions(ctx))) | set(FACTOR_ETFS))
+    symbols = ctx.symbol_scope(set(position_symbols(held_symbols(ctx))) | set(FACTOR_ETFS))  # the shard's
     with ctx.transaction() as s:
         existing = repo.load_profiles(s, symbols)
-        universe = repo.read_frame(s, m.SymbolUniverse.__table__.select())
+        universe = repo.load_symbol_universe(s, symbols)
     fresh_after = now - timedelta(days=ctx.settings.profile_max_age_days)
     if ctx.force or existing.empty:
         stale = symbols
@@ -47,26 +53,29 @@ def run(ctx: PhaseContext) -> PhaseResult:
         profiles["is_etf"] = profiles["is_etf"].fillna(False).astype(bool)
         profiles["is_fund"] = profiles["is_fund"].fillna(False).astype(bool)
     uni = _universe_rows(universe, symbols, profiles, existing, ctx.range.start, end)
-    weights = benchmark_weights(md.benchmarks, ctx.range.sessions)
-    rates = _rates(ctx, md, end)
+    lead = ctx.lead_shard  # the run-wide rows: written once, by shard 1 (or the unsharded step)
+    weights = benchmark_weights(md.benchmarks, ctx.range.sessions) if lead else pd.DataFrame()
+    rates = _rates(ctx, md, end) if lead else pd.DataFrame()
+    rows = {"company_profiles": 0, "symbol_universe": 0}
     with ctx.transaction() as s:
-        n_prof = repo.upsert(s, m.CompanyProfile, profiles)
-        n_uni = repo.upsert(s, m.SymbolUniverse, uni)
-        n_bench = repo.replace(s, m.BenchmarkSectorWeight, weights,
-                               {"benchmark_code": [BENCHMARK], "asof_date": list(ctx.range.sessions)})
-        n_rates = repo.upsert(s, m.MacroSeries, rates)
+        rows["company_profiles"] = repo.upsert(s, m.CompanyProfile, profiles)
+        rows["symbol_universe"] = repo.upsert(s, m.SymbolUniverse, uni)
+        if lead:
+            rows["benchmarks_sector_weights"] = repo.replace(
+                s, m.BenchmarkSectorWeight, weights, {"benchmark_code": [BENCHMARK], "asof_date": list(ctx.range.sessions)})
+            rows["macro_series"] = repo.upsert(s, m.MacroSeries, rates)
+    # integer counts (the shards' records fold into sums); the run-wide details from the lead shard only
     details = {"symbols": len(symbols), "refreshed": len(profiles), "fresh": len(symbols) - len(stale),
-               "max_age_days": ctx.settings.profile_max_age_days, "without_profile": missing[:50],
-               "benchmark_sectors": int(weights["sector"].nunique()) if not weights.empty else 0}
-    status = "ok"
+               "without_profile": missing[:50], "without_profile_count": len(missing)}
+    if lead:
+        details.update({"max_age_days": ctx.settings.profile_max_age_days,
+                        "benchmark_sectors": int(weights["sector"].nunique()) if not weights.empty else 0,
+                        "rate_series": sorted(set(rates["series"])) if not rates.empty else []})
     message = ""
     if missing:
         message = f"no profile for {len(missing)} symbol(s): {', '.join(missing[:10])}"
         ctx.log.warning(message)
-    details["rate_series"] = sorted(set(rates["series"])) if not rates.empty else []
-    return PhaseResult(rows={"company_profiles": n_prof, "symbol_universe": n_uni,
-                             "benchmarks_sector_weights": n_bench, "macro_series": n_rates},
-                       details=details, status=status, message=message)
+    return PhaseResult(rows=rows, details=details, status="ok", message=message)
 
 
 def benchmark_weights(provider, sessions) -> pd.DataFrame:

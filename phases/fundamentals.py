@@ -3,6 +3,9 @@
 Fetched only for symbols that were never fetched, lack a profile or an earnings date, or whose next
 earnings date is at least 3 days before the run's last session; the counts per rule are reported.
 Derived ratios (margins, current ratio, debt/equity, free cash flow …) are stored with the statements.
+A symbol shard (``--shard K/N``) decides, fetches and writes only its shard's symbols
+(:meth:`PhaseContext.symbol_scope`): their statements and their ``fundamentals_last_fetched``. The book is
+read as its distinct held symbols, never one row a position.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import pandas as pd
 from sqlalchemy import update
 
 from phases._runtime import PhaseContext, PhaseResult, entrypoint
-from phases._universe import position_symbols, run_positions
+from phases._universe import held_symbols, position_symbols
 from shared.analytics.factors import FACTOR_ETFS
 from shared.analytics.fundamentals import derived_ratios, fetch_reasons
 from shared.storage import models as m
@@ -20,9 +23,9 @@ from shared.storage import repository as repo
 
 def run(ctx: PhaseContext) -> PhaseResult:
     end = ctx.range.end
-    positions = run_positions(ctx)
-    public = positions[positions["investment_class"].fillna("PUBLIC").str.upper() == "PUBLIC"]
-    symbols = [s for s in position_symbols(public) if s not in FACTOR_ETFS]
+    held = held_symbols(ctx)
+    public = held[held["investment_class"].fillna("PUBLIC").str.upper() == "PUBLIC"]
+    symbols = ctx.symbol_scope([s for s in position_symbols(public) if s not in FACTOR_ETFS])  # the shard's
     with ctx.transaction() as s:
         profiles = repo.load_profiles(s, symbols)
     etfs = set(profiles.loc[profiles["is_etf"].fillna(False).astype(bool), "symbol"]) if not profiles.empty else set()

@@ -3,7 +3,9 @@
 Sector from the company profile, normalised to GICS names; ETFs are tagged "ETFs", options and private
 positions "Unclassified", symbols without a profile "Uncategorized". Tags of the tagged positions are
 replaced, so a re-run writes the same rows; a tag dated later than the run's last session is kept (current
-state only moves forward: a backfill of older dates never rolls ``tagged_on`` back).
+state only moves forward: a backfill of older dates never rolls ``tagged_on`` back). A portfolio shard
+(``--shard K/N``) tags, reads and replaces the positions of its own portfolios only
+(:attr:`PhaseContext.portfolio_scope`).
 """
 
 from __future__ import annotations
@@ -27,15 +29,22 @@ def sector_labels(positions: pd.DataFrame, profiles: pd.DataFrame) -> pd.Series:
     return pd.Series(out, index=positions.index)
 
 
+#: The columns of a position the tag depends on (and the keys it is stored under).
+POSITION_COLUMNS = ["id", "portfolio_id", "symbol", "investment_class", "exit_date"]
+
+
 def run(ctx: PhaseContext) -> PhaseResult:
     end = ctx.range.end
+    scope = ctx.portfolio_scope  # --portfolio, the shard's portfolios, or None (every portfolio)
     with ctx.transaction() as s:
-        positions = repo.load_positions(s, [ctx.portfolio_id] if ctx.portfolio_id else None, start=end, end=end)
+        positions = repo.load_positions(s, scope, start=end, end=end, columns=POSITION_COLUMNS)
         positions = positions[positions["exit_date"].isna() | (pd.to_datetime(positions["exit_date"]) > pd.Timestamp(end))]
         profiles = repo.load_profiles(s, sorted(set(positions["symbol"])))
         tags = pd.DataFrame({"position_id": positions["id"], "portfolio_id": positions["portfolio_id"],
                              "sector": sector_labels(positions, profiles), "tagged_on": end})
-        n = repo.replace_current(s, m.PositionSectorTag, tags, "position_id", "tagged_on")
+        # reads and replaces the tags of the scope's portfolios only: another shard's are never touched
+        n = repo.replace_current(s, m.PositionSectorTag, tags, "position_id", "tagged_on",
+                                 within=None if scope is None else {"portfolio_id": scope})
     counts = tags["sector"].value_counts().to_dict() if not tags.empty else {}
     return PhaseResult(rows={"position_sector_tags": n}, details={"as_of": end.isoformat(), "sectors": counts})
 

@@ -29,10 +29,19 @@ class Coverage:
     complete: bool
 
 
-def _names(items, limit: int = 8) -> str:
+def _names(items, limit: int = 8, total: int | None = None) -> str:
+    """The first ``limit`` of ``items``, and how many more of ``total`` (default: of ``items``) there are."""
     items = list(items or [])
-    more = f" and {len(items) - limit} more" if len(items) > limit else ""
-    return ", ".join(str(i) for i in items[:limit]) + more
+    shown = min(len(items), limit)
+    rest = max(len(items) if total is None else total, len(items)) - shown
+    return ", ".join(str(i) for i in items[:limit]) + (f" and {rest} more" if rest > 0 else "")
+
+
+def missing_profiles(details: dict) -> int:
+    """company-profiles' symbols without a profile: the count (summed over the symbol shards when the step
+    fanned out; each shard lists only some of its own names), else the length of an older record's list."""
+    n = details.get("without_profile_count")
+    return n if isinstance(n, int) else len(details.get("without_profile") or [])
 
 
 def mean_quality(details: dict) -> float | None:
@@ -57,7 +66,7 @@ def coverage(data: ReportData) -> list[Coverage]:
                             on_end >= req))
     cp = run.phase("company-profiles")
     if cp and "symbols" in cp.details:
-        n, miss = cp.details.get("symbols", 0), len(cp.details.get("without_profile") or [])
+        n, miss = cp.details.get("symbols", 0), missing_profiles(cp.details)
         out.append(Coverage("Company profiles", f"{n - miss} of {n}", miss == 0))
     if data.portfolios and data.as_of:
         have = [p for p in data.portfolios if p.last is not None and p.last["snapshot_date"].date() == data.as_of]
@@ -110,9 +119,9 @@ def _detail_findings(data: ReportData) -> list[Finding]:
         if d.get("non_session_rows_dropped"):
             out.append(Finding("info", "market-data", f"{d['non_session_rows_dropped']} price row(s) on non-sessions dropped"))
     cp = run.phase("company-profiles")
-    if cp and cp.details.get("without_profile"):
-        miss = cp.details["without_profile"]
-        out.append(Finding("warning", "company-profiles", f"no profile for {len(miss)} symbol(s): {_names(miss)}"))
+    if cp and missing_profiles(cp.details):
+        out.append(Finding("warning", "company-profiles", f"no profile for {missing_profiles(cp.details)} symbol(s): "
+                           f"{_names(cp.details.get('without_profile'), total=missing_profiles(cp.details))}"))
     pnl = run.phase("pnl-snapshots")
     if pnl and pnl.details.get("position_days_marked_at_entry_price"):
         out.append(Finding("info", "pnl-snapshots", f"{pnl.details['position_days_marked_at_entry_price']} "

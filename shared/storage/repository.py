@@ -168,21 +168,31 @@ def bulk_update(session: Session, model: type[m.Base], frame: pd.DataFrame, *, a
     return len(records)
 
 
-def replace_current(session: Session, model: type[m.Base], frame: pd.DataFrame, key: str, as_of: str) -> int:
+def replace_current(session: Session, model: type[m.Base], frame: pd.DataFrame, key: str, as_of: str, *,
+                    within: dict[str, Iterable[Any]] | None = None) -> int:
     """Replace the rows of ``frame``'s ``key`` values, except where the stored row is dated later.
 
     "Current state" keyed by ``key`` (e.g. a position's sector tag dated ``tagged_on``) only moves forward:
-    a key whose stored ``as_of`` is later than the new row's keeps its stored row. Returns rows written."""
+    a key whose stored ``as_of`` is later than the new row's keeps its stored row. ``within`` (column ->
+    allowed values, e.g. a shard's portfolio ids) bounds what is read and deleted: rows outside it are
+    never touched, and the stored dates read are those of the scope, not of the whole table. Returns rows
+    written."""
     if frame is None or frame.empty:
         return 0
     t = model.__table__
-    stored = read_frame(session, select(t.c[key], t.c[as_of]).where(t.c[key].in_(frame[key].tolist()))) \
-        if len(frame) <= SQLITE_IN_CHUNK else read_frame(session, select(t.c[key], t.c[as_of]))
+    within = {col: list(values) for col, values in (within or {}).items()}
+    scope = [_in(t.c[col], values) for col, values in within.items()]
+    stmt = select(t.c[key], t.c[as_of])
+    if len(frame) <= SQLITE_IN_CHUNK:
+        stmt = stmt.where(t.c[key].in_(frame[key].tolist()), *scope)
+    elif scope:
+        stmt = stmt.where(*scope)
+    stored = read_frame(session, stmt)
     if not stored.empty:
         newer = stored.set_index(key)[as_of].map(pd.Timestamp)
         when = frame[key].map(newer)
         frame = frame[when.isna().to_numpy() | (when <= pd.to_datetime(frame[as_of])).to_numpy()]
-    return replace(session, model, frame, {key: frame[key].tolist()})
+    return replace(session, model, frame, {key: frame[key].tolist(), **within})
 
 
 def replace(session: Session, model: type[m.Base], frame: pd.DataFrame, scope: dict[str, Iterable[Any]]) -> int:
@@ -282,6 +292,21 @@ def load_positions(
     return read_frame(session, stmt.order_by(t.c.portfolio_id, t.c.id))
 
 
+def load_held_symbols(session: Session, portfolio_ids: Sequence[str] | None = None, *, start: date | None = None,
+                      end: date | None = None) -> pd.DataFrame:
+    """The distinct (symbol, underlying_symbol, investment_class) of the positions :func:`load_positions`
+    selects: one row a symbol and class, never one a position (20,000 rows for an XL book of 2 M positions)."""
+    t = m.Position.__table__
+    stmt = select(t.c.symbol, t.c.underlying_symbol, t.c.investment_class).where(t.c.deleted_at.is_(None))
+    if portfolio_ids is not None:
+        stmt = stmt.where(_in(t.c.portfolio_id, portfolio_ids))
+    if end is not None:
+        stmt = stmt.where(t.c.entry_date <= end)
+    if start is not None:
+        stmt = stmt.where(or_(t.c.exit_date.is_(None), t.c.exit_date >= start))
+    return read_frame(session, stmt.distinct().order_by(t.c.symbol, t.c.underlying_symbol, t.c.investment_class))
+
+
 def count_positions(session: Session, *, start: date | None = None, end: date | None = None) -> dict[str, int]:
     """Positions per portfolio, counted as :func:`load_positions` selects them (non-deleted, held at some
     point in ``[start, end]``): one row a portfolio read, never one a position."""
@@ -353,6 +378,15 @@ def load_profiles(session: Session, symbols: Sequence[str] | None = None) -> pd.
     stmt = select(t)
     if symbols is not None:
         stmt = stmt.where(t.c.symbol.in_(list(symbols)))
+    return read_frame(session, stmt)
+
+
+def load_symbol_universe(session: Session, symbols: Sequence[str] | None = None) -> pd.DataFrame:
+    """``symbol_universe`` rows: of ``symbols``, or every row."""
+    t = m.SymbolUniverse.__table__
+    stmt = select(t)
+    if symbols is not None:
+        stmt = stmt.where(_in(t.c.symbol, symbols))
     return read_frame(session, stmt)
 
 

@@ -228,3 +228,49 @@ def test_positions_leave_room_for_the_nightly_update_on_postgresql(pg_url):
     with eng.connect() as c:
         opts = c.execute(text("SELECT reloptions FROM pg_class WHERE oid = 'positions'::regclass")).scalar_one()
     assert "fillfactor=60" in (opts or [])
+
+
+def _two_books(s) -> pd.DataFrame:
+    """Portfolios p1 (AAA, BBB, an option on AAA) and p2 (AAA); their positions."""
+    repo.upsert(s, m.Portfolio, pd.DataFrame([{"id": p, "name": p, "equity_balance": 1e5, "currency": "USD",
+                                               "is_active": True} for p in ("p1", "p2")]))
+    lots = pd.DataFrame([
+        {"portfolio_id": "p1", "symbol": "AAA", "underlying_symbol": None, "investment_class": "PUBLIC"},
+        {"portfolio_id": "p1", "symbol": "BBB", "underlying_symbol": None, "investment_class": "PUBLIC"},
+        {"portfolio_id": "p1", "symbol": "AAA260320C00010000", "underlying_symbol": "AAA", "investment_class": "OPTIONS"},
+        {"portfolio_id": "p2", "symbol": "AAA", "underlying_symbol": None, "investment_class": "PUBLIC"},
+    ]).assign(position_type="LONG", quantity=10.0, entry_price=9.0, entry_date=date(2026, 1, 5))
+    repo.upsert(s, m.Position, lots, conflict=("portfolio_id", "symbol", "position_type", "entry_date"))
+    return repo.load_positions(s)
+
+
+@pytest.mark.parametrize("in_chunk", [repo.SQLITE_IN_CHUNK, 1])  # stored dates read by key, or by the scope
+def test_replace_current_within_a_scope_touches_only_the_scope(engine, monkeypatch, in_chunk):
+    """A portfolio shard's sector tags: what ``within`` excludes is neither read nor deleted, and a tag dated
+    later than the new one is kept, whichever way the stored dates are read."""
+    monkeypatch.setattr(repo, "SQLITE_IN_CHUNK", in_chunk)
+    d1, d2, d3 = date(2026, 3, 2), date(2026, 3, 3), date(2026, 3, 4)
+    with transaction(engine) as s:
+        pos = _two_books(s)
+        tags = pd.DataFrame({"position_id": pos["id"], "portfolio_id": pos["portfolio_id"], "sector": "Old",
+                             "tagged_on": d1})
+        tags.loc[1, "tagged_on"] = d3  # p1's second position: tagged later than the re-run below
+        repo.insert(s, m.PositionSectorTag, tags)
+    p1 = tags[tags["portfolio_id"] == "p1"].assign(sector="New", tagged_on=d2)
+    with transaction(engine) as s:
+        assert repo.replace_current(s, m.PositionSectorTag, p1, "position_id", "tagged_on",
+                                    within={"portfolio_id": ["p1"]}) == 2
+        got = repo.read_frame(s, m.PositionSectorTag.__table__.select()).set_index("position_id")
+    assert got.loc[pos["id"], "sector"].tolist() == ["New", "Old", "New", "Old"]  # p1 later tag kept; p2 untouched
+    assert str(got.loc[pos["id"][3], "tagged_on"]) == str(d1)
+
+
+def test_load_held_symbols_is_one_row_a_symbol_and_class(engine):
+    with transaction(engine) as s:
+        _two_books(s)
+        every = repo.load_held_symbols(s)
+        p2 = repo.load_held_symbols(s, ["p2"], start=date(2026, 2, 1), end=date(2026, 2, 2))
+        before = repo.load_held_symbols(s, end=date(2026, 1, 4))
+    assert list(every.columns) == ["symbol", "underlying_symbol", "investment_class"]
+    assert every["symbol"].tolist() == ["AAA", "AAA260320C00010000", "BBB"]  # AAA held twice: one row
+    assert p2["symbol"].tolist() == ["AAA"] and before.empty

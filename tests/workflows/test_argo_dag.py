@@ -350,11 +350,12 @@ def test_portfolio_steps_fan_out_over_plans_shards(nightly: dict) -> None:
     pod), under the parallelism caps (the workflow's counts every pod); the other steps run once."""
     templates, tasks = _templates(nightly), _tasks(nightly)
     fanned = {s.name for s in dag.STEPS if s.fan_out}
-    assert fanned == {"pnl-snapshots", "market-values", "risk-exposures", "risk-volatility", "risk-correlations",
-                      "stress-tests", "symbol-factors", "symbol-metrics"}
+    assert fanned == {"pnl-snapshots", "market-values", "sector-tags", "risk-exposures", "risk-volatility",
+                      "risk-correlations", "stress-tests", "company-profiles", "fundamentals", "symbol-factors",
+                      "symbol-metrics"}
     # the symbol steps split the symbols, over the same list of shards
-    assert {s.name for s in dag.STEPS if s.fan_out and s.shard_by == dag.BY_SYMBOL} == {"symbol-factors",
-                                                                                       "symbol-metrics"}
+    assert {s.name for s in dag.STEPS if s.fan_out and s.shard_by == dag.BY_SYMBOL} == {
+        "company-profiles", "fundamentals", "symbol-factors", "symbol-metrics"}
     assert {n for n, t in tasks.items() if "withParam" in t} == fanned - CHAIN | {argo.SHARD_DAG}
     assert {s.name for s in dag.STEPS if s.fan_out and s.shard_by == dag.BY_PORTFOLIO} == CHAIN
     for name in fanned - CHAIN | {argo.SHARD_DAG}:

@@ -12,6 +12,10 @@ symbol's rows are written by its own shard only, the factor ETFs' included. A fo
 leaves every table as it was, to the bit (the same work: the same range and shard). On SQLite and on
 PostgreSQL.
 
+sector-tags splits the portfolios like the P&L steps; company-profiles and fundamentals split the symbols, and
+the run-wide rows of company-profiles (the benchmark's sector weights, the treasury yields) are written by
+shard 1 alone.
+
 The shards of one step committing side by side (several processes of the run under its lock) are
 covered by ``test_concurrent_shards_under_the_local_runner``: the subprocess runner, 4 shards, 4 at a time.
 """
@@ -38,6 +42,9 @@ pytestmark = pytest.mark.slow
 D = date(2026, 11, 13)
 BOOK_SESSIONS = 20
 COPIES = 3
+#: What sector-tags, company-profiles and fundamentals write (the last steps made to fan out).
+FANNED_LAST = ("position_sector_tags", "company_profiles", "symbol_universe", "benchmarks_sector_weights",
+               "macro_series", "financial_statements")
 #: Run records (which run, which phase, how long) differ by design; the rest must be identical.
 RUN_RECORDS = {"batch_run_history", "batch_phase_runs", "batch_locks"}
 METADATA = {"run_id", "created_at", "updated_at"}
@@ -114,13 +121,24 @@ def _phase_records(url: str) -> pd.DataFrame:
     return frame
 
 
+def _done(url: str) -> set[tuple[str, str]]:
+    """The (run_id, step) pairs planning counts as finished (:func:`repo.load_run_coverage`)."""
+    from shared.storage import repository as repo
+
+    eng = get_engine(url)
+    with transaction(eng) as s:
+        _, done = repo.load_run_coverage(s, calendar.shift_sessions(D, -BOOK_SESSIONS))
+    eng.dispose()
+    return done
+
+
 def _build(url: str, tmp, shards: int) -> dict:
     ids = seed_cloned_demo(url)
     run_dag(_env(url, tmp, shards), tmp, start=calendar.shift_sessions(D, -BOOK_SESSIONS).isoformat(),
             end=D.isoformat())
     after = all_rows(url)
     rerun = None
-    if shards > 1:  # a forced re-run of shard 2 leaves every table as it was
+    if shards > 1:  # a forced re-run of one shard leaves every table as it was
         from workflows import dag
 
         run_id = _phase_records(url)["run_id"].iloc[0]
@@ -132,18 +150,19 @@ def _build(url: str, tmp, shards: int) -> dict:
             eng = get_engine(url)
             locking.acquire(eng, run_id, holder_pid=os.getpid())
             try:
-                for step in dag.STEPS:
-                    if step.fan_out:
-                        args = dag.step_args(step, start_date=calendar.shift_sessions(D, -BOOK_SESSIONS).isoformat(),
-                                             end_date=D.isoformat(), portfolio="",
-                                             run_id=run_id, force="true", shard=f"2/{shards}",
-                                             price_cache_in=str(tmp / run_id / dag.PRICE_CACHE_FILE))
-                        assert importlib.import_module(step.module).main(args) == 0, step.name
+                # shard 2 of every fanned-out step, and shard 1 of company-profiles (the run-wide rows)
+                again = [(step, 2) for step in dag.STEPS if step.fan_out] + [(dag.steps_by_name()["company-profiles"], 1)]
+                for step, k in again:
+                    args = dag.step_args(step, start_date=calendar.shift_sessions(D, -BOOK_SESSIONS).isoformat(),
+                                         end_date=D.isoformat(), portfolio="",
+                                         run_id=run_id, force="true", shard=f"{k}/{shards}",
+                                         price_cache_in=str(tmp / run_id / dag.PRICE_CACHE_FILE))
+                    assert importlib.import_module(step.module).main(args) == 0, (step.name, k)
             finally:
                 locking.release(eng, run_id)
                 eng.dispose()
         rerun = all_rows(url)
-    return {"ids": ids, "rows": after, "rerun": rerun, "phases": _phase_records(url)}
+    return {"ids": ids, "rows": after, "rerun": rerun, "phases": _phase_records(url), "done": _done(url)}
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
@@ -168,13 +187,17 @@ def test_sharded_run_writes_the_same_tables_as_the_unsharded_run(built):
     assert one["portfolio_snapshots"].shape[0] >= 15 * BOOK_SESSIONS
     assert len(one["pairwise_correlations"]) and len(one["stress_test_results"])
     assert len(one["symbol_factor_exposures"]) and len(one["symbol_daily_metrics"])
+    # the tables of the steps that fanned out last (sector-tags by portfolio, company-profiles and fundamentals
+    # by symbol) are compared like every other: they must not be empty
+    for table in FANNED_LAST:
+        assert len(one[table]) and len(four[table]), table
     diff = differences(one, four)
     assert not diff, "4 shards differ from 1:\n  " + "\n  ".join(diff)
 
 
 def test_rerunning_one_shard_leaves_the_tables_unchanged(built):
     diff = differences(built[4]["rows"], built[4]["rerun"], rel=0.0)
-    assert not diff, "re-running shard 2 changed:\n  " + "\n  ".join(diff)
+    assert not diff, "re-running a shard changed:\n  " + "\n  ".join(diff)
 
 
 def test_each_symbol_shard_writes_only_its_own_symbols(built):
@@ -182,11 +205,17 @@ def test_each_symbol_shard_writes_only_its_own_symbols(built):
     as a regressor) is written by two shards, and every shard wrote some."""
     phases = built[4]["phases"]
     first = phases[phases["run_id"] == phases["run_id"].iloc[0]].set_index("phase")
-    for step, table in (("symbol-factors", "symbol_factor_exposures"), ("symbol-metrics", "symbol_daily_metrics")):
+    for step, table in (("symbol-factors", "symbol_factor_exposures"), ("symbol-metrics", "symbol_daily_metrics"),
+                        ("company-profiles", "company_profiles"), ("company-profiles", "symbol_universe"),
+                        ("fundamentals", "financial_statements")):
         per = [first.loc[f"{step}[{k}/4]", "rows_written"].get(table, 0) for k in range(1, 5)]
         assert all(per) and sum(per) == len(built[1]["rows"][table]) == len(built[4]["rows"][table]), (step, per)
     etfs = built[4]["rows"]["symbol_factor_exposures"]
     assert {"SPY", "TLT", "MTUM"} <= set(etfs["symbol"])  # the ETFs' own betas are there, once
+    # the run-wide rows of company-profiles: shard 1 writes them all, the other shards none
+    for table in ("benchmarks_sector_weights", "macro_series"):
+        per = [first.loc[f"company-profiles[{k}/4]", "rows_written"].get(table, 0) for k in range(1, 5)]
+        assert per[0] == len(built[1]["rows"][table]) > 0 and per[1:] == [0, 0, 0], (table, per)
 
 
 def test_each_shard_is_recorded_and_folded_per_step(built):
@@ -195,17 +224,20 @@ def test_each_shard_is_recorded_and_folded_per_step(built):
     phases = built[4]["phases"]
     run_id = phases["run_id"].iloc[0]
     names = set(phases.loc[phases["run_id"] == run_id, "phase"])
-    assert {f"{step}[{k}/4]" for k in range(1, 5) for step in ("pnl-snapshots", "symbol-factors",
-                                                                 "symbol-metrics")} <= names
-    assert not names & {"pnl-snapshots", "symbol-factors", "symbol-metrics"} and "market-data" in names
+    fanned = ("pnl-snapshots", "symbol-factors", "symbol-metrics", "sector-tags", "company-profiles", "fundamentals")
+    assert {f"{step}[{k}/4]" for k in range(1, 5) for step in fanned} <= names
+    assert not names & set(fanned) and "market-data" in names
     assert set(built[1]["phases"]["phase"]) >= {"pnl-snapshots", "stress-tests"}
     frame = phases.assign(started_at=pd.Timestamp("2026-01-01"), finished_at=pd.Timestamp("2026-01-01"),
                           duration_seconds=1.0, attempt=1, rows_written=[{}] * len(phases),
                           details=[{}] * len(phases), error=None)
     folded = runs.fold_shards(frame[frame["run_id"] == run_id])
     assert folded["phase"].is_unique and "pnl-snapshots" in set(folded["phase"])
-    row = folded.set_index("phase").loc["pnl-snapshots"]
-    assert row["status"] == "ok" and row["details"]["shards"] == 4
+    for step in fanned:
+        row = folded.set_index("phase").loc[step]
+        assert row["status"] == "ok" and row["details"]["shards"] == 4, step
+    # planning's missed-work detection counts each step done (every shard of it finished)
+    assert {(run_id, step) for step in fanned} <= built[4]["done"]
 
 
 def test_concurrent_shards_under_the_local_runner(built, request, tmp_path):
