@@ -46,8 +46,8 @@ def test_dag_edges_equal_dag_py(template_doc: dict) -> None:
     """The portfolio-fanned steps are one task (the sub-DAG over plan's shards) whose inner edges are dag.py's
     among them; the task waits for what they need outside; the other edges are dag.py's."""
     tasks, inner = _tasks(template_doc), _inner(template_doc)
-    assert {"pnl-snapshots", "market-values", "risk-exposures", "risk-volatility", "risk-correlations",
-                     "stress-tests"} == CHAIN
+    assert {"pnl-snapshots", "market-values", "sector-tags", "risk-exposures", "risk-volatility",
+            "risk-correlations", "stress-tests"} == CHAIN
     assert set(tasks) == {s.name for s in dag.STEPS} - CHAIN | {argo.SHARD_DAG}
     assert set(inner) == CHAIN
     edges = dag.edges()
@@ -70,10 +70,10 @@ def test_the_chain_comes_from_dag_py() -> None:
     steps = tuple(dataclasses.replace(s, fan_out=False) if s.name == "market-values" else s for s in dag.STEPS)
     assert "market-values" not in {s.name for s in dag.shard_chain(steps)}
     assert [s.name for s in dag.shard_chain()] == [s.name for s in dag.topological_order() if s.name in CHAIN]
-    wedged = tuple(dataclasses.replace(s, upstream=(*s.upstream, "risk-volatility")) if s.name == "sector-tags"
-                   else dataclasses.replace(s, upstream=(*s.upstream, "sector-tags")) if s.name == "stress-tests"
+    wedged = tuple(dataclasses.replace(s, upstream=(*s.upstream, "risk-volatility")) if s.name == "fundamentals"
+                   else dataclasses.replace(s, upstream=(*s.upstream, "fundamentals")) if s.name == "stress-tests"
                    else s for s in dag.STEPS)
-    with pytest.raises(ValueError, match="sector-tags"):
+    with pytest.raises(ValueError, match="fundamentals"):
         dag.shard_chain(wedged)
     assert by["symbol-factors"].name not in CHAIN, "symbol shards stay withParam tasks of their own"
 
