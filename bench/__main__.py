@@ -10,6 +10,7 @@ Examples::
     python -m bench M --retention                 # 30 nights of pairwise inserts, retention 10 (issue 19)
     python -m bench XL --case nightly --shard-positions 50000 --repeat 1 --no-kernels   # sharded (issue 18)
     python -m bench --compare bench/results/raw/latest-*.json    # sizes side by side (peak RSS per step)
+    python -m bench S --shard-equality --db sqlite  # 1 vs 4 shards: the same tables; a shard re-run changes none
 
 Results: ``<out>/raw/<timestamp>.json`` (every measurement; gitignored) and ``<out>/latest.json`` (the
 summary the tables of docs/performance.md are made from), and the table on stdout.
@@ -299,6 +300,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--compare", nargs="+", default=[], metavar="SUMMARY",
                    help="only print the sizes of these summary files (latest*.json) side by side: peak RSS of every "
                         "step, wall and DB write per size, and the growth ratios between consecutive sizes")
+    p.add_argument("--shard-equality", action="store_true",
+                   help="only the shard-equality check (bench/shard_equality.py, issue 18): the SIZE universe (default "
+                        "S) over a range of --sessions sessions on a year of history, unsharded and with --shards "
+                        "shards into two databases (--db), every table compared row by row (1e-12 relative), then "
+                        "one shard re-run with --force (tables unchanged); exits 1 on a mismatch")
+    p.add_argument("--sessions", type=int, default=5, help="shard-equality: sessions of the range (5)")
+    p.add_argument("--shards", type=int, default=4, help="shard-equality: SIGMABATCH_SHARDS of the sharded run (4)")
+    p.add_argument("--rerun-shard", type=int, default=2, help="shard-equality: the shard re-run with --force (2)")
     p.add_argument("--kernels-only", action="store_true", help="only the kernel side-by-side table")
     p.add_argument("--no-kernels", action="store_true", help="skip the kernel side-by-side table")
     p.add_argument("--phase15-only", action="store_true",
@@ -319,6 +328,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.retention:
         return _retention(args)
+    if args.shard_equality:
+        return _shard_equality(args)
     if args.compare:
         cases = [c for f in args.compare for c in json.loads(Path(f).read_text())["cases"]]
         print(compare_table(cases))
@@ -372,6 +383,27 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n{raw['seconds']:.0f} s in all; results: {out / 'raw' / (stamp + '.json')}"
           + (f", {out / 'latest.json'}" if name == "latest.json" else ""))
     return 0
+
+
+def _shard_equality(args) -> int:
+    from bench.shard_equality import shard_equality
+    from bench.shard_equality import table as equality_table
+
+    out = Path(args.out)
+    (out / "raw").mkdir(parents=True, exist_ok=True)
+    started = datetime.now().astimezone()
+    t0 = time.perf_counter()
+    size = args.sizes[0] if args.sizes else "S"
+    print(f"shard equality: {size}, {args.db}, {args.sessions} sessions, 1 vs {args.shards} shards", flush=True)
+    result = shard_equality(size, args.db, args.sessions, args.shards, args.rerun_shard, args.shard_parallel,
+                            Path(args.workdir) if args.workdir else None, progress=lambda m: print(m, flush=True))
+    result |= {"started": started.isoformat(), "seconds": round(time.perf_counter() - t0, 1), "machine": machine()}
+    path = out / "raw" / f"shard-equality-{started.strftime('%Y%m%d-%H%M%S')}.json"
+    path.write_text(json.dumps(result, indent=1, default=str))
+    print()
+    print(equality_table(result))
+    print(f"\n{result['seconds']:.0f} s in all; results: {path}")
+    return 0 if result["ok"] else 1
 
 
 def _retention(args) -> int:

@@ -74,7 +74,8 @@ class Database:
                 p.unlink(missing_ok=True)
 
 
-def _env(db: Database, plan: Plan, artifacts: Path, floor: bool, shard_positions: int = 0) -> dict[str, str]:
+def _env(db: Database, plan: Plan, artifacts: Path, floor: bool, shard_positions: int = 0,
+         shards: int = 0) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SIGMABATCH_")}
     env.update(BLAS)
     env.update({
@@ -85,6 +86,8 @@ def _env(db: Database, plan: Plan, artifacts: Path, floor: bool, shard_positions
     })
     if shard_positions:  # plan splits the book into ceil(positions / this) portfolio shards
         env["SIGMABATCH_SHARD_POSITIONS"] = str(shard_positions)
+    if shards:  # or a fixed number of shards
+        env["SIGMABATCH_SHARDS"] = str(shards)
     return env
 
 
@@ -130,11 +133,11 @@ class PipelineRun:
     end: str
     env: dict[str, str]
 
-    def args(self, step: dag.Step, shard: str | None = None) -> list[str]:
+    def args(self, step: dag.Step, shard: str | None = None, force: bool = False) -> list[str]:
         cache = str(self.run_dir / dag.PRICE_CACHE_FILE)
         return dag.step_args(step, start_date=self.start, end_date=self.end, price_cache_in=cache,
                              price_cache_out=cache, outputs_dir=str(self.run_dir / "outputs"), trigger="manual",
-                             portfolio="", run_id=self.run_id, force="false", shard=shard)
+                             portfolio="", run_id=self.run_id, force="true" if force else "false", shard=shard)
 
     def shards(self) -> list[str]:
         """The shards plan decided (its ``shards`` output), ``["1/1"]`` when it wrote none."""
@@ -181,13 +184,14 @@ def run_sharded(step: dag.Step, run: PipelineRun, shards: list[str], parallel: i
 
 def run_pipeline(db: Database, plan: Plan, start: str, end: str, workdir: Path, floor: bool,
                  only: tuple[str, ...] = (), shard_positions: int = 0, shard_parallel: int = 1,
-                 progress=None) -> tuple[list[dict], PipelineRun]:
-    """Every step once, in DAG order. With ``shard_positions``, plan splits the book into portfolio shards
-    and every fanned-out step runs once per shard (:func:`run_sharded`)."""
+                 progress=None, shards: int = 0) -> tuple[list[dict], PipelineRun]:
+    """Every step once, in DAG order. With ``shard_positions`` (or a fixed number of ``shards``), plan splits
+    the book into portfolio shards and every fanned-out step runs once per shard (:func:`run_sharded`)."""
     run_id = f"bench-{plan.size}-{int(time.time() * 1000) % 10**9}"
     run_dir = workdir / run_id
     run_dir.mkdir(parents=True, exist_ok=True)
-    run = PipelineRun(run_id, run_dir, start, end, _env(db, plan, run_dir / "artifacts", floor, shard_positions))
+    run = PipelineRun(run_id, run_dir, start, end,
+                      _env(db, plan, run_dir / "artifacts", floor, shard_positions, shards))
     out = []
     steps = [dag.steps_by_name()["plan"], *[s for s in dag.topological_order() if s.name != "plan"], dag.EXIT_STEP]
     if only:  # plan, then the named steps (and their upstream steps) in DAG order
@@ -196,16 +200,16 @@ def run_pipeline(db: Database, plan: Plan, start: str, end: str, workdir: Path, 
             if step.name in keep:
                 keep.update(step.upstream)
         steps = [s for s in steps if s.name in keep]
-    shards = ["1/1"]
+    chosen = ["1/1"]
     for step in steps:
-        if step.fan_out and len(shards) > 1:
-            out.append(run_sharded(step, run, shards, shard_parallel, progress))
+        if step.fan_out and len(chosen) > 1:
+            out.append(run_sharded(step, run, chosen, shard_parallel, progress))
         else:
             out.append(run_step(step, run.args(step), run.env, run_dir / f"{step.name}.log")
                        | {"n_shards": 1, "wall_max_s": None, "elapsed_s": None})
             out[-1]["wall_max_s"] = out[-1]["elapsed_s"] = out[-1]["wall_s"]
-        if step.name == "plan" and shard_positions:
-            shards = run.shards()
+        if step.name == "plan" and (shard_positions or shards):
+            chosen = run.shards()
         if progress:
             s = out[-1]
             progress(f"  {step.name}: {s['wall_s']:.1f} s summed over {s['n_shards']} process(es), "

@@ -64,7 +64,7 @@ def check_portfolio(session: Session, portfolio_id: str | None) -> None:
 
 def check_equity(session: Session, portfolio_id: str | None) -> None:
     """Every active portfolio in scope needs a positive inception equity (returns are relative to it)."""
-    pf = repo.load_portfolios(session, portfolio_id)
+    pf = repo.load_portfolios(session, portfolio_id, columns=["id", "equity_balance"])
     if pf.empty:
         raise BadInputError("no active portfolio: import some with `sigmabatch import` (or run the demo)")
     bad = pf.loc[~(pf["equity_balance"] > 0), "id"].tolist() if not pf.empty else []
@@ -74,14 +74,16 @@ def check_equity(session: Session, portfolio_id: str | None) -> None:
 
 def _watermarks_and_first_entries(session: Session, portfolio_id: str | None):
     """Active portfolios in scope: their latest snapshot dates, and their first entry dates (a Series by
-    portfolio id); ``None`` when no portfolio in scope has positions."""
+    portfolio id); ``None`` when no portfolio in scope has positions. Both aggregated in SQL: one row a
+    portfolio read, never one a position."""
     marks = repo.snapshot_watermarks(session, [portfolio_id] if portfolio_id else None)
     if marks.empty:
         return None
-    positions = repo.load_positions(session, marks["portfolio_id"].tolist())
-    if positions.empty:
+    first = repo.first_entry_dates(session, [portfolio_id] if portfolio_id else None)
+    first = first[first.index.isin(marks["portfolio_id"])]
+    if first.empty:
         return None
-    return marks, positions.groupby("portfolio_id")["entry_date"].min()
+    return marks, first
 
 
 def detect_start(session: Session, portfolio_id: str | None) -> date | None:
@@ -197,8 +199,9 @@ def chain_start(session: Session, start: date, portfolio_id: str | None) -> date
     began = [p for p, d in first.items() if d <= previous]
     if not began:
         return None
-    last = {r.portfolio_id: _as_date(r.snapshot_date)
-            for r in repo.latest_snapshots_before(session, began, start).itertuples()}
+    every = portfolio_id is None and len(began) == len(first)  # the whole book: no id list to send
+    dates = repo.latest_snapshot_dates_before(session, None if every else began, start)
+    last = {r.portfolio_id: _as_date(r.snapshot_date) for r in dates.itertuples()}
     firsts = [first[p] if p not in last else calendar.next_session(last[p]) for p in began
               if last.get(p) != previous]
     return min(firsts) if firsts else None

@@ -205,7 +205,8 @@ MAX_PORTFOLIO_SECTIONS = 25
 def load_report_data(session: Session, run_id: str, *, history_days: int = HISTORY_DAYS,
                      generated_at: datetime | None = None) -> ReportData:
     run = load_run_data(session, run_id)
-    portfolios = repo.load_portfolios(session, run.portfolio_id or None)
+    portfolios = repo.load_portfolios(session, run.portfolio_id or None,
+                                      columns=["id", "name", "currency", "equity_balance"])
     ids = list(portfolios["id"]) if not portfolios.empty else []
     as_of = run.end
     if as_of is None and ids:
@@ -214,10 +215,8 @@ def load_report_data(session: Session, run_id: str, *, history_days: int = HISTO
     data = ReportData(run=run, as_of=as_of, portfolios=[], generated_at=generated_at, portfolios_total=len(ids))
     if as_of is None or not ids:
         return data
-    if len(ids) > MAX_PORTFOLIO_SECTIONS:
-        last = repo.load_snapshots(session, ids, as_of, as_of)
-        ids = list(last.nlargest(MAX_PORTFOLIO_SECTIONS, "equity_balance")["portfolio_id"]) if not last.empty \
-            else ids[:MAX_PORTFOLIO_SECTIONS]
+    if len(ids) > MAX_PORTFOLIO_SECTIONS:  # the largest on the last session, chosen in SQL (not the book's snapshots)
+        ids = repo.largest_portfolios(session, as_of, MAX_PORTFOLIO_SECTIONS) or ids[:MAX_PORTFOLIO_SECTIONS]
         portfolios = portfolios[portfolios["id"].isin(ids)]
     snaps = repo.load_snapshots(session, ids, as_of - timedelta(days=history_days), as_of)
     factors = repo.load_factor_exposures(session, ids, as_of)

@@ -265,9 +265,11 @@ def read_frame(session: Session, stmt) -> pd.DataFrame:
 
 # --- portfolios and positions -------------------------------------------------------------------
 
-def load_portfolios(session: Session, portfolio_id: str | None = None, *, active_only: bool = True) -> pd.DataFrame:
+def load_portfolios(session: Session, portfolio_id: str | None = None, *, active_only: bool = True,
+                    columns: Sequence[str] | None = None) -> pd.DataFrame:
+    """Portfolios (active ones by default), by id; every column or only ``columns``."""
     t = m.Portfolio.__table__
-    stmt = select(t)
+    stmt = select(t) if columns is None else select(*(t.c[c] for c in columns))
     if active_only:
         stmt = stmt.where(t.c.is_active.is_(True), t.c.deleted_at.is_(None))
     if portfolio_id:
@@ -318,6 +320,17 @@ def count_positions(session: Session, *, start: date | None = None, end: date | 
         stmt = stmt.where(or_(t.c.exit_date.is_(None), t.c.exit_date >= start))
     rows = session.execute(stmt.group_by(t.c.portfolio_id)).all()
     return {str(pid): int(n) for pid, n in rows}
+
+
+def first_entry_dates(session: Session, portfolio_ids: Sequence[str] | None = None) -> pd.Series:
+    """Each portfolio's earliest entry date over its non-deleted positions (a Series by portfolio id, only
+    portfolios with positions): one row a portfolio read, never one a position."""
+    t = m.Position.__table__
+    stmt = select(t.c.portfolio_id, func.min(t.c.entry_date).label("entry_date")).where(t.c.deleted_at.is_(None))
+    if portfolio_ids is not None:
+        stmt = stmt.where(_in(t.c.portfolio_id, portfolio_ids))
+    frame = read_frame(session, stmt.group_by(t.c.portfolio_id).order_by(t.c.portfolio_id))
+    return frame.set_index("portfolio_id")["entry_date"]
 
 
 def load_equity_changes(session: Session, portfolio_ids: Sequence[str], start: date, end: date) -> pd.DataFrame:
@@ -435,6 +448,27 @@ def latest_snapshots_before(session: Session, portfolio_ids: Sequence[str], befo
     )
     stmt = select(t).join(last, and_(t.c.portfolio_id == last.c.portfolio_id, t.c.snapshot_date == last.c.d))
     return read_frame(session, stmt)
+
+
+def latest_snapshot_dates_before(session: Session, portfolio_ids: Sequence[str] | None, before: date) -> pd.DataFrame:
+    """[portfolio_id, snapshot_date]: each portfolio's latest snapshot date strictly before ``before`` (those
+    with one), without reading the snapshots themselves; ``portfolio_ids`` None: every portfolio."""
+    t = m.PortfolioSnapshot.__table__
+    stmt = select(t.c.portfolio_id, func.max(t.c.snapshot_date).label("snapshot_date")).where(t.c.snapshot_date < before)
+    if portfolio_ids is not None:
+        stmt = stmt.where(_in(t.c.portfolio_id, portfolio_ids))
+    return read_frame(session, stmt.group_by(t.c.portfolio_id))
+
+
+def largest_portfolios(session: Session, on: date, n: int, *, active_only: bool = True) -> list[str]:
+    """The ``n`` portfolios with the highest ``equity_balance`` in their snapshot of ``on`` (snapshots
+    without one left out), highest first, ties by portfolio id; only active portfolios by default."""
+    t, p = m.PortfolioSnapshot.__table__, m.Portfolio.__table__
+    stmt = select(t.c.portfolio_id).where(t.c.snapshot_date == on, t.c.equity_balance.is_not(None))
+    if active_only:
+        stmt = stmt.join(p, p.c.id == t.c.portfolio_id).where(p.c.is_active.is_(True), p.c.deleted_at.is_(None))
+    stmt = stmt.order_by(t.c.equity_balance.desc(), t.c.portfolio_id).limit(n)
+    return [str(r[0]) for r in session.execute(stmt)]
 
 
 # --- factor definitions -------------------------------------------------------------------------

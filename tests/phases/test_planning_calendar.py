@@ -134,3 +134,26 @@ def test_an_explicit_start_after_a_hole_in_a_chain_moves_back_to_the_hole(book_d
         rng = resolve_range(s, start=date(2026, 11, 23), end=date(2026, 11, 24), latest=date(2026, 11, 25),
                             close_gaps=True)
     assert rng.start == date(2026, 11, 20)  # 'new' entered on 11-20 and has no snapshot yet
+
+
+def test_first_entries_and_chains_are_read_per_portfolio(book_db):
+    """Plan reads per-portfolio aggregates (first entry, last snapshot before the start), not the positions or
+    the snapshots: a portfolio's first entry is its earliest non-deleted lot, and a snapshot on or after the
+    requested start does not hide the hole before it."""
+    lot = {"symbol": "MSFT", "position_type": "LONG", "investment_class": "PUBLIC", "quantity": 1.0,
+           "entry_price": 1.0}
+    with transaction(book_db) as s:
+        s.execute(m.Position.__table__.insert(), [
+            {**lot, "portfolio_id": "new", "entry_date": date(2026, 11, 23), "deleted_at": None},  # a later lot
+            {**lot, "portfolio_id": "new", "entry_date": date(2026, 11, 17),  # a deleted earlier one
+             "deleted_at": datetime(2026, 11, 21, tzinfo=NY)}])
+        s.execute(m.Portfolio.__table__.update().where(m.Portfolio.id == "behind").values(is_active=False))
+        assert resolve_range(s, start=None, end=None, latest=date(2026, 11, 25)).start == date(2026, 11, 20)
+        s.execute(m.Portfolio.__table__.update().where(m.Portfolio.id == "behind").values(is_active=True))
+        snap = s.execute(m.PortfolioSnapshot.__table__.select().where(
+            m.PortfolioSnapshot.portfolio_id == "behind")).mappings().first()
+        s.execute(m.PortfolioSnapshot.__table__.insert(), [{**{k: v for k, v in snap.items() if k != "id"},
+                                                            "snapshot_date": date(2026, 11, 23)}])
+        rng = resolve_range(s, start=date(2026, 11, 23), end=date(2026, 11, 24), latest=date(2026, 11, 25),
+                            close_gaps=True)
+    assert (rng.start, rng.requested_start) == (date(2026, 11, 19), date(2026, 11, 23))

@@ -434,8 +434,8 @@ def test_the_rendered_dag_writes_the_same_tables_as_the_local_runner(tmp_path, s
     sizes in the vectorised kernels), the rows exactly."""
     import pandas as pd
 
+    from shared.storage.compare import differences
     from tests.dagrun import run_dag
-    from tests.workflows.test_range_invariance import differences
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("SIGMABATCH_")}
     env.update({"SIGMABATCH_NOW": "2026-11-25T20:00:00-05:00", "SIGMABATCH_SYNTHETIC_SYMBOLS": "20",

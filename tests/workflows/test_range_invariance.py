@@ -19,17 +19,16 @@ The pairwise matrices follow the date rule of :mod:`shared.retention` (here: the
 from __future__ import annotations
 
 import json
-import math
 import os
 from datetime import date
 
-import numpy as np
 import pandas as pd
 import pytest
 from sqlalchemy import Date, text
 
 from shared import calendar
 from shared.storage import models as m
+from shared.storage.compare import differences
 from shared.storage.db import get_engine, migrate, transaction
 from tests.conftest import REPO
 from tests.dagrun import run_dag
@@ -111,57 +110,6 @@ def dated_rows(url: str, day: date) -> dict[str, pd.DataFrame]:
             order = frame[keys].astype(str).sort_values(keys).index if len(frame) else frame.index
             out[table.name] = frame.loc[order].reset_index(drop=True)
     eng.dispose()
-    return out
-
-
-def _num(x) -> bool:
-    return isinstance(x, float | int | np.floating | np.integer) and not isinstance(x, bool)
-
-
-def _close(a, b, rel: float, scale: float = 0.0) -> bool:
-    """``a`` and ``b`` equal, or (numbers) within ``rel`` of the larger of |a|, |b| and ``scale``; JSON texts
-    are compared parsed, each dict's numbers against the dict's largest |value|."""
-    if isinstance(a, str) and isinstance(b, str) and a[:1] in "{[":
-        try:
-            a, b = json.loads(a), json.loads(b)
-        except ValueError:
-            return a == b
-    if isinstance(a, dict):
-        inner = max((abs(v) for v in a.values() if _num(v) and math.isfinite(v)), default=0.0)
-        return isinstance(b, dict) and a.keys() == b.keys() and all(_close(a[k], b[k], rel, inner) for k in a)
-    if isinstance(a, list):
-        return isinstance(b, list) and len(a) == len(b) and all(_close(x, y, rel, scale) for x, y in zip(a, b, strict=True))
-    missing_a = a is None or (_num(a) and math.isnan(a))
-    missing_b = b is None or (_num(b) and math.isnan(b))
-    if missing_a or missing_b:
-        return missing_a and missing_b
-    if _num(a) and _num(b):
-        return a == b or abs(a - b) <= rel * max(abs(a), abs(b), scale)
-    return a == b
-
-
-def differences(ref: dict[str, pd.DataFrame], got: dict[str, pd.DataFrame], rel: float = 1e-12) -> list[str]:
-    """Human-readable differences between two :func:`dated_rows` results (empty = the same).
-
-    ``rel = 0``: bit for bit. Otherwise numbers agree within ``rel`` relative to the larger of the two
-    values and the column's typical magnitude (median |value|): a beta of 3e-4 computed with another BLAS
-    blocking differs by ~1e-15 absolutely, which is 1e-12 of the betas' scale but not of its own value.
-    """
-    out = []
-    for table, a in ref.items():
-        b = got[table]
-        if len(a) != len(b):
-            out.append(f"{table}: {len(a)} rows vs {len(b)}")
-            continue
-        for col in a.columns:
-            va, vb = a[col].tolist(), b[col].tolist()
-            mags = [abs(v) for v in va if _num(v) and math.isfinite(v) and v != 0]
-            scale = float(np.median(mags)) if mags else 0.0
-            bad = [i for i, (x, y) in enumerate(zip(va, vb, strict=True)) if not _close(x, y, rel, scale)]
-            if bad:
-                i = bad[0]
-                ids = {k: a[k].iloc[i] for k in a.columns if k.endswith("id") or k.startswith("symbol")}
-                out.append(f"{table}.{col}: {len(bad)} of {len(a)} rows differ, e.g. {va[i]!r} vs {vb[i]!r} ({ids})")
     return out
 
 

@@ -32,10 +32,12 @@ from sqlalchemy import text
 
 from shared import calendar, sharding
 from shared.storage import models as m
+from shared.storage.compare import differences
+from shared.storage.compare import table_rows as all_rows
 from shared.storage.db import get_engine, migrate, transaction
 from tests.conftest import REPO
 from tests.dagrun import environment, run_dag
-from tests.workflows.test_range_invariance import _pg, differences
+from tests.workflows.test_range_invariance import _pg
 
 pytestmark = pytest.mark.slow
 
@@ -45,9 +47,6 @@ COPIES = 3
 #: What sector-tags, company-profiles and fundamentals write (the last steps made to fan out).
 FANNED_LAST = ("position_sector_tags", "company_profiles", "symbol_universe", "benchmarks_sector_weights",
                "macro_series", "financial_statements")
-#: Run records (which run, which phase, how long) differ by design; the rest must be identical.
-RUN_RECORDS = {"batch_run_history", "batch_phase_runs", "batch_locks"}
-METADATA = {"run_id", "created_at", "updated_at"}
 
 
 def _clock(day: date) -> str:
@@ -87,29 +86,6 @@ def seed_cloned_demo(url: str) -> list[str]:
             ids += list(new.values())
     eng.dispose()
     return ids
-
-
-def all_rows(url: str) -> dict[str, pd.DataFrame]:
-    """Every table's and view's rows but the run records, without run metadata, in a canonical order."""
-    eng = get_engine(url)
-    out = {}
-    with eng.connect() as c:
-        for table in (*m.Base.metadata.sorted_tables, *m.ViewBase.metadata.sorted_tables):
-            if table.name in RUN_RECORDS:
-                continue
-            frame = pd.read_sql(text(f"select * from {table.name}"), c)
-            frame = frame.drop(columns=[x for x in frame.columns if x in METADATA])
-            if table.name not in ("positions", "portfolios") and "id" in frame.columns:
-                frame = frame.drop(columns=["id"])  # a surrogate key: the order rows were inserted in
-            for x in frame.columns:
-                if frame[x].map(lambda v: isinstance(v, dict | list)).any():
-                    frame[x] = frame[x].map(lambda v: None if v is None else json.dumps(v, sort_keys=True))
-            frame = frame.astype(object).where(frame.notna(), None)  # NaT / NaN / None: missing alike
-            keys = list(frame.columns)
-            order = frame[keys].astype(str).sort_values(keys).index if len(frame) else frame.index
-            out[table.name] = frame.loc[order].reset_index(drop=True)
-    eng.dispose()
-    return out
 
 
 def _phase_records(url: str) -> pd.DataFrame:
