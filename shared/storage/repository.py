@@ -21,6 +21,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
+from shared.errors import UnknownReferenceError
 from shared.storage import bulk
 from shared.storage import models as m
 
@@ -95,6 +96,24 @@ def _writable(model: type) -> None:
         raise TypeError(f"{model.__tablename__} is a view: write its symbol-level table instead")
 
 
+def _check_references(session: Session, model: type[m.Base], frame: pd.DataFrame) -> None:
+    """Refuse a write whose rows refer to ids missing from their reference table (``models.REFERENCES``:
+    the foreign keys that migration 0009 replaced): one query per reference over the distinct ids."""
+    for col, (ref, key) in m.REFERENCES.get(model, {}).items():
+        if col not in frame.columns:
+            continue
+        ids = pd.unique(frame[col].dropna())
+        if not len(ids):
+            continue
+        kcol = ref.__table__.c[key]
+        known = set(session.scalars(select(kcol).where(kcol.in_(ids.tolist()))))
+        missing = sorted({str(v) for v in ids.tolist()} - {str(v) for v in known})
+        if missing:
+            raise UnknownReferenceError(
+                f"{model.__tablename__}.{col}: {len(missing)} id(s) not in {ref.__tablename__}.{key} "
+                f"({', '.join(missing[:5])}{', …' if len(missing) > 5 else ''}); nothing written")
+
+
 def _insert(session: Session, model: type[m.Base]):
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
@@ -120,6 +139,7 @@ def upsert(
     missing = [k for k in keys if k not in frame.columns]
     if missing:
         raise ValueError(f"{table.name}: frame lacks key columns {missing}")
+    _check_references(session, model, frame)
     if bulk.is_postgres(session):
         return bulk.upsert(session, model, frame, keys, update=update)
     records = frame_records(model, frame)
@@ -196,6 +216,7 @@ def insert(session: Session, model: type[m.Base], frame: pd.DataFrame) -> int:
     _writable(model)
     if frame is None or frame.empty:
         return 0
+    _check_references(session, model, frame)
     if bulk.is_postgres(session):
         return bulk.insert(session, model, frame)
     session.execute(_insert(session, model), frame_records(model, frame))

@@ -149,9 +149,8 @@ def test_deleting_a_position_or_portfolio_deletes_its_phase6_results(engine):
         s.execute(text("DELETE FROM portfolios"))
     assert [count(t) for t in (*position_tables, "factor_exposures", "stress_test_results")] == [0] * 5
     assert count("symbol_volatility") == 2  # per-symbol facts outlive the positions
-    assert not [fk for fk in inspect(engine).get_foreign_keys("stress_test_results")
-                if fk["referred_table"] == "portfolios"]
-    assert inspect(engine).get_foreign_keys("stress_test_results")  # the scenario one stays
+    # no foreign key at all: not to portfolios (0004), nor to the scenarios (0009: checked per write)
+    assert not inspect(engine).get_foreign_keys("stress_test_results")
 
 
 def _snapshot(pid: str, day: date) -> dict:
