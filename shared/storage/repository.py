@@ -90,10 +90,11 @@ def frame_records(model: type[m.Base], frame: pd.DataFrame) -> list[dict[str, An
 
 
 def _writable(model: type) -> None:
-    """A view (:class:`shared.storage.models.ViewBase`: per-position rows of per-symbol facts) is read, never
+    """A view (:class:`shared.storage.models.ViewBase`: rows rebuilt from facts stored once) is read, never
     written: its rows come from the tables it joins."""
     if issubclass(model, m.ViewBase):
-        raise TypeError(f"{model.__tablename__} is a view: write its symbol-level table instead")
+        raise TypeError(f"{model.__tablename__} is a view: write the tables it is made of "
+                        f"({', '.join(model.__table__.info.get('view_of', {}))}) instead")
 
 
 def _check_references(session: Session, model: type[m.Base], frame: pd.DataFrame) -> None:
@@ -606,7 +607,7 @@ def load_exposure_dollars(session: Session, dates: Sequence[date], factors: Sequ
 
 def load_stress_results(session: Session, portfolio_ids: Sequence[str], on: date) -> pd.DataFrame:
     """Stress-test results on one date with the scenario's name, category and severity."""
-    t = m.StressTestResult.__table__
+    t = m.StressTestPnl.__table__
     sc = m.StressTestScenario.__table__
     stmt = (
         select(t.c.portfolio_id, t.c.scenario_id, sc.c.name, sc.c.category, sc.c.severity, t.c.direct_pnl,

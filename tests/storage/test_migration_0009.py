@@ -67,8 +67,8 @@ def test_upgrade_drops_the_reference_keys_keeping_rows_and_cascade_then_downgrad
 
 
 @pytest.mark.parametrize("model, frame", [
-    (m.StressTestResult, {"portfolio_id": ["p1", "p1"], "scenario_id": ["s1", "nope"], "direct_pnl": [1.0, 2.0],
-                          "correlated_pnl": [1.0, 2.0], "correlation_effect": [0.0, 0.0]}),
+    (m.StressTestPnl, {"portfolio_id": ["p1", "p1"], "scenario_id": ["s1", "nope"], "direct_pnl": [1.0, 2.0],
+                       "correlated_pnl": [1.0, 2.0], "correlation_effect": [0.0, 0.0], "loss_capped": False}),
     (m.FactorExposure, {"portfolio_id": ["p1"], "factor_id": [999_999], "exposure_value": [0.1],
                         "exposure_dollar": [1e4]}),
     (m.SymbolFactorExposure, {"symbol": ["AAA"], "factor_id": [999_999], "beta_value": [1.0],
