@@ -181,7 +181,8 @@ def load(plan: Plan, case: str, db_url: str, conninfo: str | None, now: str = NO
 
 #: Phase 6's result tables and their date column.
 PHASE6_RESULTS = {"factor_exposures": "calculation_date", "symbol_volatility": "calculation_date",
-                  "stress_test_results": "calculation_date", "stress_test_summaries": "calculation_date",
+                  "stress_test_pnl": "calculation_date", "stress_exposures": "calculation_date",
+                  "stress_scenario_sessions": "calculation_date", "stress_test_summaries": "calculation_date",
                   "correlation_calculations": "calculation_date", "pairwise_correlations": "calculation_date",
                   "correlation_clusters": "calculation_date"}
 

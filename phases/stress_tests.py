@@ -30,6 +30,7 @@ from shared.analytics.stress import (
     ewma_covariances,
     implied_factor_moves_stack,
     scenario_shocks,
+    stress_exposures_dates,
     stress_summary_blocks,
     stress_test_dates,
 )
@@ -41,6 +42,8 @@ from shared.storage import repository as repo
 
 #: Stress-model factor -> the ETF whose returns drive the covariance (FACTORS order).
 FACTOR_PROXIES = dict(zip(FACTORS, ("SPY", *STYLE_FACTORS.values(), "TLT"), strict=True))
+#: stress_exposures' columns, FACTORS order
+EXPOSURE_COLUMNS = tuple(f.lower().replace(" ", "_") for f in FACTORS)
 #: Closes read before the run's first session: the covariance's 252 returns ending at a session need the
 #: 252 closes before it.
 HISTORY = History(sessions=COVARIANCE_SESSIONS)
@@ -108,24 +111,25 @@ def run(ctx: PhaseContext) -> PhaseResult:
     equity = eq.reindex(expo.index).to_numpy(dtype=np.float64)
     spy_d = spy.reindex(index=pd.Index(days, dtype=object)) if len(spy.columns) else None
     tlt_d = np.array([tlt.get(d, np.nan) for d in days], dtype=np.float64)
+    # what is the same for every portfolio is stored once a (date, scenario), the exposures once a
+    # (date, portfolio); the stress_test_results view rebuilds each row's JSON from them (migration 0010)
+    X = stress_exposures_dates(expo, date_code, len(days), spy_betas=spy_d, tlt_market_beta=tlt_d)
     out = stress_test_dates(expo, date_code, active, covs, equity, duration=duration, spy_betas=spy_d,
-                            tlt_market_beta=tlt_d)
+                            tlt_market_beta=tlt_d, factor_impacts=False)
     n = len(active)
     row = out.pop("row").to_numpy()
     out.insert(0, "portfolio_id", expo.index.get_level_values(1).to_numpy(dtype=object)[row])
     out["calculation_date"] = days[date_code][row]
+    exposures = pd.DataFrame(X, columns=list(EXPOSURE_COLUMNS))
+    exposures.insert(0, "portfolio_id", expo.index.get_level_values(1).to_numpy(dtype=object))
+    exposures.insert(1, "calculation_date", days[date_code])
     moves = implied_factor_moves_stack(covs, scenario_shocks(active, duration)).round(6)       # (D, n, F)
-    meta = np.empty((len(days), n, 2), dtype=object)  # one dict per (date, scenario, capped): rows share it
-    for di, d in enumerate(days.tolist()):
-        for si, sc in enumerate(active):
-            for capped in (False, True):
-                meta[di, si, int(capped)] = {
-                    "scenario_name": sc.name, "category": sc.category, "model": "conditional_ewma_covariance",
-                    "covariance_date": d.isoformat(), "data_days": int(used[di]), "covariance": bool(has_cov[di]),
-                    "tlt_duration": duration, "loss_capped": capped,
-                    "implied_moves": dict(zip(FACTORS, moves[di, si].tolist(), strict=True))}
-    scen = np.tile(np.arange(n), len(expo))
-    out["calculation_metadata"] = meta[date_code[row], scen, out["loss_capped"].to_numpy(dtype=bool).astype(np.int64)]
+    scenario_days = pd.DataFrame([
+        {"calculation_date": d, "scenario_id": sc.id, "scenario_name": sc.name, "category": sc.category,
+         "model": "conditional_ewma_covariance", "data_days": int(used[di]), "covariance": bool(has_cov[di]),
+         "tlt_duration": duration, "shocks": dict(sc.shocks),
+         "implied_moves": dict(zip(FACTORS, moves[di, si].tolist(), strict=True))}
+        for di, d in enumerate(days.tolist()) for si, sc in enumerate(active)])
     summ = stress_summary_blocks(out["correlated_pnl"].to_numpy().reshape(-1, n) if n else np.empty((len(expo), 0)),
                                  out["correlation_effect"].to_numpy().reshape(-1, n) if n else np.empty((len(expo), 0)))
     summ.insert(0, "portfolio_id", expo.index.get_level_values(1).to_numpy(dtype=object))
@@ -133,17 +137,23 @@ def run(ctx: PhaseContext) -> PhaseResult:
     if not summ.empty:
         summ = summ.rename(columns={"n_negative": "negative_scenarios", "n_positive": "positive_scenarios"})
     scope = {"portfolio_id": sorted(set(snaps["portfolio_id"])), "calculation_date": sessions}
+    # the scenarios and their sessions first, in a short transaction of their own: every shard writes the
+    # same rows, and an upsert holds its rows' locks until commit (the shards' long writes do not wait)
     with ctx.transaction() as s:
         repo.upsert(s, m.StressTestScenario, pd.DataFrame([
             {"scenario_id": x.id, "name": x.name, "category": x.category, "severity": x.severity,
              "shock_config": dict(x.shocks), "active": x.active, "description": x.source} for x in all_scenarios]))
-        n_res = repo.replace(s, m.StressTestResult, out, scope)
+        n_days = repo.upsert(s, m.StressScenarioSession, scenario_days)
+    with ctx.transaction() as s:
+        n_res = repo.replace(s, m.StressTestPnl, out, scope)
+        n_exp = repo.replace(s, m.StressExposure, exposures, scope)
         n_sum = repo.replace(s, m.StressTestSummary, summ, scope)
     if no_cov:
         ctx.log.warning("%d session(s) without a factor covariance (fewer complete factor returns than needed): "
                         "correlated P&L = direct P&L there", no_cov)
     worst = float(np.nanmin(out["correlated_pnl"])) if len(out) else None
-    return PhaseResult(rows={"stress_test_results": n_res, "stress_test_summaries": n_sum},
+    return PhaseResult(rows={"stress_test_pnl": n_res, "stress_exposures": n_exp,
+                             "stress_scenario_sessions": n_days, "stress_test_summaries": n_sum},
                        details={"scenarios_active": len(active), "scenarios_total": len(all_scenarios),
                                 "portfolio_dates": len(summ), "worst_correlated_pnl": worst,
                                 "tlt_duration": duration, "sessions_without_covariance": no_cov,

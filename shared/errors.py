@@ -41,3 +41,10 @@ class FencedOutError(SigmabatchError):
 
 
 EXIT_OK = 0
+
+
+class UnknownReferenceError(SigmabatchError):
+    """Rows refer to ids missing from their reference table (factor definitions, stress scenarios); the
+    write is refused whole (the repository's check in place of a per-row foreign key, migration 0009)."""
+
+    exit_code = 1

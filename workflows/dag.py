@@ -191,8 +191,10 @@ _WORK: tuple[Step, ...] = (
     # portfolios, chunks of 2 sessions), whatever the range's length (docs/performance.md)
     Step("stress-tests", "6d", "Stress tests", "phases.stress_tests", ("risk-exposures",),
          reads_price_cache=True, resources=Resources("1", "2Gi", "4Gi"),
-         reads=("portfolios", "portfolio_snapshots", "factor_exposures", "factor_definitions", "symbol_factor_exposures"),
-         writes=("stress_test_results", "stress_test_summaries", "stress_test_scenarios"), fan_out=True),
+         reads=("portfolios", "portfolio_snapshots", "factor_exposures", "factor_definitions", "symbol_factor_exposures",
+                "stress_test_scenarios"),
+         writes=("stress_test_pnl", "stress_exposures", "stress_scenario_sessions", "stress_test_summaries",
+                 "stress_test_scenarios"), fan_out=True),
 )
 
 

@@ -74,6 +74,7 @@ __all__ = [
     "stress_summary",
     "stress_summary_blocks",
     "stress_test",
+    "stress_exposures_dates",
     "stress_test_dates",
 ]
 
@@ -458,6 +459,42 @@ def _solve_or_lstsq(A: np.ndarray, b: np.ndarray) -> np.ndarray:
         return np.linalg.lstsq(A, b, rcond=None)[0]
 
 
+def stress_exposures_dates(exposures: pd.DataFrame, date_code: np.ndarray, n_dates: int, *,
+                           spy_betas: pd.DataFrame | None = None,
+                           tlt_market_beta: np.ndarray | None = None) -> np.ndarray:
+    """The exposures the stress model applies, for many (date, portfolio) rows: :data:`FACTORS` order,
+    style and rates net of the market (as :func:`stress_exposures` does for one date).
+
+    Parameters
+    ----------
+    exposures : DataFrame, shape (R, ·)
+        Dollar factor exposures by factor-definition name; NaN and missing columns count as 0.
+    date_code : ndarray of int, shape (R,)
+        Each row's date as a position in ``spy_betas`` / ``tlt_market_beta`` (0 .. n_dates-1).
+    n_dates : int
+    spy_betas, tlt_market_beta
+        As in :func:`stress_test_dates`.
+
+    Returns
+    -------
+    ndarray, shape (R, 8)
+        Dollars: market beta exposure, the six styles and rates, each net of the market.
+    """
+    date_code = np.asarray(date_code, dtype=np.int64)
+    names = [FACTOR_EXPOSURES[k] for k in FACTORS]
+    X = np.nan_to_num(exposures.reindex(columns=names).to_numpy(np.float64), nan=0.0)     # (R, F)
+    spy = (spy_betas.reindex(columns=names[1:]).to_numpy(np.float64) if spy_betas is not None
+           else np.zeros((n_dates, len(names) - 1)))
+    b_spy = np.nan_to_num(spy, nan=0.0)[date_code]                                     # (R, 7)
+    b_tlt = (np.zeros(n_dates) if tlt_market_beta is None
+             else np.nan_to_num(np.asarray(tlt_market_beta, dtype=np.float64), nan=0.0))[date_code]
+    X[:, 1:-1] -= X[:, :1] * b_spy[:, :-1]
+    g_spy = b_spy[:, -1]
+    denom = 1.0 - g_spy * b_tlt
+    X[:, -1] = (X[:, -1] - X[:, 0] * g_spy) / np.where(denom > 1e-9, denom, 1.0)
+    return X
+
+
 def stress_test_dates(exposures: pd.DataFrame, date_code: np.ndarray, scenarios: Sequence[Scenario],
                       covs: np.ndarray, equity: np.ndarray, *, duration: float = DEFAULT_TLT_DURATION,
                       loss_cap: float = 0.99, spy_betas: pd.DataFrame | None = None,
@@ -494,17 +531,7 @@ def stress_test_dates(exposures: pd.DataFrame, date_code: np.ndarray, scenarios:
     R = len(exposures)
     D = covs.shape[0]
     date_code = np.asarray(date_code, dtype=np.int64)
-    names = [FACTOR_EXPOSURES[k] for k in FACTORS]
-    X = np.nan_to_num(exposures.reindex(columns=names).to_numpy(np.float64), nan=0.0)     # (R, F)
-    spy = (spy_betas.reindex(columns=names[1:]).to_numpy(np.float64) if spy_betas is not None
-           else np.zeros((D, len(names) - 1)))
-    b_spy = np.nan_to_num(spy, nan=0.0)[date_code]                                     # (R, 7)
-    b_tlt = (np.zeros(D) if tlt_market_beta is None
-             else np.nan_to_num(np.asarray(tlt_market_beta, dtype=np.float64), nan=0.0))[date_code]
-    X[:, 1:-1] -= X[:, :1] * b_spy[:, :-1]
-    g_spy = b_spy[:, -1]
-    denom = 1.0 - g_spy * b_tlt
-    X[:, -1] = (X[:, -1] - X[:, 0] * g_spy) / np.where(denom > 1e-9, denom, 1.0)
+    X = stress_exposures_dates(exposures, date_code, D, spy_betas=spy_betas, tlt_market_beta=tlt_market_beta)
 
     shocks = scenario_shocks(scenarios, duration)
     s = shocks.to_numpy()

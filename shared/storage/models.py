@@ -197,7 +197,7 @@ class FactorDefinitionRow(Base):
 class SymbolFactorExposure(Base):
     __tablename__ = "symbol_factor_exposures"
     symbol: Mapped[str] = mapped_column(String(32), primary_key=True)
-    factor_id: Mapped[int] = mapped_column(ForeignKey("factor_definitions.id"), primary_key=True)
+    factor_id: Mapped[int] = mapped_column(Integer, primary_key=True)  # factor_definitions.id (REFERENCES)
     calculation_date: Mapped[date] = mapped_column(Date, primary_key=True)
     beta_value: Mapped[float] = mapped_column(Float, nullable=False)
     alpha: Mapped[float | None] = mapped_column(Float)
@@ -304,7 +304,7 @@ class FactorExposure(Base):
     __tablename__ = "factor_exposures"
     # no foreign key (migration 0004, as pairwise_correlations): a trigger on portfolios cascades deletes
     portfolio_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    factor_id: Mapped[int] = mapped_column(ForeignKey("factor_definitions.id"), primary_key=True)
+    factor_id: Mapped[int] = mapped_column(Integer, primary_key=True)  # factor_definitions.id (REFERENCES)
     calculation_date: Mapped[date] = mapped_column(Date, primary_key=True)
     exposure_value: Mapped[float] = mapped_column(Float, nullable=False)
     exposure_dollar: Mapped[float] = mapped_column(Float, nullable=False)
@@ -331,18 +331,57 @@ class StressTestScenario(Base):
     active: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
 
 
-class StressTestResult(Base):
-    __tablename__ = "stress_test_results"
-    # no foreign key (migration 0004, as pairwise_correlations): a trigger on portfolios cascades deletes
+class StressTestPnl(Base):
+    """One stress scenario's P&L of a portfolio on a date (migration 0010: the numbers of
+    ``stress_test_results`` without its per-row JSON, which the view rebuilds from the tables below)."""
+
+    __tablename__ = "stress_test_pnl"
+    # no foreign key (migrations 0004, 0009): a trigger on portfolios cascades deletes; scenario ids are
+    # checked per write (REFERENCES)
     portfolio_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    scenario_id: Mapped[str] = mapped_column(ForeignKey("stress_test_scenarios.scenario_id"), primary_key=True)
+    scenario_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     calculation_date: Mapped[date] = mapped_column(Date, primary_key=True)
     direct_pnl: Mapped[float] = mapped_column(Float, nullable=False)
     correlated_pnl: Mapped[float] = mapped_column(Float, nullable=False)
     correlation_effect: Mapped[float] = mapped_column(Float, nullable=False)
-    factor_impacts: Mapped[dict | None] = mapped_column(JSON)
-    calculation_metadata: Mapped[dict | None] = mapped_column(JSON)
-    __table_args__ = (Index("ix_stress_test_results_date", "calculation_date"),)  # retention deletes (0008)
+    loss_capped: Mapped[bool] = mapped_column(Boolean, nullable=False)
+    __table_args__ = (Index("ix_stress_test_pnl_date", "calculation_date"),)  # retention deletes
+
+
+class StressExposure(Base):
+    """The dollar exposures the stress model applied to a portfolio on a date: market beta, the six styles
+    and rates, style and rates net of the market (:func:`shared.analytics.stress.stress_exposures_dates`);
+    the ``exposure`` of every ``factor_impacts`` entry of the portfolio's scenarios that date."""
+
+    __tablename__ = "stress_exposures"
+    portfolio_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    calculation_date: Mapped[date] = mapped_column(Date, primary_key=True)
+    market: Mapped[float] = mapped_column(Float, nullable=False)
+    value: Mapped[float] = mapped_column(Float, nullable=False)
+    growth: Mapped[float] = mapped_column(Float, nullable=False)
+    momentum: Mapped[float] = mapped_column(Float, nullable=False)
+    quality: Mapped[float] = mapped_column(Float, nullable=False)
+    size: Mapped[float] = mapped_column(Float, nullable=False)
+    low_volatility: Mapped[float] = mapped_column(Float, nullable=False)
+    rates: Mapped[float] = mapped_column(Float, nullable=False)
+    __table_args__ = (Index("ix_stress_exposures_date", "calculation_date"),)
+
+
+class StressScenarioSession(Base):
+    """What a scenario was on a calculation date, the same for every portfolio: its shocks as run, the
+    factor moves they imply under that date's EWMA covariance, and how that covariance was made."""
+
+    __tablename__ = "stress_scenario_sessions"
+    calculation_date: Mapped[date] = mapped_column(Date, primary_key=True)
+    scenario_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    scenario_name: Mapped[str] = mapped_column(String(255), nullable=False)
+    category: Mapped[str] = mapped_column(String(64), nullable=False)
+    model: Mapped[str] = mapped_column(String(64), nullable=False)
+    data_days: Mapped[int] = mapped_column(Integer, nullable=False)
+    covariance: Mapped[bool] = mapped_column(Boolean, nullable=False)
+    tlt_duration: Mapped[float] = mapped_column(Float, nullable=False)
+    shocks: Mapped[dict] = mapped_column(JSON, nullable=False)
+    implied_moves: Mapped[dict] = mapped_column(JSON, nullable=False)
 
 
 class StressTestSummary(Base):
@@ -456,6 +495,18 @@ class BatchLock(Base):
     generation: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")
 
 
+#: Columns that refer to a small reference table without a foreign key (migration 0009: the per-row check
+#: cost ≈ 40 % of a bulk write of millions of rows): model -> {column: (reference model, its key column)}.
+#: :func:`shared.storage.repository.insert` and ``upsert`` check the distinct ids of every write against
+#: the reference table, in one query, before writing anything.
+REFERENCES: dict[type[Base], dict[str, tuple[type[Base], str]]] = {
+    SymbolFactorExposure: {"factor_id": (FactorDefinitionRow, "id")},
+    FactorExposure: {"factor_id": (FactorDefinitionRow, "id")},
+    StressTestPnl: {"scenario_id": (StressTestScenario, "scenario_id")},
+    StressScenarioSession: {"scenario_id": (StressTestScenario, "scenario_id")},
+}
+
+
 # --- views: per-position rows of per-symbol facts (migration 0007) --------------------------------
 
 class ViewBase(DeclarativeBase):
@@ -526,3 +577,22 @@ class PositionVolatility(ViewBase):
 def relations() -> dict:
     """Every table and view by name (tables first): what a reader can select from."""
     return {**Base.metadata.tables, **ViewBase.metadata.tables}
+
+
+class StressTestResult(ViewBase):
+    """Every stress result with its ``factor_impacts`` and ``calculation_metadata`` as the batch wrote them
+    until migration 0010, rebuilt from ``stress_test_pnl`` (the numbers), ``stress_exposures`` (the
+    portfolio's exposures) and ``stress_scenario_sessions`` (the scenario on the date): per-portfolio rows
+    of per-scenario facts are stored once."""
+
+    __tablename__ = "stress_test_results"
+    __table_args__ = {"info": {"view_of": {"stress_test_pnl": (), "stress_exposures": (),
+                                           "stress_scenario_sessions": ()}}}
+    portfolio_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    scenario_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    calculation_date: Mapped[date] = mapped_column(Date, primary_key=True)
+    direct_pnl: Mapped[float] = mapped_column(Float, nullable=False)
+    correlated_pnl: Mapped[float] = mapped_column(Float, nullable=False)
+    correlation_effect: Mapped[float] = mapped_column(Float, nullable=False)
+    factor_impacts: Mapped[dict | None] = mapped_column(JSON)
+    calculation_metadata: Mapped[dict | None] = mapped_column(JSON)

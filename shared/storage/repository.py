@@ -21,6 +21,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
+from shared.errors import UnknownReferenceError
 from shared.storage import bulk
 from shared.storage import models as m
 
@@ -89,10 +90,29 @@ def frame_records(model: type[m.Base], frame: pd.DataFrame) -> list[dict[str, An
 
 
 def _writable(model: type) -> None:
-    """A view (:class:`shared.storage.models.ViewBase`: per-position rows of per-symbol facts) is read, never
+    """A view (:class:`shared.storage.models.ViewBase`: rows rebuilt from facts stored once) is read, never
     written: its rows come from the tables it joins."""
     if issubclass(model, m.ViewBase):
-        raise TypeError(f"{model.__tablename__} is a view: write its symbol-level table instead")
+        raise TypeError(f"{model.__tablename__} is a view: write the tables it is made of "
+                        f"({', '.join(model.__table__.info.get('view_of', {}))}) instead")
+
+
+def _check_references(session: Session, model: type[m.Base], frame: pd.DataFrame) -> None:
+    """Refuse a write whose rows refer to ids missing from their reference table (``models.REFERENCES``:
+    the foreign keys that migration 0009 replaced): one query per reference over the distinct ids."""
+    for col, (ref, key) in m.REFERENCES.get(model, {}).items():
+        if col not in frame.columns:
+            continue
+        ids = pd.unique(frame[col].dropna())
+        if not len(ids):
+            continue
+        kcol = ref.__table__.c[key]
+        known = set(session.scalars(select(kcol).where(kcol.in_(ids.tolist()))))
+        missing = sorted({str(v) for v in ids.tolist()} - {str(v) for v in known})
+        if missing:
+            raise UnknownReferenceError(
+                f"{model.__tablename__}.{col}: {len(missing)} id(s) not in {ref.__tablename__}.{key} "
+                f"({', '.join(missing[:5])}{', …' if len(missing) > 5 else ''}); nothing written")
 
 
 def _insert(session: Session, model: type[m.Base]):
@@ -120,6 +140,7 @@ def upsert(
     missing = [k for k in keys if k not in frame.columns]
     if missing:
         raise ValueError(f"{table.name}: frame lacks key columns {missing}")
+    _check_references(session, model, frame)
     if bulk.is_postgres(session):
         return bulk.upsert(session, model, frame, keys, update=update)
     records = frame_records(model, frame)
@@ -206,6 +227,7 @@ def insert(session: Session, model: type[m.Base], frame: pd.DataFrame) -> int:
     _writable(model)
     if frame is None or frame.empty:
         return 0
+    _check_references(session, model, frame)
     if bulk.is_postgres(session):
         return bulk.insert(session, model, frame)
     session.execute(_insert(session, model), frame_records(model, frame))
@@ -653,7 +675,7 @@ def load_exposure_dollars(session: Session, dates: Sequence[date], factors: Sequ
 
 def load_stress_results(session: Session, portfolio_ids: Sequence[str], on: date) -> pd.DataFrame:
     """Stress-test results on one date with the scenario's name, category and severity."""
-    t = m.StressTestResult.__table__
+    t = m.StressTestPnl.__table__
     sc = m.StressTestScenario.__table__
     stmt = (
         select(t.c.portfolio_id, t.c.scenario_id, sc.c.name, sc.c.category, sc.c.severity, t.c.direct_pnl,

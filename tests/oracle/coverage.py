@@ -85,6 +85,20 @@ COVERAGE: dict[str, dict[str, str]] = {
             "direct_pnl", "correlated_pnl", "correlation_effect")},
         "factor_impacts": T + "test_stress_tests (exposure per shocked factor)",
         "calculation_metadata": T + "test_stress_tests (implied_moves, loss_capped, data_days, covariance_date)"},
+    "stress_test_pnl": {
+        "portfolio_id": KEYS, "scenario_id": KEYS, "calculation_date": KEYS,
+        **{c: T + "test_stress_tests (through the stress_test_results view)" for c in (
+            "direct_pnl", "correlated_pnl", "correlation_effect", "loss_capped")}},
+    "stress_exposures": {
+        "portfolio_id": KEYS, "calculation_date": KEYS,
+        **{c: T + "test_stress_tests (the exposures in the view's factor_impacts: every factor is shocked by a "
+                  "scenario)" for c in (
+            "market", "value", "growth", "momentum", "quality", "size", "low_volatility", "rates")}},
+    "stress_scenario_sessions": {
+        "calculation_date": KEYS, "scenario_id": KEYS,
+        **{c: T + "test_stress_tests (calculation_metadata and factor_impacts of the view)" for c in (
+            "scenario_name", "category", "model", "data_days", "covariance", "tlt_duration", "shocks",
+            "implied_moves")}},
     "stress_test_summaries": {"portfolio_id": KEYS, "calculation_date": KEYS,
                               **{c: T + "test_stress_tests" for c in (
                                   "worst_pnl", "best_pnl", "mean_pnl", "median_pnl", "std_pnl",

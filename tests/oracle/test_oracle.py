@@ -463,7 +463,7 @@ def test_stress_tests(run, expected_betas, expected_exposures, expected_snapshot
                              "direct_pnl": r["direct_pnl"], "correlated_pnl": r["correlated_pnl"],
                              "correlation_effect": r["correlation_effect"], "loss_capped": r["loss_capped"],
                              "data_days": used, "covariance_date": d.isoformat(), "implied_moves": moves,
-                             "impacts": r["impacts"]})
+                             "impacts": r["impacts"], "scenario": sc})
             res += rows
             c = pd.Series([r["correlated_pnl"] for r in rows])
             summ.append({"portfolio_id": pid, "calculation_date": d, "worst_pnl": c.min(), "best_pnl": c.max(),
@@ -485,8 +485,20 @@ def test_stress_tests(run, expected_betas, expected_exposures, expected_snapshot
         got = by.loc[tuple(e[k] for k in keys)]
         for f, v in e["implied_moves"].items():
             assert got["calculation_metadata"]["implied_moves"][f] == pytest.approx(v, abs=1e-9), (e["scenario_id"], f)
+        md, sc = got["calculation_metadata"], e["scenario"]
+        assert (md["scenario_name"], md["category"], md["model"], md["tlt_duration"], md["covariance"]) == (
+            sc["name"], sc["category"], "conditional_ewma_covariance", 17.0, e["data_days"] >= 60), e["scenario_id"]
+        assert list(got["factor_impacts"]) == list(sc["shocks"]), e["scenario_id"]
         for f, v in e["impacts"].items():
-            assert got["factor_impacts"][f]["exposure"] == pytest.approx(v, rel=1e-9, abs=1e-6), (e["scenario_id"], f)
+            fi, shock = got["factor_impacts"][f], sc["shocks"][f]
+            move = -17.0 * shock if f == "Interest_Rate" else shock
+            assert fi["exposure"] == pytest.approx(v, rel=1e-9, abs=1e-6), (e["scenario_id"], f)
+            assert fi["shock_pct"] == pytest.approx(shock * 100.0, rel=1e-12), (e["scenario_id"], f)
+            assert fi["direct_pnl"] == pytest.approx(v * move, rel=1e-9, abs=1e-6), (e["scenario_id"], f)
+            assert fi["exposure_factor"] == {"Market": "Market Beta (90D)", "Interest_Rate": "IR Beta (net of market)"
+                                             }.get(f, f), (e["scenario_id"], f)
+            if f == "Interest_Rate":
+                assert fi["tlt_return"] == pytest.approx(move, rel=1e-12), e["scenario_id"]
     stored = _dates(run.tables["stress_test_summaries"], "calculation_date")
     assert_close(stored[stored["calculation_date"].isin(CHECKED)], pd.DataFrame(summ), ["portfolio_id", "calculation_date"],
                  ["worst_pnl", "best_pnl", "mean_pnl", "median_pnl", "std_pnl", "mean_correlation_effect",

@@ -131,9 +131,10 @@ def test_deleting_a_position_or_portfolio_deletes_its_phase6_results(engine):
             "exposure_value": [0.1], "exposure_dollar": [1e4]}), {"portfolio_id": ["p1"], "calculation_date": [day]})
         repo.upsert(s, m.StressTestScenario, pd.DataFrame([{"scenario_id": "s1", "name": "S1", "category": "c",
                                                             "severity": "base", "shock_config": {"Market": 0.1}}]))
-        repo.replace(s, m.StressTestResult, pd.DataFrame({
+        repo.replace(s, m.StressTestPnl, pd.DataFrame({
             "portfolio_id": ["p1"], "scenario_id": ["s1"], "calculation_date": [day], "direct_pnl": [1.0],
-            "correlated_pnl": [1.0], "correlation_effect": [0.0]}), {"portfolio_id": ["p1"], "calculation_date": [day]})
+            "correlated_pnl": [1.0], "correlation_effect": [0.0], "loss_capped": [False]}),
+                     {"portfolio_id": ["p1"], "calculation_date": [day]})
     position_tables = ("position_market_betas", "position_interest_rate_betas", "position_volatility")
 
     def count(table):
@@ -147,11 +148,11 @@ def test_deleting_a_position_or_portfolio_deletes_its_phase6_results(engine):
     with transaction(engine) as s:
         s.execute(text("DELETE FROM positions"))
         s.execute(text("DELETE FROM portfolios"))
-    assert [count(t) for t in (*position_tables, "factor_exposures", "stress_test_results")] == [0] * 5
+    assert [count(t) for t in (*position_tables, "factor_exposures", "stress_test_pnl", "stress_test_results")] \
+        == [0] * 6
     assert count("symbol_volatility") == 2  # per-symbol facts outlive the positions
-    assert not [fk for fk in inspect(engine).get_foreign_keys("stress_test_results")
-                if fk["referred_table"] == "portfolios"]
-    assert inspect(engine).get_foreign_keys("stress_test_results")  # the scenario one stays
+    # no foreign key at all: not to portfolios (0004), nor to the scenarios (0009: checked per write)
+    assert not inspect(engine).get_foreign_keys("stress_test_pnl")
 
 
 def _snapshot(pid: str, day: date) -> dict:

@@ -465,7 +465,7 @@ def test_the_rendered_dag_writes_the_same_tables_as_the_local_runner(tmp_path, s
     assert run_dag(local_env, tmp_path / "local") == (start, end)
     argo_tables, local_tables = _tables(urls["argo"]), _tables(urls["local"])
     assert argo_tables.keys() == local_tables.keys()
-    assert len(argo_tables["portfolio_snapshots"]) > 0 and len(argo_tables["stress_test_results"]) > 0
+    assert len(argo_tables["portfolio_snapshots"]) > 0 and len(argo_tables["stress_test_pnl"]) > 0
     if shards == 1:
         for name in argo_tables:
             pd.testing.assert_frame_equal(argo_tables[name], local_tables[name], check_exact=True, obj=name)
