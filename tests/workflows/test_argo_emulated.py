@@ -41,10 +41,11 @@ ONBOARDED = "demo-etf-heavy"
 BOOK_SESSIONS = 8
 #: The main DAG's tasks after plan: the portfolio-fanned steps are one task, the per-shard sub-DAG.
 AFTER_PLAN = ["company-profiles", "market-data", "symbol-factors", "symbol-metrics", "fundamentals",
-              "portfolio-shard", "sector-tags", "report"]
+              "portfolio-shard", "report"]
 SHARD_DAG = "portfolio-shard"
 #: The per-shard sub-DAG's tasks (issue 18): each shard's chain of portfolio steps.
-CHAIN = ["pnl-snapshots", "market-values", "risk-exposures", "risk-volatility", "risk-correlations", "stress-tests"]
+CHAIN = ["pnl-snapshots", "market-values", "sector-tags", "risk-exposures", "risk-volatility", "risk-correlations",
+         "stress-tests"]
 
 
 def _stub_report(args: list[str]) -> int:
@@ -260,9 +261,10 @@ def test_6_error_nodes_and_lock_busy_are_retried(world) -> None:
 
 
 def test_7_hopeless_exit_codes_are_not_retried(world) -> None:
-    """Exit 2 (bad input), 5 (fenced out) and 137 (out of memory at the same limit) fail at once."""
+    """Exit 2 (bad input), 5 (fenced out) and 137 (out of memory at the same limit) fail at once (exit 1
+    is retried: test_4)."""
     emu, engine, _ = world
-    faults = {"symbol-metrics": 2, "fundamentals": 5, "sector-tags": 137, "symbol-factors": 1}
+    faults = {"symbol-metrics": 2, "fundamentals": 5, "symbol-factors": 137}
     emu.fault = lambda template, attempt: faults.get(template)
     try:
         wf = emu.submit(NIGHTLY, {"start-date": "2026-11-27", "end-date": "2026-11-27", "force": "true"})
@@ -270,7 +272,7 @@ def test_7_hopeless_exit_codes_are_not_retried(world) -> None:
         emu.fault = None
     assert wf.phase == "Failed"
     attempts = {n: [a.exit_code for x in wf.step_nodes(n) for a in x.attempts] for n in faults}
-    assert attempts == {"symbol-metrics": [2], "fundamentals": [5], "sector-tags": [137], "symbol-factors": [1] * 4}
+    assert attempts == {"symbol-metrics": [2], "fundamentals": [5], "symbol-factors": [137]}
     assert _history(engine, wf.name)[0] == "partial"
 
 
