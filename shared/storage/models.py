@@ -196,9 +196,9 @@ class FactorDefinitionRow(Base):
 
 class SymbolFactorExposure(Base):
     __tablename__ = "symbol_factor_exposures"
-    symbol: Mapped[str] = mapped_column(String(32), primary_key=True)
-    factor_id: Mapped[int] = mapped_column(Integer, primary_key=True)  # factor_definitions.id (REFERENCES)
-    calculation_date: Mapped[date] = mapped_column(Date, primary_key=True)
+    symbol: Mapped[str] = mapped_column(String(32), nullable=False)
+    factor_id: Mapped[int] = mapped_column(Integer, nullable=False)  # factor_definitions.id (REFERENCES)
+    calculation_date: Mapped[date] = mapped_column(Date, nullable=False)
     beta_value: Mapped[float] = mapped_column(Float, nullable=False)
     alpha: Mapped[float | None] = mapped_column(Float)
     r_squared: Mapped[float | None] = mapped_column(Float)
@@ -209,7 +209,9 @@ class SymbolFactorExposure(Base):
     calculation_method: Mapped[str] = mapped_column(String(32), nullable=False)
     regularization_alpha: Mapped[float | None] = mapped_column(Float)
     regression_window_days: Mapped[int | None] = mapped_column(Integer)
-    __table_args__ = (Index("ix_symbol_factor_exposures_date", "calculation_date", "factor_id"),)
+    # date first (migration 0011): a chunk's rows append at the right end of the key; readers ask by date
+    __table_args__ = (PrimaryKeyConstraint("calculation_date", "symbol", "factor_id",
+                                           name="symbol_factor_exposures_pkey"),)
 
 
 class SymbolDailyMetrics(Base):
@@ -303,13 +305,15 @@ class PortfolioSnapshot(Base):
 class FactorExposure(Base):
     __tablename__ = "factor_exposures"
     # no foreign key (migration 0004, as pairwise_correlations): a trigger on portfolios cascades deletes
-    portfolio_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    factor_id: Mapped[int] = mapped_column(Integer, primary_key=True)  # factor_definitions.id (REFERENCES)
-    calculation_date: Mapped[date] = mapped_column(Date, primary_key=True)
+    portfolio_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    factor_id: Mapped[int] = mapped_column(Integer, nullable=False)  # factor_definitions.id (REFERENCES)
+    calculation_date: Mapped[date] = mapped_column(Date, nullable=False)
     exposure_value: Mapped[float] = mapped_column(Float, nullable=False)
     exposure_dollar: Mapped[float] = mapped_column(Float, nullable=False)
     coverage: Mapped[float | None] = mapped_column(Float)
-    __table_args__ = (Index("ix_factor_exposures_date", "calculation_date"),)  # retention deletes (0008)
+    # date first (migration 0011): a chunk's rows append at the right end of the key; readers ask by date
+    __table_args__ = (PrimaryKeyConstraint("calculation_date", "portfolio_id", "factor_id",
+                                           name="factor_exposures_pkey"),)
 
 
 class PositionSectorTag(Base):
@@ -338,14 +342,16 @@ class StressTestPnl(Base):
     __tablename__ = "stress_test_pnl"
     # no foreign key (migrations 0004, 0009): a trigger on portfolios cascades deletes; scenario ids are
     # checked per write (REFERENCES)
-    portfolio_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    scenario_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    calculation_date: Mapped[date] = mapped_column(Date, primary_key=True)
+    portfolio_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    scenario_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    calculation_date: Mapped[date] = mapped_column(Date, nullable=False)
     direct_pnl: Mapped[float] = mapped_column(Float, nullable=False)
     correlated_pnl: Mapped[float] = mapped_column(Float, nullable=False)
     correlation_effect: Mapped[float] = mapped_column(Float, nullable=False)
     loss_capped: Mapped[bool] = mapped_column(Boolean, nullable=False)
-    __table_args__ = (Index("ix_stress_test_pnl_date", "calculation_date"),)  # retention deletes
+    # date first: a night's rows append at the right end of the key, retention deletes a range at its left
+    __table_args__ = (PrimaryKeyConstraint("calculation_date", "portfolio_id", "scenario_id",
+                                           name="stress_test_pnl_pkey"),)
 
 
 class StressExposure(Base):
@@ -354,8 +360,8 @@ class StressExposure(Base):
     the ``exposure`` of every ``factor_impacts`` entry of the portfolio's scenarios that date."""
 
     __tablename__ = "stress_exposures"
-    portfolio_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    calculation_date: Mapped[date] = mapped_column(Date, primary_key=True)
+    portfolio_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    calculation_date: Mapped[date] = mapped_column(Date, nullable=False)
     market: Mapped[float] = mapped_column(Float, nullable=False)
     value: Mapped[float] = mapped_column(Float, nullable=False)
     growth: Mapped[float] = mapped_column(Float, nullable=False)
@@ -364,7 +370,7 @@ class StressExposure(Base):
     size: Mapped[float] = mapped_column(Float, nullable=False)
     low_volatility: Mapped[float] = mapped_column(Float, nullable=False)
     rates: Mapped[float] = mapped_column(Float, nullable=False)
-    __table_args__ = (Index("ix_stress_exposures_date", "calculation_date"),)
+    __table_args__ = (PrimaryKeyConstraint("calculation_date", "portfolio_id", name="stress_exposures_pkey"),)
 
 
 class StressScenarioSession(Base):

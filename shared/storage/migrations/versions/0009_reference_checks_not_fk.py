@@ -14,6 +14,8 @@ Revises: 0008
 """
 from alembic import op
 
+from shared.storage.migrations.sqlite_rebuild import rebuild
+
 revision = "0009"
 down_revision = "0008"
 branch_labels = None
@@ -32,25 +34,6 @@ def _name(table: str, col: str, parent: str, pg: bool) -> str:
     return f"{table}_{col}_fkey" if pg else f"fk_{table}_{col}_{parent}"
 
 
-def _sqlite_dependents(table: str) -> list[tuple[str, str, str]]:
-    """(type, name, SQL) of the SQLite views and triggers whose text names ``table`` (the 0007 views, the
-    0004 delete cascade on ``portfolios``): SQLite re-checks them when ``batch_alter_table`` renames its
-    copy of the table, so they are dropped around the copy and made again (as 0008 does)."""
-    rows = op.get_bind().exec_driver_sql(
-        "SELECT type, name, sql FROM sqlite_master WHERE type IN ('view', 'trigger') AND sql LIKE ?",
-        (f"%{table}%",)).fetchall()
-    return [(r[0], r[1], r[2]) for r in rows]
-
-
-def _recreate_sqlite(table: str, alter) -> None:
-    dependents = _sqlite_dependents(table)
-    for kind, name, _sql in dependents:
-        op.execute(f"DROP {kind.upper()} {name}")
-    alter()
-    for _kind, _name_, sql in sorted(dependents, key=lambda d: d[0] != "view"):  # views, then triggers
-        op.execute(sql)
-
-
 def upgrade() -> None:
     pg = op.get_bind().dialect.name == "postgresql"
     for table, col, parent, _key in REFERENCES:
@@ -61,7 +44,7 @@ def upgrade() -> None:
         def alter(table=table, col=col, parent=parent):
             with op.batch_alter_table(table, naming_convention={"fk": SQLITE_FK}) as batch:
                 batch.drop_constraint(_name(table, col, parent, False), type_="foreignkey")
-        _recreate_sqlite(table, alter)
+        rebuild(table, alter)
 
 
 def downgrade() -> None:
@@ -75,4 +58,4 @@ def downgrade() -> None:
         def alter(table=table, col=col, parent=parent, key=key):
             with op.batch_alter_table(table) as batch:
                 batch.create_foreign_key(_name(table, col, parent, False), parent, [col], [key])
-        _recreate_sqlite(table, alter)
+        rebuild(table, alter)

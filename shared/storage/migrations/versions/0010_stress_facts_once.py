@@ -11,7 +11,9 @@ of a one-year M backfill (issue 19), most of the backfill's writes. They are now
 * ``stress_exposures``: the eight dollar exposures the model applied, one row per (portfolio, date);
 * ``stress_scenario_sessions``: one row per (date, scenario) with the shocks as run and the implied moves;
 
-and ``stress_test_results`` is a view with its old columns, the JSON rebuilt from those rows (the same
+each keyed date first (a backfill's or a night's rows append at the right end of the key: with the
+portfolio first every chunk of a one-year M backfill went into every part of the index, 1.8 s growing to
+6.2 s a chunk against a flat 1.0-1.5 s), and ``stress_test_results`` is a view with its old columns, the JSON rebuilt from those rows (the same
 keys, the same numbers: ``shock_pct`` = shock × 100, ``direct_pnl`` = exposure × shock, for
 ``Interest_Rate`` ``tlt_return`` = −duration × Δy). Existing rows move (their exposures from the
 ``factor_impacts`` they hold, the sessions from the metadata and the scenario's stored shocks); the
@@ -147,14 +149,13 @@ def upgrade() -> None:
                     *(sa.Column(c, sa.Float(), nullable=False) for c in ("direct_pnl", "correlated_pnl",
                                                                           "correlation_effect")),
                     sa.Column("loss_capped", sa.Boolean(), nullable=False),
-                    sa.PrimaryKeyConstraint("portfolio_id", "scenario_id", "calculation_date"))
-    op.create_index("ix_stress_test_pnl_date", "stress_test_pnl", ["calculation_date"])
+                    sa.PrimaryKeyConstraint("calculation_date", "portfolio_id", "scenario_id",
+                                            name="stress_test_pnl_pkey"))
     op.create_table("stress_exposures",
                     sa.Column("portfolio_id", sa.String(64), nullable=False),
                     sa.Column("calculation_date", sa.Date(), nullable=False),
                     *(sa.Column(c, sa.Float(), nullable=False) for c in EXPOSURES),
-                    sa.PrimaryKeyConstraint("portfolio_id", "calculation_date"))
-    op.create_index("ix_stress_exposures_date", "stress_exposures", ["calculation_date"])
+                    sa.PrimaryKeyConstraint("calculation_date", "portfolio_id", name="stress_exposures_pkey"))
     op.create_table("stress_scenario_sessions",
                     sa.Column("calculation_date", sa.Date(), nullable=False),
                     sa.Column("scenario_id", sa.String(64), nullable=False),
@@ -166,7 +167,7 @@ def upgrade() -> None:
                     sa.Column("tlt_duration", sa.Float(), nullable=False),
                     sa.Column("shocks", sa.JSON(), nullable=False),
                     sa.Column("implied_moves", sa.JSON(), nullable=False),
-                    sa.PrimaryKeyConstraint("calculation_date", "scenario_id"))
+                    sa.PrimaryKeyConstraint("calculation_date", "scenario_id", name="stress_scenario_sessions_pkey"))
     _move_rows(bind)
     _trigger(pg, TRIGGER_TABLES_NEW)
     op.drop_index("ix_stress_test_results_date", "stress_test_results")
