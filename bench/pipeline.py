@@ -223,10 +223,17 @@ def run_subdag_concurrently(run: PipelineRun, names: tuple[str, ...], max_parall
     soon as its dependencies inside ``names`` are done, at most ``max_parallel`` at once (re-running a
     step is idempotent). Returns the wall time from the first start to the last exit, and each step's
     own wall time."""
+    from shared import locking
+    from shared.storage.db import get_engine
+
     by_name = dag.steps_by_name()
     steps = [by_name[n] for n in names]
     env = {**run.env, "SIGMABATCH_BENCH_COPY_FLOOR": "0"}
     pending, running, done, walls = list(steps), {}, set(), {}
+    # the run holds the batch lock for the re-run, as the local runner does: a step that took the free lock
+    # itself would release it when it ends and fence out the steps still running beside it
+    engine = get_engine(env["SIGMABATCH_DATABASE_URL"])
+    locking.acquire(engine, run.run_id)
     t0 = time.perf_counter()
     try:
         while pending or running:
@@ -250,10 +257,11 @@ def run_subdag_concurrently(run: PipelineRun, names: tuple[str, ...], max_parall
                 tail = (run.run_dir / f"{step.name}.concurrent.err").read_text().strip().splitlines()[-5:]
                 raise RuntimeError(f"{step.name} (concurrent re-run) exited {proc.returncode}: {' | '.join(tail)}")
             done.add(step.name)
-    finally:  # a failed or interrupted measurement leaves no phase process behind
+    finally:  # a failed or interrupted measurement leaves no phase process behind, nor the lock
         for _step, proc, _started in running.values():
             proc.kill()
             proc.wait()
+        locking.release(engine, run.run_id)
     return {"steps": list(names), "max_parallel": max_parallel, "wall_s": round(time.perf_counter() - t0, 3),
             "step_wall_s": walls}
 
