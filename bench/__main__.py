@@ -398,11 +398,7 @@ def _shard_equality(args) -> int:
     result = shard_equality(size, args.db, args.sessions, args.shards, args.rerun_shard, args.shard_parallel,
                             Path(args.workdir) if args.workdir else None, progress=lambda m: print(m, flush=True))
     result |= {"started": started.isoformat(), "seconds": round(time.perf_counter() - t0, 1), "machine": machine()}
-    path = out / "raw" / f"shard-equality-{started.strftime('%Y%m%d-%H%M%S')}.json"
-    path.write_text(json.dumps(result, indent=1, default=str))
-    print()
-    print(equality_table(result))
-    print(f"\n{result['seconds']:.0f} s in all; results: {path}")
+    _save(out, "shard-equality", started, result, equality_table(result))
     return 0 if result["ok"] else 1
 
 
@@ -418,12 +414,17 @@ def _retention(args) -> int:
                              old_key=not args.no_old_key, vacuum_after=not args.no_vacuum,
                              progress=lambda msg: print(msg, flush=True))
     result |= {"started": started.isoformat(), "seconds": round(time.perf_counter() - t0, 1), "machine": machine()}
-    path = out / "raw" / f"retention-{started.strftime('%Y%m%d-%H%M%S')}.json"
+    _save(out, "retention", started, result, retention_table(result))
+    return 0
+
+
+def _save(out: Path, kind: str, started: datetime, result: dict, table: str) -> None:
+    """Write ``result`` to ``<out>/raw/<kind>-<timestamp>.json`` and print ``table`` and where it went."""
+    path = out / "raw" / f"{kind}-{started.strftime('%Y%m%d-%H%M%S')}.json"
     path.write_text(json.dumps(result, indent=1, default=str))
     print()
-    print(retention_table(result))
+    print(table)
     print(f"\n{result['seconds']:.0f} s in all; results: {path}")
-    return 0
 
 
 if __name__ == "__main__":

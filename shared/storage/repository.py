@@ -306,14 +306,23 @@ def load_positions(
     """Non-deleted positions held at some point in ``[start, end]`` (entry <= end, exit null or > start),
     every column or only ``columns``."""
     t = m.Position.__table__
-    stmt = (select(t) if columns is None else select(*(t.c[c] for c in columns))).where(t.c.deleted_at.is_(None))
+    stmt = _held_between(select(t) if columns is None else select(*(t.c[c] for c in columns)), portfolio_ids,
+                         start, end)
+    return read_frame(session, stmt.order_by(t.c.portfolio_id, t.c.id))
+
+
+def _held_between(stmt, portfolio_ids: Sequence[str] | None, start: date | None, end: date | None):
+    """``stmt`` (a select from ``positions``) limited to the non-deleted positions of ``portfolio_ids`` held
+    at some point in ``[start, end]`` (entry <= end, exit null or >= start)."""
+    t = m.Position.__table__
+    stmt = stmt.where(t.c.deleted_at.is_(None))
     if portfolio_ids is not None:
         stmt = stmt.where(_in(t.c.portfolio_id, portfolio_ids))
     if end is not None:
         stmt = stmt.where(t.c.entry_date <= end)
     if start is not None:
         stmt = stmt.where(or_(t.c.exit_date.is_(None), t.c.exit_date >= start))
-    return read_frame(session, stmt.order_by(t.c.portfolio_id, t.c.id))
+    return stmt
 
 
 def load_held_symbols(session: Session, portfolio_ids: Sequence[str] | None = None, *, start: date | None = None,
@@ -321,13 +330,7 @@ def load_held_symbols(session: Session, portfolio_ids: Sequence[str] | None = No
     """The distinct (symbol, underlying_symbol, investment_class) of the positions :func:`load_positions`
     selects: one row a symbol and class, never one a position (20,000 rows for an XL book of 2 M positions)."""
     t = m.Position.__table__
-    stmt = select(t.c.symbol, t.c.underlying_symbol, t.c.investment_class).where(t.c.deleted_at.is_(None))
-    if portfolio_ids is not None:
-        stmt = stmt.where(_in(t.c.portfolio_id, portfolio_ids))
-    if end is not None:
-        stmt = stmt.where(t.c.entry_date <= end)
-    if start is not None:
-        stmt = stmt.where(or_(t.c.exit_date.is_(None), t.c.exit_date >= start))
+    stmt = _held_between(select(t.c.symbol, t.c.underlying_symbol, t.c.investment_class), portfolio_ids, start, end)
     return read_frame(session, stmt.distinct().order_by(t.c.symbol, t.c.underlying_symbol, t.c.investment_class))
 
 
