@@ -266,13 +266,40 @@ def run_subdag_concurrently(run: PipelineRun, names: tuple[str, ...], max_parall
             "step_wall_s": walls}
 
 
+def run_as_dag(db: Database, plan: Plan, start: str, end: str, workdir: Path, max_parallel: int) -> dict:
+    """The whole run as ``sigmabatch run`` schedules it (:class:`~workflows.local.LocalRunner`: each step
+    starts when its upstream steps are done, at most ``max_parallel`` at once, BLAS pinned to one thread):
+    the wall time from start to the exit handler's end, which is what an operator waits for; each step's own
+    wall time (first start to last exit, retries included) beside it."""
+    from shared.settings import Settings
+
+    run_id = f"bench-dag-{plan.size}-{int(time.time() * 1000) % 10**9}"
+    env = {**_env(db, plan, workdir / run_id / "artifacts", floor=False), "SIGMABATCH_BENCH_COPY_FLOOR": "0"}
+    child = {k: v for k, v in env.items() if k.startswith("SIGMABATCH_") or k in BLAS or k == "PYTHONPATH"}
+    runner = LocalRunner(Settings.from_env(env), max_parallel=max_parallel, env=child, workdir=workdir / run_id,
+                         max_retries=0)
+    t0 = time.perf_counter()
+    outcome = runner.run(start_date=start, end_date=end, run_id=run_id)
+    wall = time.perf_counter() - t0
+    if outcome.status not in ("completed", "partial"):  # partial: a step kept what it could (as in the sequential run)
+        bad = {n: s.error or s.status for n, s in outcome.steps.items() if s.status in ("failed", "not-run")}
+        raise RuntimeError(f"the run as the DAG schedules it ended {outcome.status} (exit {outcome.exit_code}): {bad}")
+    return {"max_parallel": max_parallel, "wall_s": round(wall, 3), "status": outcome.status,
+            "partial_steps": sorted(n for n, s in outcome.steps.items() if s.status == "partial"),
+            "step_wall_s": {n: round(s.seconds, 3) for n, s in outcome.steps.items()}}
+
+
 def bench_case(size: str, case: str, db_kind: str, repeat: int, workdir: Path | None = None,
                progress=print, backfill_sessions: int = 252, portfolios: int | None = None,
-               only: tuple[str, ...] = (), shard_positions: int = 0, shard_parallel: int = 1) -> dict:
+               only: tuple[str, ...] = (), shard_positions: int = 0, shard_parallel: int = 1,
+               dag_parallel: int = 0) -> dict:
     """Load the universe for (size, case) and run the pipeline ``repeat`` times; all measurements.
 
     ``shard_positions``: run sharded (``SIGMABATCH_SHARD_POSITIONS``; fanned-out steps once per shard, at most
-    ``shard_parallel`` at once); phase 6 is then not re-run as the DAG schedules it."""
+    ``shard_parallel`` at once); phase 6 is then not re-run as the DAG schedules it. ``dag_parallel``: after
+    each repeat, the same run once more from the same starting state as ``sigmabatch run`` schedules it
+    (:func:`run_as_dag`, that many steps at once): the backfill on a freshly loaded database, the nightly
+    after its session is undone."""
     plan = Plan.of(size, backfill_sessions=backfill_sessions, portfolios=portfolios)
     workdir = workdir or Path(tempfile.mkdtemp(prefix=f"sigmabatch-bench-{size}-"))
     start = plan.end if case == "nightly" else plan.backfill_start
@@ -307,6 +334,18 @@ def bench_case(size: str, case: str, db_kind: str, repeat: int, workdir: Path | 
                 runs[-1]["phase6_dag"] = sub = run_subdag_concurrently(run, PHASE6_STEPS, LocalRunner.max_parallel)
                 progress(f"  [{size} {case}] phase 6 as the DAG runs it ({sub['max_parallel']} at once): "
                          f"{sub['wall_s']:.1f} s {sub['step_wall_s']}")
+            if dag_parallel:
+                if case == "backfill":
+                    db.drop()
+                    db = Database.create(db_kind, name, workdir)
+                    db.migrate()
+                    load(plan, case, db.url, db.conninfo)
+                else:
+                    reset_nightly(db.url, plan.end)
+                runs[-1]["dag"] = d = run_as_dag(db, plan, start.isoformat(), plan.end.isoformat(), workdir,
+                                                 dag_parallel)
+                progress(f"  [{size} {case}] the whole run as the DAG schedules it ({dag_parallel} steps at once): "
+                         f"{d['wall_s']:.1f} s, {d['status']} {d['partial_steps'] or ''} {d['step_wall_s']}")
     finally:
         if db is not None and os.environ.get("SIGMABATCH_BENCH_KEEP") != "1":  # keep: for profiling a phase
             db.drop()
