@@ -9,7 +9,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event, text
-from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared.errors import ConfigError, SigmabatchError
@@ -82,14 +82,35 @@ def alembic_config(url: str):
     return cfg
 
 
+@lru_cache(maxsize=1)
+def head_revision() -> str:
+    """The newest Alembic revision of the migration scripts (read once a process)."""
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The database's Alembic revision; None when it has none or cannot be read (the caller migrates)."""
+    try:
+        with engine.connect() as conn:
+            return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    except SQLAlchemyError:
+        return None
+
+
 def migrate(engine: Engine, attempts: int = 5) -> None:
     """Bring the schema to the newest Alembic revision (idempotent, safe when processes race).
 
-    On PostgreSQL concurrent migrations are serialised by a transaction-level advisory lock; on SQLite a
-    process that loses the race retries once the winner has committed (its upgrade is then a no-op).
+    A database already at the newest revision is left alone after one query (every step of a run calls
+    this; Alembic's own upgrade reads and compiles every migration script each time). On PostgreSQL
+    concurrent migrations are serialised by a transaction-level advisory lock; on SQLite a process that
+    loses the race retries once the winner has committed (its upgrade is then a no-op).
     """
     from alembic import command
 
+    if current_revision(engine) == head_revision():
+        return
     cfg = alembic_config(engine.url.render_as_string(hide_password=False))
     for attempt in range(attempts):
         try:
