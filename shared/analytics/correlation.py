@@ -369,7 +369,8 @@ def average_linkage_labels(D: np.ndarray, cut: float) -> np.ndarray:
     in the same floating-point operations — one chain step of every matrix per iteration, so the merges
     and their distances are scipy's bit for bit. The flat cut of the sorted dendrogram joins exactly the
     pairs merged at distance ≤ ``cut`` (sorted merge distances: a node is within the cut when its own
-    distance is), so a merge within the cut unites the labels of its two sides. About 2–3 k iterations
+    distance is), so a merge within the cut unites the labels of its two sides; a matrix is left once no
+    two of its live clusters are within the cut (checked every 8 steps). At most about 2–3 k iterations
     of (G, k) array operations instead of G calls of ``linkage``.
     """
     G, k = D.shape[:2]
@@ -380,7 +381,18 @@ def average_linkage_labels(D: np.ndarray, cut: float) -> np.ndarray:
     left = np.full(G, k - 1)                                            # merges still to do
     label = np.tile(np.arange(k), (G, 1))
     rows = np.arange(G)
+    off = ~np.eye(k, dtype=bool)
+    step = 0
     while len(rows):
+        step += 1
+        if step % 8 == 0:
+            # done when no two live clusters are within the cut: a merged distance is a weighted mean of
+            # distances (≥ their minimum, up to rounding far below the margin), so no later merge is
+            s = size[rows] > 0
+            live = s[:, :, None] & s[:, None, :] & off
+            rows = rows[np.where(live, D[rows], np.inf).min((1, 2)) <= cut + 1e-9]
+            if not len(rows):
+                break
         c = clen[rows]
         s = size[rows]
         start = c == 0                                                  # a new chain: the first live slot
@@ -441,21 +453,38 @@ def pairwise_correlation_stack(Rp: np.ndarray, min_periods: int) -> tuple[np.nda
 
 
 def repair_psd_stack(C: np.ndarray, tol: float = -1e-10) -> np.ndarray:
-    """:func:`repair_psd` of every (k, k) matrix of the stack (one batched ``eigh``)."""
+    """:func:`repair_psd` of every (k, k) matrix of the stack (one batched ``eigh`` of the matrices that
+    may need the repair).
+
+    ``eigh`` (with eigenvectors) is only needed where the smallest eigenvalue may be below ``tol``.
+    The others are found cheaply with a margin of 1e-8, far above the eigenvalues' rounding errors
+    (≈ k² × 1e-16): the whole stack at once when the Cholesky factors of every ``C − 1e-8 I`` exist
+    (all eigenvalues above 1e-8; numpy refuses the stack if one fails), else matrix by matrix from
+    ``eigvalsh`` (smallest eigenvalue ≥ tol + 1e-8). The repaired matrices are the same as with ``eigh``
+    of the whole stack (it computes each matrix on its own).
+    """
     C = (C + C.transpose(0, 2, 1)) / 2.0
-    vals, vecs = np.linalg.eigh(C)
-    bad = vals.min(1) < tol
-    if bad.any():
-        v = np.clip(vals[bad], 0.0, None)
-        V = vecs[bad]
+    k = C.shape[1]
+    try:
+        np.linalg.cholesky(C - 1e-8 * np.eye(k))
+        return C
+    except np.linalg.LinAlgError:
+        pass
+    check = np.flatnonzero(np.linalg.eigvalsh(C).min(1) < tol + 1e-8)
+    if not len(check):
+        return C
+    vals, vecs = np.linalg.eigh(C[check])
+    low = vals.min(1) < tol
+    if low.any():
+        v = np.clip(vals[low], 0.0, None)
+        V = vecs[low]
         R = (V * v[:, None, :]) @ V.transpose(0, 2, 1)
-        k = C.shape[1]
         diag = np.arange(k)
         dd = np.sqrt(np.clip(R[:, diag, diag], 1e-300, None))
         R = R / dd[:, :, None] / dd[:, None, :]
         R = (R + R.transpose(0, 2, 1)) / 2.0
         R[:, diag, diag] = 1.0
-        C[bad] = R
+        C[check[low]] = R
     return C
 
 

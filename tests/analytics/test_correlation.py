@@ -135,7 +135,24 @@ def test_stacked_kernels_equal_the_single_matrix_ones():
     Cf[0, 0, 2] = Cf[0, 2, 0] = -0.99  # not PSD: needs the repair
     P = repair_psd_stack(Cf)
     for g in range(G):
-        np.testing.assert_allclose(P[g], repair_psd(Cf[g]), atol=1e-12)
+        np.testing.assert_array_equal(P[g], repair_psd(Cf[g]))          # one eigh a matrix: the same bits
+    assert not np.allclose(P[0], Cf[0]) and np.array_equal(P[1:], (Cf[1:] + Cf[1:].transpose(0, 2, 1)) / 2)
+    # every matrix positive definite (one Cholesky of the stack), and singular ones (eigenvalues ±1e-16, in
+    # the margin: decided by eigh like the rest): none repaired
+    X = rng.normal(size=(G, T, k))
+    X[1:, :, 0] = X[1:, :, 1] + X[1:, :, 2]
+    S = np.stack([np.corrcoef(x.T) for x in X])
+    for Q in (S[:1], S):
+        np.testing.assert_array_equal(repair_psd_stack(Q), (Q + Q.transpose(0, 2, 1)) / 2)
+        for g in range(len(Q)):
+            np.testing.assert_array_equal(repair_psd_stack(Q)[g], repair_psd(Q[g]))
+    # smallest eigenvalue -5e-9 (repaired) or -5e-11 (kept, tol -1e-10), alone in a stack
+    V, _ = np.linalg.qr(rng.normal(size=(k, k)))
+    for low, repaired in ((-5e-9, True), (-5e-11, False)):
+        Q = ((V * np.r_[low, np.linspace(0.5, 2.0, k - 1)]) @ V.T)[None]
+        Q = (Q + Q.transpose(0, 2, 1)) / 2
+        np.testing.assert_array_equal(repair_psd_stack(Q)[0], repair_psd(Q[0]))
+        assert np.array_equal(repair_psd_stack(Q), Q) != repaired
     groups = cluster_groups(P[0], 0.7)
     ref = correlation_clusters(P[0], [str(i) for i in range(k)], threshold=0.7)
     assert sorted(sorted(map(int, g["symbol"])) for _, g in ref.groupby("cluster_number")) == \
