@@ -57,7 +57,12 @@ def run(ctx: PhaseContext) -> PhaseResult:
     merged = merged[merged["symbol"].isin(logret.columns)]
     filt = position_filters_at(merged, gross, logret, window=WINDOW, first_row=1,
                                min_position_value=MIN_VALUE, min_weight=MIN_WEIGHT)
-    inc = filt[filt["included"]].merge(merged, on=["calculation_date", "portfolio_id", "symbol"])
+    # filt has merged's rows in merged's order (both one row per key, sorted by the keys): no join needed
+    key_cols = ["calculation_date", "portfolio_id", "symbol"]
+    if not filt[key_cols].reset_index(drop=True).equals(merged[key_cols].reset_index(drop=True)):
+        raise RuntimeError("position_filters_at changed the rows of the merged positions")
+    included = filt["included"].to_numpy()
+    inc = filt[included].assign(market_value=merged["market_value"].to_numpy()[included])
     # both sorted by (date, portfolio_id, symbol): each (date, portfolio) is one contiguous slice
     f_keys = pd.MultiIndex.from_frame(filt[["calculation_date", "portfolio_id"]])
     pairs_idx = f_keys.unique()

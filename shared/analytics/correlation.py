@@ -546,8 +546,9 @@ def correlation_blocks(log_returns: np.ndarray, ends: np.ndarray, col: np.ndarra
     Notes
     -----
     Pairs are batched by their number of positions k across dates: a size group is a (G, window, k) stack
-    gathered from ``log_returns`` (masked Gram products for the correlations, one stacked ``eigh`` for
-    the PSD check and repair, reductions over the stack for the rest); only pairs with some entry at
+    gathered from ``log_returns`` (masked Gram products for the correlations, one Cholesky of the stack for
+    the PSD check, ``eigh`` only where a repair may be needed, reductions over the stack for the rest);
+    only pairs with some entry at
     |ρ| ≥ threshold after repair are clustered (no entry within the cut means no cluster), all of a size
     at once (:func:`average_linkage_labels`: scipy's linkage replayed on the stack).
     """
@@ -559,14 +560,17 @@ def correlation_blocks(log_returns: np.ndarray, ends: np.ndarray, col: np.ndarra
     single = k_all == 1                                 # one position: no pair, but one effective position
     eff[single], conc[single] = 1.0, 0.0
     offsets = np.arange(-window + 1, 1)
+    flat, n_cols = np.ascontiguousarray(log_returns).ravel(), log_returns.shape[1]
     for k in np.unique(k_all[k_all >= 2]).tolist():
         of_size = np.flatnonzero(k_all == k)
         for b0 in range(0, len(of_size), group_block):
             idx = of_size[b0:b0 + group_block]
             pos = i_start[idx][:, None] + np.arange(k)[None, :]             # (G, k) rows of the included frame
             rows = ends[idx][:, None] + offsets[None, :]                    # (G, T) rows of log_returns
-            Rp = np.where((rows >= max(first_row, 0))[:, :, None],
-                          log_returns[np.maximum(rows, 0)[:, :, None], col[pos][:, None, :]], np.nan)  # (G, T, k)
+            Rp = flat[(np.maximum(rows, 0) * n_cols)[:, :, None] + col[pos][:, None, :]]  # (G, T, k)
+            early = rows < max(first_row, 0)
+            if early.any():
+                Rp[early] = np.nan
             _size_group(Rp, idx, pos, i_mv, col, kept[idx], min_periods, threshold, overall, eff, conc,
                         clusters, parts)
     pairs = None

@@ -247,6 +247,13 @@ def test_correlation_blocks_equal_the_per_portfolio_functions():
     assert n_clusters >= 2 and set(res.pairs[0]) == {1, 4}
     shifted = correlation_blocks(L, ends - 1, col, i_start, i_stop, mv, kept, window=90, first_row=1)
     assert not np.allclose(shifted.overall[:3], res.overall[:3], rtol=1e-9)
+    # rows before first_row are missing (row 0 is NaN anyway: first_row 3 leaves out rows 1 and 2 too)
+    blanked = L.copy()
+    blanked[:3] = np.nan
+    late = correlation_blocks(L, ends, col, i_start, i_stop, mv, kept, window=90, first_row=3)
+    ref = correlation_blocks(blanked, ends, col, i_start, i_stop, mv, kept, window=90, first_row=0)
+    np.testing.assert_array_equal(late.overall, ref.overall)
+    assert not np.array_equal(late.overall, res.overall, equal_nan=True)
 
 
 def test_average_linkage_labels_equal_scipy():
