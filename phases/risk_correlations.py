@@ -57,7 +57,12 @@ def run(ctx: PhaseContext) -> PhaseResult:
     merged = merged[merged["symbol"].isin(logret.columns)]
     filt = position_filters_at(merged, gross, logret, window=WINDOW, first_row=1,
                                min_position_value=MIN_VALUE, min_weight=MIN_WEIGHT)
-    inc = filt[filt["included"]].merge(merged, on=["calculation_date", "portfolio_id", "symbol"])
+    # filt has merged's rows in merged's order (both one row per key, sorted by the keys): no join needed
+    key_cols = ["calculation_date", "portfolio_id", "symbol"]
+    if not filt[key_cols].reset_index(drop=True).equals(merged[key_cols].reset_index(drop=True)):
+        raise RuntimeError("position_filters_at changed the rows of the merged positions")
+    included = filt["included"].to_numpy()
+    inc = filt[included].assign(market_value=merged["market_value"].to_numpy()[included])
     # both sorted by (date, portfolio_id, symbol): each (date, portfolio) is one contiguous slice
     f_keys = pd.MultiIndex.from_frame(filt[["calculation_date", "portfolio_id"]])
     pairs_idx = f_keys.unique()
@@ -101,16 +106,11 @@ def _frames(p_date: np.ndarray, p_pid: np.ndarray, n_filtered: np.ndarray, k_all
                          "overall_correlation": res.overall, "effective_positions": res.effective,
                          "correlation_concentration_score": res.concentration})
     clusters = pd.DataFrame()
-    if res.clusters:
-        cl = res.clusters
-        sizes = [len(x[2]) for x in cl]
-        js = [x[0] for x in cl]
-        clusters = pd.DataFrame({
-            "cluster_number": np.repeat([x[1] for x in cl], sizes).astype(np.int64),
-            "symbol": i_sym[np.concatenate([x[2] for x in cl])],
-            "portfolio_id": np.repeat(p_pid[js], sizes), "duration_days": WINDOW,
-            "calculation_date": np.repeat(p_date[js], sizes), "avg_correlation": np.repeat([x[3] for x in cl], sizes),
-            "weight": np.concatenate([x[4] for x in cl])})
+    if res.clusters is not None and len(res.clusters[0]):
+        j, number, row, avg, weight = res.clusters
+        clusters = pd.DataFrame({"cluster_number": number, "symbol": i_sym[row], "portfolio_id": p_pid[j],
+                                 "duration_days": WINDOW, "calculation_date": p_date[j], "avg_correlation": avg,
+                                 "weight": weight})
     return calc, clusters
 
 

@@ -316,7 +316,8 @@ def position_filters_at(positions: pd.DataFrame, portfolio_value: pd.Series, log
 # --- stacked versions: many portfolios' blocks at once (phase 6c) ---------------------------------
 
 def cluster_groups(C: np.ndarray, threshold: float) -> list[np.ndarray]:
-    """The clusters of :func:`correlation_clusters` as position arrays, in its numbering order.
+    """The clusters of :func:`correlation_clusters` as position arrays, in its numbering order (the
+    one-matrix reference of the stacked :func:`average_linkage_labels`).
 
     Same distance and average linkage; the flat cut (cophenetic distance ≤ 1 − threshold, as
     ``fcluster(criterion="distance")``: the highest merges whose whole subtree is within the cut) is
@@ -345,6 +346,93 @@ def cluster_groups(C: np.ndarray, threshold: float) -> list[np.ndarray]:
     return groups
 
 
+def average_linkage_labels(D: np.ndarray, cut: float) -> np.ndarray:
+    """Flat average-linkage clusters of a stack of distance matrices, cut at ``cut``.
+
+    Parameters
+    ----------
+    D : ndarray, shape (G, k, k)
+        Symmetric distance matrices (finite, zero diagonal), k ≥ 2.
+    cut : float
+        Positions joined by a merge at distance ≤ ``cut`` share a cluster (``fcluster(criterion="distance")``).
+
+    Returns
+    -------
+    ndarray of int, shape (G, k)
+        A cluster label per position (labels are position numbers, otherwise arbitrary).
+
+    Notes
+    -----
+    Replays scipy's ``hierarchy.linkage(method="average")`` — the nearest-neighbour chain of
+    ``_hierarchy.nn_chain``, its tie-breaking (the previous chain element first, else the lowest
+    position) and its distance update :math:`d(x \\cup y, i) = (n_x d(x, i) + n_y d(y, i)) / (n_x + n_y)`
+    in the same floating-point operations — one chain step of every matrix per iteration, so the merges
+    and their distances are scipy's bit for bit. The flat cut of the sorted dendrogram joins exactly the
+    pairs merged at distance ≤ ``cut`` (sorted merge distances: a node is within the cut when its own
+    distance is), so a merge within the cut unites the labels of its two sides; a matrix is left once no
+    two of its live clusters are within the cut (checked every 8 steps). At most about 2–3 k iterations
+    of (G, k) array operations instead of G calls of ``linkage``.
+    """
+    G, k = D.shape[:2]
+    D = np.array(D, dtype=np.float64)                                   # updated in place
+    size = np.ones((G, k))                                              # 0: merged into another slot
+    chain = np.zeros((G, k), dtype=np.intp)
+    clen = np.zeros(G, dtype=np.intp)
+    left = np.full(G, k - 1)                                            # merges still to do
+    label = np.tile(np.arange(k), (G, 1))
+    rows = np.arange(G)
+    off = ~np.eye(k, dtype=bool)
+    step = 0
+    while len(rows):
+        step += 1
+        if step % 8 == 0:
+            # done when no two live clusters are within the cut: a merged distance is a weighted mean of
+            # distances (≥ their minimum, up to rounding far below the margin), so no later merge is
+            s = size[rows] > 0
+            live = s[:, :, None] & s[:, None, :] & off
+            rows = rows[np.where(live, D[rows], np.inf).min((1, 2)) <= cut + 1e-9]
+            if not len(rows):
+                break
+        c = clen[rows]
+        s = size[rows]
+        start = c == 0                                                  # a new chain: the first live slot
+        if start.any():
+            chain[rows[start], 0] = np.argmax(s[start] > 0, axis=1)
+            c[start] = 1
+        at = np.arange(len(rows))
+        x = chain[rows, c - 1]
+        d = D[rows, x]                                                  # (L, k) distances from the chain's end
+        d[s == 0] = np.inf
+        d[at, x] = np.inf
+        prev = chain[rows, np.maximum(c - 2, 0)]
+        dprev = d[at, prev]
+        a = d.argmin(1)                                                 # the lowest position at the minimum
+        merge = (c > 1) & ~(d[at, a] < dprev)                           # the previous element is a nearest one
+        ext = ~merge
+        chain[rows[ext], c[ext]] = a[ext]
+        clen[rows] = np.where(merge, c - 2, c + 1)
+        if merge.any():
+            r = rows[merge]
+            lo, hi = np.minimum(x[merge], prev[merge]), np.maximum(x[merge], prev[merge])
+            within = dprev[merge] <= cut
+            if within.any():
+                rw = r[within]
+                lab = label[rw]
+                label[rw] = np.where(lab == label[rw, lo[within]][:, None], label[rw, hi[within]][:, None], lab)
+            nx, ny = size[r, lo], size[r, hi]
+            size[r, lo] = 0.0
+            size[r, hi] = nx + ny
+            new = (nx[:, None] * D[r, lo] + ny[:, None] * D[r, hi]) / (nx + ny)[:, None]
+            upd = size[r] > 0
+            upd[np.arange(len(r)), hi] = False
+            new = np.where(upd, new, D[r, hi])
+            D[r, hi] = new
+            D[r, :, hi] = new
+            left[r] -= 1
+            rows = rows[left[rows] > 0]
+    return label
+
+
 def pairwise_correlation_stack(Rp: np.ndarray, min_periods: int) -> tuple[np.ndarray, np.ndarray]:
     """:func:`pairwise_correlation` of every (T, k) slice of ``Rp`` (k ≤ one block), and the pair counts."""
     valid = ~np.isnan(Rp).transpose(0, 2, 1)                            # (G, k, T)
@@ -365,30 +453,48 @@ def pairwise_correlation_stack(Rp: np.ndarray, min_periods: int) -> tuple[np.nda
 
 
 def repair_psd_stack(C: np.ndarray, tol: float = -1e-10) -> np.ndarray:
-    """:func:`repair_psd` of every (k, k) matrix of the stack (one batched ``eigh``)."""
+    """:func:`repair_psd` of every (k, k) matrix of the stack (one batched ``eigh`` of the matrices that
+    may need the repair).
+
+    ``eigh`` (with eigenvectors) is only needed where the smallest eigenvalue may be below ``tol``.
+    The others are found cheaply with a margin of 1e-8, far above the eigenvalues' rounding errors
+    (≈ k² × 1e-16): the whole stack at once when the Cholesky factors of every ``C − 1e-8 I`` exist
+    (all eigenvalues above 1e-8; numpy refuses the stack if one fails), else matrix by matrix from
+    ``eigvalsh`` (smallest eigenvalue ≥ tol + 1e-8). The repaired matrices are the same as with ``eigh``
+    of the whole stack (it computes each matrix on its own).
+    """
     C = (C + C.transpose(0, 2, 1)) / 2.0
-    vals, vecs = np.linalg.eigh(C)
-    bad = vals.min(1) < tol
-    if bad.any():
-        v = np.clip(vals[bad], 0.0, None)
-        V = vecs[bad]
+    k = C.shape[1]
+    try:
+        np.linalg.cholesky(C - 1e-8 * np.eye(k))
+        return C
+    except np.linalg.LinAlgError:
+        pass
+    check = np.flatnonzero(np.linalg.eigvalsh(C).min(1) < tol + 1e-8)
+    if not len(check):
+        return C
+    vals, vecs = np.linalg.eigh(C[check])
+    low = vals.min(1) < tol
+    if low.any():
+        v = np.clip(vals[low], 0.0, None)
+        V = vecs[low]
         R = (V * v[:, None, :]) @ V.transpose(0, 2, 1)
-        k = C.shape[1]
         diag = np.arange(k)
         dd = np.sqrt(np.clip(R[:, diag, diag], 1e-300, None))
         R = R / dd[:, :, None] / dd[:, None, :]
         R = (R + R.transpose(0, 2, 1)) / 2.0
         R[:, diag, diag] = 1.0
-        C[bad] = R
+        C[check[low]] = R
     return C
 
 
 class CorrelationBlocks(NamedTuple):
     """What :func:`correlation_blocks` computes for P (date, portfolio) pairs.
 
-    ``overall``, ``effective``, ``concentration``: arrays (P,), NaN where not defined. ``clusters``: one
-    tuple per cluster, ``(pair j, cluster number from 1, member rows of the included frame (array),
-    average |ρ| among the members, member weights |MV| / Σ|MV|)``, in pair order. ``pairs``: ``(pair j,
+    ``overall``, ``effective``, ``concentration``: arrays (P,), NaN where not defined. ``clusters``: ``(pair
+    j, cluster number from 1, row of the included frame, average |ρ| among the cluster's members, weight
+    |MV| / Σ|MV|)`` arrays, one entry per cluster member, in pair order, then cluster number, then
+    position (None when no pair has a cluster). ``pairs``: ``(pair j,
     column of symbol 1, column of symbol 2, ρ, data points)`` arrays of every finite upper-triangle entry
     of the kept pairs, pair order then triangle order (None when no pair is kept).
     """
@@ -396,7 +502,7 @@ class CorrelationBlocks(NamedTuple):
     overall: np.ndarray
     effective: np.ndarray
     concentration: np.ndarray
-    clusters: list
+    clusters: tuple | None
     pairs: tuple | None
 
 
@@ -440,9 +546,11 @@ def correlation_blocks(log_returns: np.ndarray, ends: np.ndarray, col: np.ndarra
     Notes
     -----
     Pairs are batched by their number of positions k across dates: a size group is a (G, window, k) stack
-    gathered from ``log_returns`` (masked Gram products for the correlations, one stacked ``eigh`` for
-    the PSD check and repair, reductions over the stack for the rest); only pairs with some entry at
-    |ρ| ≥ threshold after repair go through the linkage (no entry within the cut means no cluster).
+    gathered from ``log_returns`` (masked Gram products for the correlations, one Cholesky of the stack for
+    the PSD check, ``eigh`` only where a repair may be needed, reductions over the stack for the rest);
+    only pairs with some entry at
+    |ρ| ≥ threshold after repair are clustered (no entry within the cut means no cluster), all of a size
+    at once (:func:`average_linkage_labels`: scipy's linkage replayed on the stack).
     """
     P = len(ends)
     k_all = (i_stop - i_start).astype(np.int64)
@@ -452,14 +560,17 @@ def correlation_blocks(log_returns: np.ndarray, ends: np.ndarray, col: np.ndarra
     single = k_all == 1                                 # one position: no pair, but one effective position
     eff[single], conc[single] = 1.0, 0.0
     offsets = np.arange(-window + 1, 1)
+    flat, n_cols = np.ascontiguousarray(log_returns).ravel(), log_returns.shape[1]
     for k in np.unique(k_all[k_all >= 2]).tolist():
         of_size = np.flatnonzero(k_all == k)
         for b0 in range(0, len(of_size), group_block):
             idx = of_size[b0:b0 + group_block]
             pos = i_start[idx][:, None] + np.arange(k)[None, :]             # (G, k) rows of the included frame
             rows = ends[idx][:, None] + offsets[None, :]                    # (G, T) rows of log_returns
-            Rp = np.where((rows >= max(first_row, 0))[:, :, None],
-                          log_returns[np.maximum(rows, 0)[:, :, None], col[pos][:, None, :]], np.nan)  # (G, T, k)
+            Rp = flat[(np.maximum(rows, 0) * n_cols)[:, :, None] + col[pos][:, None, :]]  # (G, T, k)
+            early = rows < max(first_row, 0)
+            if early.any():
+                Rp[early] = np.nan
             _size_group(Rp, idx, pos, i_mv, col, kept[idx], min_periods, threshold, overall, eff, conc,
                         clusters, parts)
     pairs = None
@@ -467,8 +578,11 @@ def correlation_blocks(log_returns: np.ndarray, ends: np.ndarray, col: np.ndarra
         key = np.concatenate([p[0] for p in parts])
         order = np.argsort(key, kind="stable")                          # pair order, triangle order within
         pairs = (key[order], *(np.concatenate([p[i] for p in parts])[order] for i in range(1, 5)))
-    clusters.sort(key=lambda x: x[0])                                   # pair order (stable: numbers)
-    return CorrelationBlocks(overall, eff, conc, clusters, pairs)
+    cl = None
+    if clusters:
+        order = np.argsort(np.concatenate([c[0] for c in clusters]), kind="stable")  # pair order (then numbers)
+        cl = tuple(np.concatenate([c[i] for c in clusters])[order] for i in range(5))
+    return CorrelationBlocks(overall, eff, conc, cl, pairs)
 
 
 def _size_group(Rp, idx, pos, i_mv, col, keep, min_periods, threshold, overall, eff, conc, clusters, parts) -> None:
@@ -499,20 +613,62 @@ def _size_group(Rp, idx, pos, i_mv, col, keep, min_periods, threshold, overall, 
         conc[idx] = 0.0 / gross_w
     D = 1.0 - np.abs(Cp)
     D = np.clip((D + D.transpose(0, 2, 1)) / 2.0, 0.0, 1.0)
-    cand = (D[:, iu[0], iu[1]] <= 1.0 - threshold).any(1)
-    for g in np.flatnonzero(cand).tolist():
-        j = int(idx[g])
-        groups = cluster_groups(Cp[g], threshold)
-        if not groups:
-            continue
-        aw = np.abs(W[g])
-        conc[j] = float(aw[np.sort(np.concatenate(groups))].sum() / gross_w[g])
-        for number, members in enumerate(groups, start=1):
-            block = np.abs(C[g][np.ix_(members, members)])
-            avg = float(np.nanmean(block[~np.eye(len(members), dtype=bool)]))
-            clusters.append((j, number, pos[g][members], avg, aw[members] / gross_w[g]))
+    cand = np.flatnonzero((D[:, iu[0], iu[1]] <= 1.0 - threshold).any(1))
+    if len(cand):
+        D = D[cand]
+        D[:, diag, diag] = 0.0
+        clusters.append(_cluster_rows(C[cand], average_linkage_labels(D, 1.0 - threshold), idx[cand], pos[cand],
+                                      np.abs(W[cand]), gross_w[cand], conc))
     if keep.any():
         fin = np.isfinite(U) & keep[:, None]
         S = col[pos]                                                    # symbols as columns of log_returns
         key = np.broadcast_to(idx[:, None], U.shape)[fin]
         parts.append((key, S[:, iu[0]][fin], S[:, iu[1]][fin], U[fin], N[:, iu[0], iu[1]][fin]))
+
+
+def _cluster_rows(C: np.ndarray, label: np.ndarray, j: np.ndarray, pos: np.ndarray, aw: np.ndarray,
+                  gross: np.ndarray, conc: np.ndarray) -> tuple:
+    """The member rows of the clusters of Q pairs of one size k (``label``: flat cluster labels, (Q, k);
+    ``C``: the blocks before repair, (Q, k, k); ``aw``: |MV|, (Q, k); ``gross``: Σ|MV|, (Q,)), numbered 1..
+    by decreasing size then first position, members in position order (as :func:`cluster_groups`).
+    Sets ``conc`` at ``j`` for the pairs with a cluster. Returns ``(pair, number, included row, average
+    |ρ| of the cluster, weight)`` arrays, one entry per member.
+
+    The sums are numpy's over the same elements in the same order as the per-pair code (one row of a
+    (pairs, elements) stack per pair, grouped by element count): the same pairwise summation, bit for bit.
+    """
+    Q, k = label.shape
+    key = np.arange(Q)[:, None] * k + label                             # one key per (pair, cluster)
+    n_of = np.bincount(key.ravel(), minlength=Q * k)
+    first = np.zeros(Q * k, dtype=np.intp)
+    u, at = np.unique(key.ravel(), return_index=True)
+    first[u] = at % k                                                   # the first position of each cluster
+    q0, p0 = np.nonzero(n_of[key] >= 2)                                 # clustered positions, pair by pair
+    if not len(q0):
+        return tuple(np.zeros(0, dtype=t) for t in (np.int64, np.int64, np.int64, np.float64, np.float64))
+    # concentration: the clustered |MV| of each pair summed in position order, over its gross
+    m_of = np.bincount(q0, minlength=Q)
+    for m in np.unique(m_of[m_of > 0]).tolist():
+        sel = m_of[q0] == m
+        qs = q0[sel][::m]
+        conc[j[qs]] = aw[q0[sel], p0[sel]].reshape(-1, m).sum(1) / gross[qs]
+    kq = key[q0, p0]
+    size = n_of[kq]
+    order = np.lexsort((p0, first[kq], -size, q0))
+    q, p, kq, size = q0[order], p0[order], kq[order], size[order]
+    cl = np.cumsum(np.r_[True, kq[1:] != kq[:-1]]) - 1                 # cluster index of each member
+    number = cl - np.maximum.accumulate(np.where(np.r_[True, q[1:] != q[:-1]], cl, 0)) + 1
+    # average |ρ| (before repair) over each cluster's off-diagonal entries, row by row, NaN left out
+    avg = np.empty(len(q))
+    for m in np.unique(size).tolist():
+        sel = np.flatnonzero(size == m)
+        mem = p[sel].reshape(-1, m)
+        qm = q[sel][::m]
+        off = C[qm[:, None, None], mem[:, :, None], mem[:, None, :]][:, ~np.eye(m, dtype=bool)]
+        off = np.ascontiguousarray(np.abs(off))                         # rows contiguous: numpy's row sums
+        nan = np.isnan(off)
+        off[nan] = 0.0
+        with np.errstate(invalid="ignore", divide="ignore"):
+            a = off.sum(1) / (~nan).sum(1)
+        avg[sel] = np.repeat(a, m)
+    return j[q].astype(np.int64), number.astype(np.int64), pos[q, p], avg, aw[q, p] / gross[q]

@@ -135,7 +135,24 @@ def test_stacked_kernels_equal_the_single_matrix_ones():
     Cf[0, 0, 2] = Cf[0, 2, 0] = -0.99  # not PSD: needs the repair
     P = repair_psd_stack(Cf)
     for g in range(G):
-        np.testing.assert_allclose(P[g], repair_psd(Cf[g]), atol=1e-12)
+        np.testing.assert_array_equal(P[g], repair_psd(Cf[g]))          # one eigh a matrix: the same bits
+    assert not np.allclose(P[0], Cf[0]) and np.array_equal(P[1:], (Cf[1:] + Cf[1:].transpose(0, 2, 1)) / 2)
+    # every matrix positive definite (one Cholesky of the stack), and singular ones (eigenvalues ±1e-16, in
+    # the margin: decided by eigh like the rest): none repaired
+    X = rng.normal(size=(G, T, k))
+    X[1:, :, 0] = X[1:, :, 1] + X[1:, :, 2]
+    S = np.stack([np.corrcoef(x.T) for x in X])
+    for Q in (S[:1], S):
+        np.testing.assert_array_equal(repair_psd_stack(Q), (Q + Q.transpose(0, 2, 1)) / 2)
+        for g in range(len(Q)):
+            np.testing.assert_array_equal(repair_psd_stack(Q)[g], repair_psd(Q[g]))
+    # smallest eigenvalue -5e-9 (repaired) or -5e-11 (kept, tol -1e-10), alone in a stack
+    V, _ = np.linalg.qr(rng.normal(size=(k, k)))
+    for low, repaired in ((-5e-9, True), (-5e-11, False)):
+        Q = ((V * np.r_[low, np.linspace(0.5, 2.0, k - 1)]) @ V.T)[None]
+        Q = (Q + Q.transpose(0, 2, 1)) / 2
+        np.testing.assert_array_equal(repair_psd_stack(Q)[0], repair_psd(Q[0]))
+        assert np.array_equal(repair_psd_stack(Q), Q) != repaired
     groups = cluster_groups(P[0], 0.7)
     ref = correlation_clusters(P[0], [str(i) for i in range(k)], threshold=0.7)
     assert sorted(sorted(map(int, g["symbol"])) for _, g in ref.groupby("cluster_number")) == \
@@ -207,9 +224,21 @@ def test_correlation_blocks_equal_the_per_portfolio_functions():
         w = mv[i_start[j]:i_stop[j]]
         assert res.effective[j] == pytest.approx(effective_positions(Cp, w), rel=1e-10)
         ref = correlation_clusters(Cp, np.array(cols), 0.7)
-        mine = [(x[1], col[m]) for x in res.clusters if x[0] == j for m in x[2]]
+        of_j = res.clusters[0] == j
+        mine = list(zip(res.clusters[1][of_j], col[res.clusters[2][of_j]], strict=True))
         assert [(int(a), int(b)) for a, b in mine] == list(zip(ref["cluster_number"], ref["symbol"], strict=True))
         n_clusters += ref["cluster_number"].nunique()
+        aw = np.abs(w)
+        for number, names in ref.groupby("cluster_number")["symbol"]:
+            m = [cols.index(x) for x in names]
+            at = of_j & (res.clusters[1] == number)
+            block = np.abs(C[np.ix_(m, m)])
+            # the blocks themselves differ from pairwise_correlation's in the last bits (summation order)
+            np.testing.assert_allclose(res.clusters[3][at], np.nanmean(block[~np.eye(len(m), dtype=bool)]),
+                                       rtol=1e-12)
+            assert (res.clusters[4][at] == aw[m] / aw.sum()).all()
+        in_cluster = sorted(cols.index(x) for x in ref["symbol"])
+        assert res.concentration[j] == (aw[in_cluster].sum() / aw.sum() if in_cluster else 0.0)
         if kept[j]:
             sel = res.pairs[0] == j
             fin = np.isfinite(C[iu])
@@ -218,3 +247,90 @@ def test_correlation_blocks_equal_the_per_portfolio_functions():
     assert n_clusters >= 2 and set(res.pairs[0]) == {1, 4}
     shifted = correlation_blocks(L, ends - 1, col, i_start, i_stop, mv, kept, window=90, first_row=1)
     assert not np.allclose(shifted.overall[:3], res.overall[:3], rtol=1e-9)
+    # rows before first_row are missing (row 0 is NaN anyway: first_row 3 leaves out rows 1 and 2 too)
+    blanked = L.copy()
+    blanked[:3] = np.nan
+    late = correlation_blocks(L, ends, col, i_start, i_stop, mv, kept, window=90, first_row=3)
+    ref = correlation_blocks(blanked, ends, col, i_start, i_stop, mv, kept, window=90, first_row=0)
+    np.testing.assert_array_equal(late.overall, ref.overall)
+    assert not np.array_equal(late.overall, res.overall, equal_nan=True)
+
+
+def test_average_linkage_labels_equal_scipy():
+    """The stacked replay of scipy's nearest-neighbour chain == linkage(method="average") + fcluster at the
+    cut, matrix by matrix: random distances, distances on a coarse grid (ties everywhere, some exactly at
+    the cut) and correlated blocks."""
+    from scipy.cluster import hierarchy
+    from scipy.spatial.distance import squareform
+
+    from shared.analytics.correlation import average_linkage_labels
+
+    rng = np.random.default_rng(5)
+    cut = 1.0 - 0.7
+    for trial in range(24):
+        k = int(rng.integers(2, 26))
+        if trial % 3 == 0:
+            C = rng.uniform(-1, 1, (30, k, k))
+        elif trial % 3 == 1:
+            C = rng.choice([0.0, 0.3, 0.5, 0.7, 0.75, -0.8, 0.9], size=(30, k, k))
+        else:
+            X = rng.normal(size=(30, 60, 2)) @ rng.normal(size=(30, 2, k)) + rng.normal(size=(30, 60, k))
+            C = np.stack([np.corrcoef(x.T) for x in X])
+        D = np.clip(1.0 - np.abs((C + C.transpose(0, 2, 1)) / 2.0), 0.0, 1.0)
+        D[:, np.arange(k), np.arange(k)] = 0.0
+        lab = average_linkage_labels(D, cut)
+        for g in range(len(D)):
+            ref = hierarchy.fcluster(hierarchy.linkage(squareform(D[g], checks=False), method="average"), t=cut,
+                                     criterion="distance")
+            np.testing.assert_array_equal(lab[g][:, None] == lab[g][None, :], ref[:, None] == ref[None, :])
+
+
+def test_correlation_blocks_clusters_equal_the_per_pair_functions():
+    """Many pairs with several clusters each == correlation_clusters on each repaired block: the numbering
+    (decreasing size, then first position: a larger cluster after a smaller one in position order comes
+    first), the members, their weights, the concentration, and the average |ρ| with NaN pairs left out
+    (two members of a large cluster without 30 common rows)."""
+    rng = np.random.default_rng(17)
+    T, N = 100, 24
+    group = np.array([0, 1, 0, 2, 0, 3] * 4)                               # 0, 1, 2 correlated; 3 noise
+    F = rng.normal(0, 0.01, (T, 3))
+    L = rng.normal(0, 0.01, (T, N)) * np.where(group == 3, 1.0, 0.25)
+    for f in range(3):
+        L[:, group == f] += F[:, [f]] * (1.0 + 0.2 * rng.random(int((group == f).sum())))
+    L[0] = np.nan
+    L[60:, 0] = np.nan                                                     # columns 0 and 4 (group 0, 12
+    L[:45, 4] = np.nan                                                     # members) share 15 rows at the end
+    members = [np.sort(rng.choice(N, int(rng.integers(6, 17)), replace=False)) for _ in range(40)]
+    members += [np.arange(N), np.r_[1, 3, 7, 9, 13, 15, 19, 21, 0, 2, 4, 6, 8, 10]]
+    ends = rng.integers(40, T, len(members))
+    ends[-2:] = T - 1
+    col = np.concatenate(members)
+    i_stop = np.cumsum([len(x) for x in members])
+    i_start = i_stop - [len(x) for x in members]
+    mv = rng.choice([-1, 1], len(col)) * rng.uniform(1e4, 1e5, len(col))
+    res = correlation_blocks(L, ends, col, i_start, i_stop, mv, np.zeros(len(ends), bool), window=90, first_row=1)
+    seen = {"numbers": 0, "nan": 0, "larger_later": 0}
+    for j, e in enumerate(ends):
+        cols = list(members[j])
+        C = pairwise_correlation(L[max(1, e - 89): e + 1][:, cols], min_periods=30)
+        Cf = np.where(np.isfinite(C), C, 0.0)
+        np.fill_diagonal(Cf, 1.0)
+        ref = correlation_clusters(repair_psd(Cf), np.array(cols), 0.7)
+        of_j = res.clusters[0] == j
+        assert list(zip(res.clusters[1][of_j], col[res.clusters[2][of_j]], strict=True)) == \
+            list(zip(ref["cluster_number"], ref["symbol"], strict=True))
+        aw = np.abs(mv[i_start[j]:i_stop[j]])
+        firsts = []
+        for number, names in ref.groupby("cluster_number")["symbol"]:
+            m = [cols.index(x) for x in names]
+            at = of_j & (res.clusters[1] == number)
+            block = np.abs(C[np.ix_(m, m)])[~np.eye(len(m), dtype=bool)]
+            np.testing.assert_allclose(res.clusters[3][at], np.nanmean(block), rtol=1e-12)
+            assert (res.clusters[4][at] == aw[m] / aw.sum()).all()
+            seen["nan"] += int(np.isnan(block).any())
+            firsts.append(m[0])
+        seen["numbers"] += len(firsts) >= 2
+        seen["larger_later"] += any(a > b for a, b in zip(firsts[:-1], firsts[1:], strict=True))
+        in_cluster = sorted(cols.index(x) for x in ref["symbol"])
+        assert res.concentration[j] == (aw[in_cluster].sum() / aw.sum() if in_cluster else 0.0)
+    assert seen["numbers"] >= 10 and seen["nan"] >= 1 and seen["larger_later"] >= 1, seen
