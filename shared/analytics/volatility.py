@@ -479,11 +479,23 @@ def volatility_metrics_at(returns: pd.DataFrame, dates: Sequence, symbols: Seque
         raise ValueError("every symbol must be a column of returns")
     ends = np.where(ends < 0, -1, ends)  # not a row: every window row is before the first, i.e. missing
     R = returns.to_numpy(dtype=np.float64)
-    offsets = np.arange(-window + 1, 1)
+    # each symbol's valid returns once, in time order (one flat array, symbol after symbol, a NaN at the end):
+    # a window's valid returns are a slice of its symbol's, gathered straight into the right-aligned layout
+    # right_align would sort them into (valid values at the bottom, NaN above), so it finds nothing to sort
+    valid = ~np.isnan(R)
+    flat = np.append(R.T[valid.T], np.nan)
+    start = np.concatenate([[0], np.cumsum(valid.sum(0))[:-1]]).astype(np.int64)
+    upto = np.zeros((R.shape[0] + 1, R.shape[1]), dtype=np.int64)          # valid returns in rows < t
+    _cumsum_rows(valid, upto[1:])
+    hi = upto[ends + 1, cols]                                              # rows <= end (0 when end is -1)
+    lo = upto[np.clip(ends + 1 - window, 0, None), cols]                   # rows before the window
+    j = np.arange(window - 1, -1, -1)                                      # distance from the window's end
     parts = []
     for a in range(0, len(ends), block):
-        rows = ends[a:a + block, None] + offsets[None, :]                # (k, window)
-        vals = np.where(rows >= 0, R[np.maximum(rows, 0), cols[a:a + block, None]], np.nan)
+        b = min(a + block, len(ends))
+        n_k = (hi[a:b] - lo[a:b])[:, None]
+        pos = np.where(j[None, :] < n_k, start[cols[a:b], None] + hi[a:b, None] - 1 - j[None, :], len(flat) - 1)
+        vals = flat[pos]                                                   # (k, window), aligned
         parts.append(volatility_metrics(pd.DataFrame(vals.T), **kwargs))
     if not parts:
         return volatility_metrics(pd.DataFrame(np.empty((window, 0))), **kwargs).reset_index(drop=True)
