@@ -604,14 +604,22 @@ def holding_volatility_at(asset_returns: pd.DataFrame, positions: pd.DataFrame, 
     ``W_blk · R^T`` (T × block, missing returns as 0), each pair's window is then gathered as in
     :func:`volatility_metrics_at` (rows before ``first_row`` or before the index are NaN and dropped).
     """
-    mv = positions.groupby(["calculation_date", "portfolio_id", "symbol"], sort=True, observed=True)["market_value"].sum()
-    keys = mv.index.droplevel(2)
-    pairs = keys.unique()
-    p_code = pairs.get_indexer(keys)
+    # lots merged per (date, portfolio, symbol) as a sorted groupby on the three columns does it (the same
+    # groups, order and sums), on integer codes in the keys' own order rather than on dates and strings
+    d_code, d_uniq = pd.factorize(positions["calculation_date"], sort=True)
+    q_code, q_uniq = pd.factorize(positions["portfolio_id"], sort=True)
+    s_code, s_uniq = pd.factorize(positions["symbol"], sort=True)
+    n_q, n_s = max(len(q_uniq), 1), max(len(s_uniq), 1)
+    kept = (d_code >= 0) & (q_code >= 0) & (s_code >= 0)                   # a groupby drops missing keys
+    key = ((d_code.astype(np.int64) * n_q + q_code) * n_s + s_code)[kept]
+    mv = pd.Series(positions["market_value"].to_numpy(dtype=np.float64)[kept]).groupby(key, sort=True).sum()
+    k = mv.index.to_numpy()
+    dq, p_code = np.unique(k // n_s, return_inverse=True)                  # (date, portfolio) pairs, sorted
+    pairs = pd.MultiIndex.from_arrays([d_uniq.take(dq // n_q), q_uniq.take(dq % n_q)])
     eq = pd.Series(equity).reindex(pairs).to_numpy(dtype=np.float64)
     ok = np.isfinite(eq) & (eq > 0)
     w = np.where(ok[p_code], mv.to_numpy(dtype=np.float64) / np.where(ok, eq, 1.0)[p_code], 0.0)
-    col = asset_returns.columns.get_indexer(mv.index.get_level_values(2))
+    col = asset_returns.columns.get_indexer(s_uniq.take(k % n_s))
     has = col >= 0
     W = sparse.csr_matrix((w[has], (p_code[has], col[has])), shape=(len(pairs), asset_returns.shape[1]))
     R = np.nan_to_num(asset_returns.to_numpy(np.float64), nan=0.0)
