@@ -72,8 +72,10 @@ def run(ctx: PhaseContext) -> PhaseResult:
 
     # --- sectors and concentration --------------------------------------------------------------
     prof = profiles.set_index("symbol") if not profiles.empty else pd.DataFrame(columns=["sector", "is_etf"])
-    pos = h.assign(sector=h["symbol"].map(prof["sector"]),
-                   is_etf=h["symbol"].map(prof["is_etf"]).fillna(False).astype(bool))
+    at = prof.index.get_indexer(h["symbol"])     # Series.map's lookup; -1 (no profile): the None appended
+    pos = h.assign(sector=np.append(prof["sector"].to_numpy(dtype=object), None)[at],
+                   is_etf=pd.Series(np.append(prof["is_etf"].to_numpy(dtype=object), None)[at],
+                                    index=h.index).fillna(False).astype(bool))
     sw = sector_weights(pos[["calculation_date", "portfolio_id", "symbol", "market_value", "sector", "is_etf",
                              "investment_class"]], book.equity)
     vs = versus_benchmark(sw, bench)
