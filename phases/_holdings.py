@@ -51,26 +51,35 @@ def load_book(ctx: PhaseContext) -> Book | None:
             return None
         raise BadInputError(f"no portfolio snapshot between {rng.start} and {rng.end}: run pnl-snapshots first")
     cache = ctx.price_cache
-    symbols = sorted(set(positions["symbol"]) | set(positions["underlying_symbol"].dropna()))
+    symbols = sorted(set(positions["symbol"].unique()) | set(positions["underlying_symbol"].dropna().unique()))
     closes = cache.wide(None)
     dates = list(rng.sessions)
     res = position_pnl(positions, closes.reindex(columns=sorted(set(closes.columns) | set(symbols))), dates)
-    t_idx, p_idx = np.nonzero(res["held"])
-    d_arr = np.array(dates, dtype=object)
-    holdings = pd.DataFrame({
-        "calculation_date": d_arr[t_idx],
-        "portfolio_id": positions["portfolio_id"].to_numpy()[p_idx],
-        "position_id": positions["id"].to_numpy()[p_idx],
-        "symbol": positions["symbol"].to_numpy()[p_idx],
-        "underlying_symbol": positions["underlying_symbol"].to_numpy()[p_idx],
-        "investment_class": positions["investment_class"].fillna("PUBLIC").str.upper().to_numpy()[p_idx],
-        "position_type": positions["position_type"].to_numpy()[p_idx],
-        "market_value": res["value"][t_idx, p_idx],
-    })
     snaps["snapshot_date"] = pd.to_datetime(snaps["snapshot_date"]).dt.date
     equity = snaps.set_index(["snapshot_date", "portfolio_id"])["equity_balance"]
     equity.index = equity.index.set_names(["calculation_date", "portfolio_id"])
-    keep = pd.MultiIndex.from_frame(holdings[["calculation_date", "portfolio_id"]]).isin(equity.index)
-    return Book(holdings[keep].reset_index(drop=True), equity, snaps, closes)
+    # a (date, position) is kept when its portfolio has a snapshot that date: one lookup in a dates ×
+    # portfolios table, before the frame is built (its columns taken from the positions' own arrays)
+    p_code, p_uniq = pd.factorize(positions["portfolio_id"].to_numpy(dtype=object))
+    has = np.zeros((len(dates), len(p_uniq) + 1), dtype=bool)
+    d_row = pd.Index(dates).get_indexer(snaps["snapshot_date"].to_numpy(dtype=object))
+    s_col = pd.Index(p_uniq).get_indexer(snaps["portfolio_id"].to_numpy(dtype=object))
+    ok = (d_row >= 0) & (s_col >= 0)
+    has[d_row[ok], s_col[ok]] = True
+    t_idx, p_idx = np.nonzero(res["held"])
+    keep = has[t_idx, p_code[p_idx]]
+    t_idx, p_idx = t_idx[keep], p_idx[keep]
+    d_arr = np.array(dates, dtype=object)
+    holdings = pd.DataFrame({
+        "calculation_date": d_arr[t_idx],
+        "portfolio_id": positions["portfolio_id"].array.take(p_idx),
+        "position_id": positions["id"].to_numpy()[p_idx],
+        "symbol": positions["symbol"].array.take(p_idx),
+        "underlying_symbol": positions["underlying_symbol"].to_numpy()[p_idx],  # object, as before
+        "investment_class": positions["investment_class"].fillna("PUBLIC").str.upper().array.take(p_idx),
+        "position_type": positions["position_type"].array.take(p_idx),
+        "market_value": res["value"][t_idx, p_idx],
+    })
+    return Book(holdings, equity, snaps, closes)
 
 

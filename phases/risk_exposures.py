@@ -40,8 +40,8 @@ def run(ctx: PhaseContext) -> PhaseResult:
     public = h[h["investment_class"] == "PUBLIC"]
     with ctx.transaction() as s:
         factor_ids = repo.seed_factor_definitions(s)
-        betas = repo.load_symbol_betas(s, list(rng.sessions), sorted(set(public["symbol"])))
-        profiles = repo.load_profiles(s, sorted(set(h["symbol"])))
+        betas = repo.load_symbol_betas(s, list(rng.sessions), sorted(public["symbol"].unique()))
+        profiles = repo.load_profiles(s, sorted(h["symbol"].unique()))
         bench = repo.load_benchmark_weights(s, BENCHMARK, list(rng.sessions))  # each session its own
 
     # --- factor exposures -----------------------------------------------------------------------
@@ -72,8 +72,10 @@ def run(ctx: PhaseContext) -> PhaseResult:
 
     # --- sectors and concentration --------------------------------------------------------------
     prof = profiles.set_index("symbol") if not profiles.empty else pd.DataFrame(columns=["sector", "is_etf"])
-    pos = h.assign(sector=h["symbol"].map(prof["sector"]),
-                   is_etf=h["symbol"].map(prof["is_etf"]).fillna(False).astype(bool))
+    at = prof.index.get_indexer(h["symbol"])     # Series.map's lookup; -1 (no profile): the None appended
+    pos = h.assign(sector=np.append(prof["sector"].to_numpy(dtype=object), None)[at],
+                   is_etf=pd.Series(np.append(prof["is_etf"].to_numpy(dtype=object), None)[at],
+                                    index=h.index).fillna(False).astype(bool))
     sw = sector_weights(pos[["calculation_date", "portfolio_id", "symbol", "market_value", "sector", "is_etf",
                              "investment_class"]], book.equity)
     vs = versus_benchmark(sw, bench)
@@ -99,15 +101,65 @@ def run(ctx: PhaseContext) -> PhaseResult:
 
 def _sector_json(vs: pd.DataFrame, index: pd.MultiIndex) -> pd.Series:
     """Per (date, portfolio): {sector: {portfolio_weight, benchmark_weight, difference}} (rounded to 6
-    places, NaN -> None), in the rows' order. One pass over plain lists, no frame per group."""
-    out: dict = {}
-    cols = [c for c in ("portfolio_weight", "benchmark_weight", "difference") if c in vs]
-    values = [vs[c].to_numpy(dtype="float64").tolist() for c in cols]
-    for i, (d, p, sector) in enumerate(zip(vs["calculation_date"].tolist(), vs["portfolio_id"].tolist(),
-                                           vs["sector"].tolist(), strict=True)):
-        out.setdefault((d, p), {})[sector] = {c: (None if v[i] != v[i] else round(v[i], 6))
-                                              for c, v in zip(cols, values, strict=True)}
-    return pd.Series([out.get(k) for k in index], index=index, dtype=object)
+    places as Python's ``round`` does, NaN -> None), in the rows' order. The numbers are rounded in one
+    vectorised pass (:func:`round_like_python`), the rows grouped by a stable sort of their keys: one
+    small dict per row and one per group, no Python work per number."""
+    if vs.empty:
+        return pd.Series([None] * len(index), index=index, dtype=object)
+    values = []
+    for c in ("portfolio_weight", "benchmark_weight", "difference"):
+        x = vs[c].to_numpy(dtype="float64")
+        v = round_like_python(x, 6).astype(object)
+        v[np.isnan(x)] = None
+        values.append(v.tolist())
+    docs = [{"portfolio_weight": a, "benchmark_weight": b, "difference": c}
+            for a, b, c in zip(*values, strict=True)]
+    d_code, d_uniq = pd.factorize(vs["calculation_date"].to_numpy(dtype=object))
+    p_code, p_uniq = pd.factorize(vs["portfolio_id"].to_numpy(dtype=object))
+    order = np.argsort(d_code.astype(np.int64) * max(len(p_uniq), 1) + p_code, kind="stable")  # rows' order kept
+    key = d_code[order].astype(np.int64) * max(len(p_uniq), 1) + p_code[order]
+    starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+    ends = np.r_[starts[1:], len(key)]
+    sectors = vs["sector"].to_numpy(dtype=object)[order].tolist()
+    docs = [docs[i] for i in order.tolist()]
+    groups = [dict(zip(sectors[a:b], docs[a:b], strict=True)) for a, b in zip(starts.tolist(), ends.tolist(), strict=True)]
+    first = order[starts]
+    keys = pd.MultiIndex.from_arrays([d_uniq[d_code[first]], p_uniq[p_code[first]]])
+    at = keys.get_indexer(index)
+    return pd.Series([groups[i] if i >= 0 else None for i in at.tolist()], index=index, dtype=object)
+
+
+def round_like_python(x: np.ndarray, digits: int) -> np.ndarray:
+    """``round(v, digits)`` of every element, bit for bit as Python's ``round`` gives it, vectorised.
+
+    Python rounds the exact binary value to ``digits`` decimals (half to even) and returns the double
+    nearest that decimal. Here ``k = rint(x · 10^digits)`` is that decimal's integer unless the product
+    rounded onto a tie (its fraction exactly 0.5, where the rounding of the product may have decided the
+    side) or is too large for a half to be representable: those few elements take Python's ``round``.
+    ``k / 10^digits`` is then the double nearest ``k · 10^-digits`` (an exact integer over an exact
+    power of ten, divided once), as Python's result. NaN stays NaN, ±inf and -0.0 as ``round`` keeps them.
+
+    Parameters
+    ----------
+    x : ndarray of float64, any shape
+    digits : int, ≥ 0
+
+    Returns
+    -------
+    ndarray of float64, the shape of ``x``
+    """
+    x = np.asarray(x, dtype=np.float64)
+    scale = 10.0 ** digits
+    with np.errstate(invalid="ignore", over="ignore"):
+        p = x * scale
+        out = np.rint(p) / scale
+        odd = np.isfinite(p) & ~((np.abs(p) < 2.0 ** 51) & (np.abs(p - np.trunc(p)) != 0.5))
+    odd |= np.isfinite(x) & ~np.isfinite(p)
+    if odd.any():
+        flat, src = out.reshape(-1), x.reshape(-1)
+        for i in np.flatnonzero(odd.reshape(-1)).tolist():
+            flat[i] = round(float(src[i]), digits)
+    return out
 
 
 main = entrypoint("risk-exposures", "Phase 6a: portfolio betas, factor exposures, sectors and concentration.", run,

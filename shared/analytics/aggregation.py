@@ -69,9 +69,21 @@ def portfolio_factor_exposures(weights: pd.DataFrame, symbol_betas: pd.DataFrame
     # Row index: (date, portfolio); column index: row of `wide` (-1 = symbol has no beta at all).
     w = weights["weight"].to_numpy(dtype=np.float64)
     w = np.where(np.isfinite(w), w, 0.0)
-    row_codes, row_uniques = pd.MultiIndex.from_frame(weights[_KEYS]).factorize()
-    col_codes = wide.index.get_indexer(pd.MultiIndex.from_frame(weights[["calculation_date", "symbol"]]))
-    n_rows, n_cols = len(row_uniques), len(wide)
+    # integer codes instead of tuples: (date, portfolio) rows in order of first appearance, (date, symbol)
+    # columns looked up through one code space of dates and one of symbols shared with `wide`
+    n_w = len(weights)
+    d_code, d_uniq = pd.factorize(np.concatenate([weights["calculation_date"].to_numpy(dtype=object),
+                                                  wide.index.get_level_values(0).to_numpy(dtype=object)]))
+    s_code, _ = pd.factorize(np.concatenate([weights["symbol"].to_numpy(dtype=object),
+                                             wide.index.get_level_values(1).to_numpy(dtype=object)]))
+    p_code, p_uniq = pd.factorize(weights["portfolio_id"].to_numpy(dtype=object))
+    row_codes, first = pd.factorize(d_code[:n_w].astype(np.int64) * max(len(p_uniq), 1) + p_code)
+    first_row = np.zeros(len(first), dtype=np.int64)
+    first_row[row_codes[::-1]] = np.arange(n_w - 1, -1, -1)      # each (date, portfolio)'s first row
+    n_s = max(int(s_code.max(initial=-1)) + 1, 1)
+    ds = d_code.astype(np.int64) * n_s + s_code
+    col_codes = pd.Index(ds[n_w:]).get_indexer(ds[:n_w])
+    n_rows, n_cols = len(first), len(wide)
 
     gross = np.bincount(row_codes, weights=np.abs(w), minlength=n_rows)
     has = col_codes >= 0
@@ -83,10 +95,9 @@ def portfolio_factor_exposures(weights: pd.DataFrame, symbol_betas: pd.DataFrame
         coverage = np.where(gross[:, None] > 0, covered / gross[:, None], np.nan)
 
     n_f = len(factors)
-    keys = row_uniques.to_frame(index=False, name=_KEYS)
     out = pd.DataFrame({
-        "calculation_date": np.repeat(keys["calculation_date"].to_numpy(), n_f),
-        "portfolio_id": np.repeat(keys["portfolio_id"].to_numpy(), n_f),
+        "calculation_date": np.repeat(d_uniq[d_code[first_row]], n_f),
+        "portfolio_id": np.repeat(p_uniq[p_code[first_row]], n_f),
         "factor": np.tile(np.asarray(factors, dtype=object), n_rows),
         "exposure_value": expo.ravel(),
         "coverage": coverage.ravel(),

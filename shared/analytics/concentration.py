@@ -33,13 +33,14 @@ def sector_bucket(sector: pd.Series, is_etf: pd.Series, investment_class: pd.Ser
     Unlike the original system, which *dropped* public positions with no sector, we keep them visible
     in ``"Unclassified"`` so that the sector weights of a portfolio still add up to its gross leverage.
     """
-    uniq = pd.unique(sector.dropna())
-    mapping = {s: normalize_sector(s) for s in uniq}            # a handful of distinct labels
-    gics = sector.map(mapping)
-    cls = investment_class.astype("string").str.upper()
+    # a handful of distinct labels and classes: each mapped once, the rows take theirs by code
+    s_code, s_uniq = pd.factorize(sector)
+    labels = [normalize_sector(s) for s in s_uniq]
+    gics = np.array([UNCLASSIFIED if g is None else g for g in labels] + [UNCLASSIFIED], dtype=object)[s_code]
+    c_code, c_uniq = pd.factorize(investment_class)
+    unclassified = np.array([str(c).upper() in _UNCLASSIFIED_CLASSES for c in c_uniq] + [False])[c_code]
     etf = is_etf.fillna(False).astype(bool).to_numpy()
-    out = np.where(cls.isin(_UNCLASSIFIED_CLASSES).fillna(False).to_numpy(), UNCLASSIFIED,
-                   np.where(etf, ETF_BUCKET, gics.fillna(UNCLASSIFIED).to_numpy(dtype=object)))
+    out = np.where(unclassified, UNCLASSIFIED, np.where(etf, ETF_BUCKET, gics))
     return pd.Series(out, index=sector.index, name="sector", dtype=object)
 
 
@@ -64,20 +65,29 @@ def sector_weights(positions: pd.DataFrame, equity: pd.Series) -> pd.DataFrame:
     """
     if positions.empty:
         return pd.DataFrame(columns=[*_KEYS, "sector", "weight"])
-    frame = pd.DataFrame({
-        "calculation_date": positions["calculation_date"].to_numpy(),
-        "portfolio_id": positions["portfolio_id"].to_numpy(),
-        "sector": sector_bucket(positions["sector"], positions["is_etf"],
-                                positions["investment_class"]).to_numpy(),
-        "abs_mv": positions["market_value"].abs().to_numpy(dtype=np.float64),
-    })
-    g = frame.groupby([*_KEYS, "sector"], sort=True, observed=True)["abs_mv"].sum().reset_index()
-    eq = equity.copy()
-    eq.index = eq.index.set_names(_KEYS)
-    e = eq.reindex(pd.MultiIndex.from_frame(g[_KEYS])).to_numpy(dtype=np.float64)
+    # integer codes in the keys' own order: the groups, their order and the rows summed in each are those
+    # of a groupby on the three columns (sort=True), without hashing strings and dates per row
+    bucket = sector_bucket(positions["sector"], positions["is_etf"], positions["investment_class"]).to_numpy()
+    d_code, d_uniq = pd.factorize(positions["calculation_date"], sort=True)
+    p_code, p_uniq = pd.factorize(positions["portfolio_id"], sort=True)
+    s_code, s_uniq = pd.factorize(bucket, sort=True)
+    n_p, n_s = max(len(p_uniq), 1), max(len(s_uniq), 1)
+    key = (d_code.astype(np.int64) * n_p + p_code) * n_s + s_code
+    sums = pd.Series(positions["market_value"].abs().to_numpy(dtype=np.float64)).groupby(key, sort=True).sum()
+    k = sums.index.to_numpy()
+    dp, s_at = k // n_s, k % n_s
+    d_at, p_at = dp // n_p, dp % n_p
+    # equity of each (date, portfolio): one table lookup (equity's index is unique)
+    table = np.full(len(d_uniq) * n_p, np.nan)
+    e_d = pd.Index(d_uniq).get_indexer(equity.index.get_level_values(0))
+    e_p = pd.Index(p_uniq).get_indexer(equity.index.get_level_values(1))
+    found = (e_d >= 0) & (e_p >= 0)
+    table[e_d[found] * n_p + e_p[found]] = equity.to_numpy(dtype=np.float64)[found]
+    e = table[dp]
     e = np.where(e > 0, e, np.nan)
-    g["weight"] = g["abs_mv"].to_numpy() / e
-    return g[[*_KEYS, "sector", "weight"]]
+    return pd.DataFrame({"calculation_date": d_uniq.take(d_at), "portfolio_id": p_uniq.take(p_at),
+                         "sector": pd.Series(s_uniq).array.take(s_at),   # str, as a frame infers it
+                         "weight": sums.to_numpy() / e})
 
 
 def versus_benchmark(portfolio_sector_weights: pd.DataFrame, benchmark_weights: pd.Series | pd.DataFrame) -> pd.DataFrame:
@@ -147,20 +157,38 @@ def concentration(positions: pd.DataFrame) -> pd.DataFrame:
     cols = [*_KEYS, "hhi", "effective_num_positions", "top_3_concentration", "top_10_concentration"]
     if positions.empty:
         return pd.DataFrame(columns=cols)
-    frame = positions[[*_KEYS, "symbol"]].copy()
-    frame["abs_mv"] = positions["market_value"].abs().astype(np.float64)
-    per_sym = frame.groupby([*_KEYS, "symbol"], sort=False, observed=True)["abs_mv"].sum().reset_index()
-    tot = per_sym.groupby(_KEYS, sort=False, observed=True)["abs_mv"].transform("sum").to_numpy()
+    # integer codes in the keys' own order (a string groupby or sort is the slow part): the same groups,
+    # the same rows in each and the same order, hence the same sums
+    d_code, d_uniq = pd.factorize(positions["calculation_date"], sort=True)
+    p_code, p_uniq = pd.factorize(positions["portfolio_id"], sort=True)
+    s_code, s_uniq = pd.factorize(positions["symbol"])
+    key = (d_code.astype(np.int64) * len(p_uniq) + p_code) * max(len(s_uniq), 1) + s_code
+    abs_mv = positions["market_value"].abs().astype(np.float64).to_numpy()
+    per = pd.Series(abs_mv).groupby(key, sort=False).sum()                   # lots merged, first appearance
+    k = per.index.to_numpy()
+    dp = k // max(len(s_uniq), 1)
+    per_sym = pd.DataFrame({"dp": dp, "abs_mv": per.to_numpy()})
+    tot = per_sym.groupby("dp", sort=False)["abs_mv"].transform("sum").to_numpy()
     with np.errstate(invalid="ignore", divide="ignore"):
         per_sym["w"] = np.where(tot > 0, per_sym["abs_mv"].to_numpy() / tot, np.nan)
-    per_sym = per_sym.sort_values([*_KEYS, "w"], ascending=[True, True, False], ignore_index=True)
-    rank = per_sym.groupby(_KEYS, sort=False, observed=True).cumcount().to_numpy()
+    # by (date, portfolio), then w descending, NaN last, ties in row order: the order of
+    # sort_values([date, portfolio, w], ascending=[True, True, False]), without its categoricals
+    w = per_sym["w"].to_numpy()
+    nan = np.isnan(w)
+    order = np.lexsort((np.where(nan, 0.0, -w), nan, per_sym["dp"].to_numpy()))
+    per_sym = per_sym.take(order).reset_index(drop=True)
+    dp = per_sym["dp"].to_numpy()
+    starts = np.flatnonzero(np.r_[True, dp[1:] != dp[:-1]])
+    rank = np.arange(len(dp)) - np.repeat(starts, np.diff(np.r_[starts, len(dp)]))
     w = per_sym["w"].to_numpy()
     per_sym["w2"] = w * w
     per_sym["w_top3"] = np.where(rank < 3, w, 0.0)
     per_sym["w_top10"] = np.where(rank < 10, w, 0.0)
-    agg = per_sym.groupby(_KEYS, sort=True, observed=True)[["w2", "w_top3", "w_top10"]].sum(min_count=1)
-    out = agg.reset_index()
+    agg = per_sym.groupby("dp", sort=True)[["w2", "w_top3", "w_top10"]].sum(min_count=1)
+    out = agg.reset_index(drop=True)
+    at = agg.index.to_numpy()
+    out.insert(0, "portfolio_id", p_uniq.take(at % max(len(p_uniq), 1)))
+    out.insert(0, "calculation_date", d_uniq.take(at // max(len(p_uniq), 1)))
     out["hhi"] = out["w2"] * 10_000.0
     with np.errstate(divide="ignore", invalid="ignore"):
         out["effective_num_positions"] = 10_000.0 / out["hhi"]

@@ -42,6 +42,7 @@ ANNUALIZATION = 252
 HAR_LAGS = (1, 5, 22)
 _HOLD_BACK = 22
 _CHUNK = 512
+_COLUMNS = 2 * _CHUNK
 
 
 def _as_array(x: pd.DataFrame | np.ndarray) -> np.ndarray:
@@ -49,6 +50,17 @@ def _as_array(x: pd.DataFrame | np.ndarray) -> np.ndarray:
     if a.ndim == 1:
         a = a[:, None]
     return a
+
+
+def _cumsum_rows(x: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """``np.cumsum(x, axis=0, out=out)``, bit for bit (the same additions in the same order), one vector
+    add per row: for a C-ordered (T, S) array with many columns several times faster than numpy's
+    accumulate, which walks each column down with a stride of S."""
+    if len(x):
+        np.copyto(out[0], x[0])
+    for t in range(1, len(x)):
+        np.add(out[t - 1], x[t], out=out[t])
+    return out
 
 
 def right_align(x: pd.DataFrame | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -70,8 +82,17 @@ def right_align(x: pd.DataFrame | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     T = a.shape[0]
     if n.min(initial=T) == T:                                # nothing missing
         return a.copy(), n
-    order = np.argsort(valid, axis=0, kind="stable")       # NaN rows first, valid rows in time order
-    return np.take_along_axis(a, order, axis=0), n
+    # a column whose NaNs are all above its first valid value (a short history, a window reaching before
+    # the data) is aligned already; only the others are sorted (stably: NaN rows first, valid rows in time
+    # order). The result is C-ordered either way, as ``take_along_axis`` returns it.
+    first = np.where(n > 0, np.argmax(valid, axis=0), T)
+    gaps = np.flatnonzero(T - first != n)
+    out = np.array(a, order="C")
+    if gaps.size:
+        sub = a[:, gaps]
+        order = np.argsort(~np.isnan(sub), axis=0, kind="stable")
+        out[:, gaps] = np.take_along_axis(sub, order, axis=0)
+    return out, n
 
 
 def rolling_realized_vol(returns: pd.DataFrame | np.ndarray, window: int = 21,
@@ -102,23 +123,32 @@ def rolling_realized_vol(returns: pd.DataFrame | np.ndarray, window: int = 21,
     cnt = valid.sum(0)
     mu = np.where(valid, a, 0.0).sum(0) / np.maximum(cnt, 1)
     x = np.where(valid, a - mu, 0.0)
-    c1 = np.zeros((T + 1, S))
-    c2 = np.zeros((T + 1, S))
-    cm = np.zeros((T + 1, S))
-    np.cumsum(x, axis=0, out=c1[1:])
-    np.cumsum(x * x, axis=0, out=c2[1:])
-    np.cumsum(valid, axis=0, out=cm[1:])
-    out = np.full((T, S), np.nan)
+    out = np.empty((T, S))
     if window > T or window < 2:
+        out.fill(np.nan)
         return out
-    s1 = c1[window:] - c1[:-window]
-    s2 = c2[window:] - c2[:-window]
-    n = cm[window:] - cm[:-window]
-    var = (s2 - s1 * s1 / window) / (window - 1)
+    # the same operations as var = (s2 - s1·s1 / w) / (w - 1), vol = √(var · 252), in place (no temporaries)
+    c = np.empty((T + 1, S))
+    c[0] = 0.0
+    _cumsum_rows(x, c[1:])
+    s1 = c[window:] - c[:-window]
+    np.multiply(x, x, out=x)
+    _cumsum_rows(x, c[1:])
+    var = c[window:] - c[:-window]
+    cm = np.empty((T + 1, S), dtype=np.int32)
+    cm[0] = 0
+    _cumsum_rows(valid, cm[1:])
+    short = (cm[window:] - cm[:-window]) < window
+    np.multiply(s1, s1, out=s1)
+    s1 /= window
+    var -= s1
+    var /= window - 1
     np.maximum(var, 0.0, out=var)
-    vol = np.sqrt(var * annualization)
-    vol[n < window] = np.nan
-    out[window - 1:] = vol
+    var *= annualization
+    vol = out[window - 1:]
+    np.sqrt(var, out=vol)
+    vol[short] = np.nan
+    out[:window - 1] = np.nan
     return out
 
 
@@ -154,7 +184,7 @@ def _har_block(y: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     T, S = y.shape
     Tp = T - _HOLD_BACK
     C = np.zeros((T + 1, S))
-    np.cumsum(y, axis=0, out=C[1:])
+    _cumsum_rows(y, C[1:])
     D = np.empty((4, Tp, S))
     D[0] = y[_HOLD_BACK - 1:T - 1]                          # y_{t-1}
     np.subtract(C[_HOLD_BACK:T], C[_HOLD_BACK - 5:T - 5], out=D[1])
@@ -348,6 +378,25 @@ def volatility_metrics(returns: pd.DataFrame, *, min_obs: int = 63, horizon: int
     cols = returns.columns
     r, n = right_align(returns)
     S = r.shape[1]
+    # column blocks of _COLUMNS (the arrays of one block stay near the cache; a remainder under half a block
+    # joins the last one). Every step is per column, each block keeps right_align's memory order (a view's
+    # copy in order "K") and starts on a multiple of the HAR's _CHUNK, so a column's bits are those of one
+    # pass over all columns: no block is a single column (numpy sums that as a contiguous vector) unless
+    # S is 1, and the HAR's column chunks are the same.
+    edges = [*range(0, S - _COLUMNS // 2, _COLUMNS), S] if S > _COLUMNS else [0, S]
+    k = len(edges) - 1
+    parts = [_metrics_block(r if k == 1 else np.array(r[:, a:b], order="K"), n[a:b], min_obs=min_obs, horizon=horizon,
+                            trend_points=trend_points, trend_slope=trend_slope, trend_r2=trend_r2,
+                            min_percentile_points=min_percentile_points)
+             for a, b in zip(edges[:-1], edges[1:], strict=True)]
+    out = {c: np.concatenate([p[c] for p in parts]) for c in parts[0]}
+    return pd.DataFrame(out, index=cols)
+
+
+def _metrics_block(r: np.ndarray, n: np.ndarray, *, min_obs: int, horizon: int, trend_points: int,
+                   trend_slope: float, trend_r2: float, min_percentile_points: int) -> dict[str, np.ndarray]:
+    """:func:`volatility_metrics`' columns for right-aligned returns ``r`` (T, S) with ``n`` valid each."""
+    S = r.shape[1]
     sq = np.sqrt(ANNUALIZATION)
 
     def last_std(w: int) -> np.ndarray:
@@ -378,7 +427,7 @@ def volatility_metrics(returns: pd.DataFrame, *, min_obs: int = 63, horizon: int
         pct = np.where((n_roll >= min_percentile_points) & ~np.isnan(current), below / np.maximum(n_roll, 1),
                        np.nan)
 
-    return pd.DataFrame({
+    return {
         "n_obs": n,
         "realized_vol_21d": rv21,
         "realized_vol_63d": last_std(63),
@@ -395,7 +444,7 @@ def volatility_metrics(returns: pd.DataFrame, *, min_obs: int = 63, horizon: int
         "trend_slope": slope,
         "trend_strength": r2,
         "vol_percentile": pct,
-    }, index=cols)
+    }
 
 
 def volatility_metrics_at(returns: pd.DataFrame, dates: Sequence, symbols: Sequence[str], *, window: int = 252,
@@ -430,11 +479,23 @@ def volatility_metrics_at(returns: pd.DataFrame, dates: Sequence, symbols: Seque
         raise ValueError("every symbol must be a column of returns")
     ends = np.where(ends < 0, -1, ends)  # not a row: every window row is before the first, i.e. missing
     R = returns.to_numpy(dtype=np.float64)
-    offsets = np.arange(-window + 1, 1)
+    # each symbol's valid returns once, in time order (one flat array, symbol after symbol, a NaN at the end):
+    # a window's valid returns are a slice of its symbol's, gathered straight into the right-aligned layout
+    # right_align would sort them into (valid values at the bottom, NaN above), so it finds nothing to sort
+    valid = ~np.isnan(R)
+    flat = np.append(R.T[valid.T], np.nan)
+    start = np.concatenate([[0], np.cumsum(valid.sum(0))[:-1]]).astype(np.int64)
+    upto = np.zeros((R.shape[0] + 1, R.shape[1]), dtype=np.int64)          # valid returns in rows < t
+    _cumsum_rows(valid, upto[1:])
+    hi = upto[ends + 1, cols]                                              # rows <= end (0 when end is -1)
+    lo = upto[np.clip(ends + 1 - window, 0, None), cols]                   # rows before the window
+    j = np.arange(window - 1, -1, -1)                                      # distance from the window's end
     parts = []
     for a in range(0, len(ends), block):
-        rows = ends[a:a + block, None] + offsets[None, :]                # (k, window)
-        vals = np.where(rows >= 0, R[np.maximum(rows, 0), cols[a:a + block, None]], np.nan)
+        b = min(a + block, len(ends))
+        n_k = (hi[a:b] - lo[a:b])[:, None]
+        pos = np.where(j[None, :] < n_k, start[cols[a:b], None] + hi[a:b, None] - 1 - j[None, :], len(flat) - 1)
+        vals = flat[pos]                                                   # (k, window), aligned
         parts.append(volatility_metrics(pd.DataFrame(vals.T), **kwargs))
     if not parts:
         return volatility_metrics(pd.DataFrame(np.empty((window, 0))), **kwargs).reset_index(drop=True)
@@ -543,14 +604,22 @@ def holding_volatility_at(asset_returns: pd.DataFrame, positions: pd.DataFrame, 
     ``W_blk · R^T`` (T × block, missing returns as 0), each pair's window is then gathered as in
     :func:`volatility_metrics_at` (rows before ``first_row`` or before the index are NaN and dropped).
     """
-    mv = positions.groupby(["calculation_date", "portfolio_id", "symbol"], sort=True, observed=True)["market_value"].sum()
-    keys = mv.index.droplevel(2)
-    pairs = keys.unique()
-    p_code = pairs.get_indexer(keys)
+    # lots merged per (date, portfolio, symbol) as a sorted groupby on the three columns does it (the same
+    # groups, order and sums), on integer codes in the keys' own order rather than on dates and strings
+    d_code, d_uniq = pd.factorize(positions["calculation_date"], sort=True)
+    q_code, q_uniq = pd.factorize(positions["portfolio_id"], sort=True)
+    s_code, s_uniq = pd.factorize(positions["symbol"], sort=True)
+    n_q, n_s = max(len(q_uniq), 1), max(len(s_uniq), 1)
+    kept = (d_code >= 0) & (q_code >= 0) & (s_code >= 0)                   # a groupby drops missing keys
+    key = ((d_code.astype(np.int64) * n_q + q_code) * n_s + s_code)[kept]
+    mv = pd.Series(positions["market_value"].to_numpy(dtype=np.float64)[kept]).groupby(key, sort=True).sum()
+    k = mv.index.to_numpy()
+    dq, p_code = np.unique(k // n_s, return_inverse=True)                  # (date, portfolio) pairs, sorted
+    pairs = pd.MultiIndex.from_arrays([d_uniq.take(dq // n_q), q_uniq.take(dq % n_q)])
     eq = pd.Series(equity).reindex(pairs).to_numpy(dtype=np.float64)
     ok = np.isfinite(eq) & (eq > 0)
     w = np.where(ok[p_code], mv.to_numpy(dtype=np.float64) / np.where(ok, eq, 1.0)[p_code], 0.0)
-    col = asset_returns.columns.get_indexer(mv.index.get_level_values(2))
+    col = asset_returns.columns.get_indexer(s_uniq.take(k % n_s))
     has = col >= 0
     W = sparse.csr_matrix((w[has], (p_code[has], col[has])), shape=(len(pairs), asset_returns.shape[1]))
     R = np.nan_to_num(asset_returns.to_numpy(np.float64), nan=0.0)

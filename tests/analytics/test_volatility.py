@@ -9,6 +9,7 @@ from scipy import stats
 
 from shared.analytics.aggregation import portfolio_factor_exposures
 from shared.analytics.volatility import (
+    _metrics_block,
     har_fit,
     har_forecast,
     holding_returns,
@@ -276,3 +277,36 @@ def test_holding_volatility_at_equals_the_per_date_path(make_returns):
         assert trend(mine["vol_trend"]) == trend(ref["vol_trend"])
     assert got.loc[(got["calculation_date"] == dates[2]) & (got["portfolio_id"] == "c"), "n_obs"].item() == 0
     assert got.loc[got["calculation_date"] == dates[-1], "n_obs"].min() == 252
+
+
+def test_fast_kernels_bit_for_bit_as_numpy(returns_with_gaps):
+    """right_align (only gapped columns sorted) and rolling_realized_vol (cumulative sums one row at a time,
+    in place) give exactly the bits of the plain numpy formulation, and volatility_metrics' column blocks
+    give the bits of one pass over all columns."""
+    a = returns_with_gaps.copy()
+    a[:12] = np.nan                                       # every column NaN on top (a short window)
+    order = np.argsort(~np.isnan(a), axis=0, kind="stable")
+    aligned, n = right_align(a)
+    assert aligned.flags.c_contiguous
+    np.testing.assert_array_equal(aligned, np.take_along_axis(a, order, axis=0))
+    np.testing.assert_array_equal(n, (~np.isnan(a)).sum(0))
+    for x in (aligned, np.asfortranarray(aligned), a):
+        valid = ~np.isnan(x)
+        mu = np.where(valid, x, 0.0).sum(0) / np.maximum(valid.sum(0), 1)
+        c = np.where(valid, x - mu, 0.0)
+        c1, c2, cm = (np.vstack([np.zeros((1, x.shape[1])), np.cumsum(v, axis=0)]) for v in (c, c * c, valid))
+        var = ((c2[21:] - c2[:-21]) - (c1[21:] - c1[:-21]) ** 2 / 21) / 20
+        want = np.sqrt(np.maximum(var, 0.0) * 252)
+        want[(cm[21:] - cm[:-21]) < 21] = np.nan
+        got = rolling_realized_vol(x, 21)
+        assert np.isnan(got[:20]).all()
+        np.testing.assert_array_equal(got[20:], want)
+    # volatility_metrics runs its kernel on column blocks: the same bits as one pass over every column
+    wide = np.random.default_rng(11).normal(0.0, 0.01, (252, 2049))
+    wide[np.random.default_rng(12).random(wide.shape) < 0.03] = np.nan
+    for x in (wide, np.nan_to_num(wide)):                 # gaps (sorted, C order) and none (F order kept)
+        frame = pd.DataFrame(np.asfortranarray(x))
+        got = volatility_metrics(frame)
+        one = pd.DataFrame(_metrics_block(*right_align(frame), min_obs=63, horizon=21, trend_points=21,
+                                          trend_slope=0.001, trend_r2=0.3, min_percentile_points=100))
+        pd.testing.assert_frame_equal(got, one, check_exact=True)
