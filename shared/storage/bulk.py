@@ -226,8 +226,8 @@ def upsert(session: Session, model: type[m.Base], frame: pd.DataFrame, keys: Seq
     table, as an insert is, inside a savepoint; if a key turns out to be stored after all (or repeated in
     the frame) the COPY fails on the unique index, is rolled back to the savepoint, and the rows are merged:
     COPY into a temporary table and one ``INSERT … SELECT … ON CONFLICT``. Either way the same rows end up
-    stored; the plain COPY skips the temporary table and the per-row conflict handling (2x faster on the
-    M backfill's price cache)."""
+    stored; the plain COPY skips the temporary table and the per-row conflict handling (0.6x the time of
+    the merge for the M backfill's price cache, docs/performance.md)."""
     t0 = time.perf_counter()
     table = _arrow_table(model, frame)
     names = table.column_names
