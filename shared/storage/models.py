@@ -392,8 +392,8 @@ class StressScenarioSession(Base):
 
 class StressTestSummary(Base):
     __tablename__ = "stress_test_summaries"
-    portfolio_id: Mapped[str] = mapped_column(ForeignKey("portfolios.id", ondelete="CASCADE"), primary_key=True)
-    calculation_date: Mapped[date] = mapped_column(Date, primary_key=True)
+    portfolio_id: Mapped[str] = mapped_column(ForeignKey("portfolios.id", ondelete="CASCADE"), nullable=False)
+    calculation_date: Mapped[date] = mapped_column(Date, nullable=False)
     worst_pnl: Mapped[float | None] = mapped_column(Float)
     best_pnl: Mapped[float | None] = mapped_column(Float)
     mean_pnl: Mapped[float | None] = mapped_column(Float)
@@ -402,14 +402,15 @@ class StressTestSummary(Base):
     mean_correlation_effect: Mapped[float | None] = mapped_column(Float)
     negative_scenarios: Mapped[int | None] = mapped_column(Integer)
     positive_scenarios: Mapped[int | None] = mapped_column(Integer)
-    __table_args__ = (Index("ix_stress_test_summaries_date", "calculation_date"),)  # retention deletes (0008)
+    # date first (migration 0012): a chunk's rows append at the right end of the key; readers ask by date
+    __table_args__ = (PrimaryKeyConstraint("calculation_date", "portfolio_id", name="stress_test_summaries_pkey"),)
 
 
 class CorrelationCalculation(Base):
     __tablename__ = "correlation_calculations"
-    portfolio_id: Mapped[str] = mapped_column(ForeignKey("portfolios.id", ondelete="CASCADE"), primary_key=True)
-    duration_days: Mapped[int] = mapped_column(Integer, primary_key=True)
-    calculation_date: Mapped[date] = mapped_column(Date, primary_key=True)
+    portfolio_id: Mapped[str] = mapped_column(ForeignKey("portfolios.id", ondelete="CASCADE"), nullable=False)
+    duration_days: Mapped[int] = mapped_column(Integer, nullable=False)
+    calculation_date: Mapped[date] = mapped_column(Date, nullable=False)
     overall_correlation: Mapped[float | None] = mapped_column(Float)
     correlation_concentration_score: Mapped[float | None] = mapped_column(Float)
     effective_positions: Mapped[float | None] = mapped_column(Float)
@@ -420,7 +421,9 @@ class CorrelationCalculation(Base):
     correlation_threshold: Mapped[float | None] = mapped_column(Float)
     positions_included: Mapped[int | None] = mapped_column(Integer)
     positions_excluded: Mapped[int | None] = mapped_column(Integer)
-    __table_args__ = (Index("ix_correlation_calculations_date", "calculation_date"),)  # retention deletes (0008)
+    # date first (migration 0012)
+    __table_args__ = (PrimaryKeyConstraint("calculation_date", "portfolio_id", "duration_days",
+                                           name="correlation_calculations_pkey"),)
 
 
 class PairwiseCorrelation(Base):
@@ -443,14 +446,16 @@ class PairwiseCorrelation(Base):
 
 class CorrelationCluster(Base):
     __tablename__ = "correlation_clusters"
-    portfolio_id: Mapped[str] = mapped_column(ForeignKey("portfolios.id", ondelete="CASCADE"), primary_key=True)
-    duration_days: Mapped[int] = mapped_column(Integer, primary_key=True)
-    calculation_date: Mapped[date] = mapped_column(Date, primary_key=True)
-    cluster_number: Mapped[int] = mapped_column(Integer, primary_key=True)
-    symbol: Mapped[str] = mapped_column(String(32), primary_key=True)
+    portfolio_id: Mapped[str] = mapped_column(ForeignKey("portfolios.id", ondelete="CASCADE"), nullable=False)
+    duration_days: Mapped[int] = mapped_column(Integer, nullable=False)
+    calculation_date: Mapped[date] = mapped_column(Date, nullable=False)
+    cluster_number: Mapped[int] = mapped_column(Integer, nullable=False)
+    symbol: Mapped[str] = mapped_column(String(32), nullable=False)
     avg_correlation: Mapped[float | None] = mapped_column(Float)
     weight: Mapped[float | None] = mapped_column(Float)
-    __table_args__ = (Index("ix_correlation_clusters_date", "calculation_date"),)  # retention deletes (0008)
+    # date first (migration 0012)
+    __table_args__ = (PrimaryKeyConstraint("calculation_date", "portfolio_id", "duration_days", "cluster_number",
+                                           "symbol", name="correlation_clusters_pkey"),)
 
 
 # --- batch bookkeeping --------------------------------------------------------------------------

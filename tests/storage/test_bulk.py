@@ -102,3 +102,39 @@ def test_json_columns_are_valid_json_on_both_paths(pg_url, sqlite_url):
         with transaction(eng) as s:
             got.append(s.execute(select(m.StressTestScenario.shock_config)).scalar_one())
     assert got[0] == got[1] == {"a": None, "n": 5, "d": "2026-03-02", "7": [1.5, None]}
+
+
+@pytest.mark.postgres
+def test_upsert_of_new_keys_is_a_plain_copy_and_a_stored_key_missed_by_the_probe_still_merges(pg_url):
+    """New keys go straight in (``direct``); a frame whose sampled keys are new but which holds a stored key
+    (or repeats one) is merged all the same: the stored row updated, the last of a repeated key kept."""
+    eng = get_engine(pg_url)
+    migrate(eng)
+    days = pd.bdate_range("2026-01-01", periods=1300)
+    prices = pd.DataFrame({"symbol": "AAA", "date": days.date, "close": np.arange(1300.0), "data_source": "x",
+                           "updated_at": datetime(2026, 3, 4, 18, tzinfo=UTC)})
+    bulk.STATS.clear()
+    with transaction(eng) as s:
+        assert repo.upsert(s, m.MarketDataCache, prices.iloc[:200]) == 200
+    assert bulk.STATS["market_data_cache"]["direct"] == 1
+    # the stored row 199 second, then new rows: the probe (rows spread evenly) does not look at row 1
+    late = pd.concat([prices.iloc[200:201], prices.iloc[199:200], prices.iloc[201:]]).assign(close=-1.0)
+    late = pd.concat([late, late.iloc[[10]].assign(close=-2.0)])  # and a key repeated: the last wins
+    assert 1 not in {int(i) for i in np.linspace(0, len(late) - 1, bulk.PROBE_ROWS)}
+    with transaction(eng) as s:
+        assert repo.upsert(s, m.MarketDataCache, late) == 1102
+    stats = bulk.STATS["market_data_cache"]
+    assert (stats["direct"], stats["retried"], stats["calls"]) == (1, 1, 2)
+    with transaction(eng) as s:
+        got = dict(s.execute(select(m.MarketDataCache.date, m.MarketDataCache.close)).all())
+    assert len(got) == 1300
+    assert [got[d] for d in days.date[:199]] == list(np.arange(199.0))
+    assert got[days.date[199]] == -1.0 and got[late.iloc[10]["date"]] == -2.0
+    assert sum(v == -1.0 for v in got.values()) == 1100
+    # a frame whose probed keys are stored is merged without trying the COPY first
+    with transaction(eng) as s:
+        repo.upsert(s, m.MarketDataCache, prices.iloc[:5].assign(close=9.0), update=False)
+    assert (stats["direct"], stats["retried"], stats["calls"]) == (1, 1, 3)
+    with transaction(eng) as s:
+        assert s.execute(select(m.MarketDataCache.close).where(m.MarketDataCache.date == days.date[0])).scalar() == 0.0
+    eng.dispose()
