@@ -7,7 +7,8 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
-from phases.risk_exposures import _sector_json, round_like_python
+from phases.risk_exposures import _sector_json
+from shared.analytics.rounding import round_like_python
 
 COLS = ("portfolio_weight", "benchmark_weight", "difference")
 
